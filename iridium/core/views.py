@@ -1,0 +1,44 @@
+import logging
+
+from django.core.cache import cache
+from django.db import connection
+from django.http import JsonResponse
+from django.shortcuts import render
+
+logger = logging.getLogger(__name__)
+
+HEALTH_CACHE_KEY = "healthz:probe"
+
+
+def home(request):
+    return render(request, "home.html")
+
+
+def healthz(request):
+    """For load balancers: 200 when the database and cache answer, 503 naming what does not."""
+    checks = {"database": _check_database, "cache": _check_cache}
+    results = {}
+    for name, check in checks.items():
+        try:
+            check()
+        except Exception as error:  # any failure of a dependency is reported, not raised
+            logger.warning("healthz: %s unreachable: %s", name, error)
+            results[name] = {"ok": False, "error": f"{type(error).__name__}: {error}"}
+        else:
+            results[name] = {"ok": True}
+    healthy = all(result["ok"] for result in results.values())
+    failing = [name for name, result in results.items() if not result["ok"]]
+    body = {"status": "ok" if healthy else "unavailable", "unreachable": failing, **results}
+    return JsonResponse(body, status=200 if healthy else 503)
+
+
+def _check_database():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def _check_cache():
+    cache.set(HEALTH_CACHE_KEY, "ok", timeout=10)
+    if cache.get(HEALTH_CACHE_KEY) != "ok":
+        raise RuntimeError("the cache did not return what was just stored")

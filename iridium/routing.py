@@ -1,0 +1,3 @@
+"""Websocket routes of every app, gathered for iridium.asgi."""
+
+websocket_urlpatterns = []

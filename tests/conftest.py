@@ -1,0 +1,92 @@
+"""Shared fixtures. In CI (CI or IRIDIUM_REQUIRE_SERVICES set) PostgreSQL and Redis must be
+configured and reachable, or the run stops at once: those tests must never pass by skipping."""
+
+import os
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+
+from iridium.accounts.models import Organization, Plan, User
+from iridium.accounts.services import ensure_default_plans
+
+pytest_plugins = ["tests.live"]
+
+
+def services_required() -> bool:
+    return bool(os.environ.get("CI") or os.environ.get("IRIDIUM_REQUIRE_SERVICES"))
+
+
+def pytest_sessionstart(session):
+    if not services_required():
+        return
+    problems = []
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.postgresql":
+        problems.append("DATABASE_URL must point at PostgreSQL")
+    else:
+        import psycopg
+
+        try:
+            psycopg.connect(
+                host=database["HOST"] or "127.0.0.1",
+                port=database["PORT"] or 5432,
+                user=database["USER"],
+                password=database["PASSWORD"],
+                dbname="postgres",
+                connect_timeout=5,
+            ).close()
+        except psycopg.Error as error:
+            problems.append(f"PostgreSQL is unreachable: {error}")
+    if not settings.REDIS_URL:
+        problems.append("REDIS_URL must be set")
+    else:
+        import redis
+
+        try:
+            redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5).ping()
+        except redis.RedisError as error:
+            problems.append(f"Redis is unreachable: {error}")
+    if problems:
+        pytest.exit("Services the tests need are missing: " + "; ".join(problems), returncode=3)
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache():
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def plans(db):
+    # Transactional tests flush the tables, data-migration rows included: put the plans back.
+    ensure_default_plans()
+    return {plan.slug: plan for plan in Plan.objects.all()}
+
+
+@pytest.fixture
+def make_user(plans):
+    def make(
+        username="someone", *, plan="free", organization=None, password="a-Str0ng-pass!", **extra
+    ):
+        user = User(username=username, plan=plans[plan], organization=organization, **extra)
+        user.set_password(password)
+        user.save()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def user(make_user):
+    return make_user("ursula")
+
+
+@pytest.fixture
+def staff(make_user):
+    return make_user("stella", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def organization(plans):
+    return Organization.objects.create(name="Globex", slug="globex", plan=plans["enterprise"])

@@ -1,0 +1,176 @@
+from django.urls import reverse
+
+from iridium.accounts.models import PlanChange, User
+
+
+def change_form_data(user, **changes):
+    data = {
+        "username": user.username,
+        "email": user.email,
+        "first_name": "",
+        "last_name": "",
+        "is_active": "on",
+        "plan": user.plan_id,
+        "organization": user.organization_id or "",
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "00:00:00",
+        "plan_changes-TOTAL_FORMS": "0",
+        "plan_changes-INITIAL_FORMS": "0",
+        "plan_changes-MIN_NUM_FORMS": "0",
+        "plan_changes-MAX_NUM_FORMS": "0",
+    }
+    data.update(changes)
+    return data
+
+
+def test_changing_a_users_plan_in_admin_is_recorded(client, staff, user, plans):
+    client.force_login(staff)
+    url = reverse("admin:accounts_user_change", args=[user.pk])
+    response = client.post(url, change_form_data(user, plan=plans["pro"].pk))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    user.refresh_from_db()
+    assert user.plan == plans["pro"]
+    change = PlanChange.objects.get()
+    assert (change.user, change.from_plan, change.to_plan, change.changed_by) == (
+        user,
+        plans["free"],
+        plans["pro"],
+        staff,
+    )
+    assert change.changed_at is not None
+
+
+def test_saving_a_user_without_changing_the_plan_records_nothing(client, staff, user):
+    client.force_login(staff)
+    url = reverse("admin:accounts_user_change", args=[user.pk])
+    response = client.post(url, change_form_data(user, email="new@example.com"))
+    assert response.status_code == 302
+    assert not PlanChange.objects.exists()
+
+
+def test_bulk_action_moves_many_users_and_records_each(client, staff, make_user, plans):
+    users = [make_user(f"user{i}", plan="free") for i in range(3)]
+    already_pro = make_user("already", plan="pro")
+    client.force_login(staff)
+    response = client.post(
+        reverse("admin:accounts_user_changelist"),
+        {
+            "action": "move_to_plan_pro",
+            "_selected_action": [u.pk for u in [*users, already_pro]],
+        },
+        follow=True,
+    )
+    assert "3 user(s) moved to the Pro plan." in response.content.decode()
+    assert set(User.objects.filter(plan=plans["pro"])) == {*users, already_pro}
+    changes = PlanChange.objects.all()
+    assert {c.user for c in changes} == set(users)
+    assert {(c.from_plan, c.to_plan, c.changed_by) for c in changes} == {
+        (plans["free"], plans["pro"], staff)
+    }
+
+
+def test_plan_changes_are_visible_in_admin(client, staff, user, plans):
+    client.force_login(staff)
+    client.post(
+        reverse("admin:accounts_user_change", args=[user.pk]),
+        change_form_data(user, plan=plans["enterprise"].pk),
+    )
+    listing = client.get(reverse("admin:accounts_planchange_changelist")).content.decode()
+    assert user.username in listing and "Enterprise" in listing
+    history = client.get(reverse("admin:accounts_user_change", args=[user.pk])).content.decode()
+    assert "plan history" in history.lower()
+
+
+def test_organization_plan_change_is_recorded(client, staff, organization, plans):
+    client.force_login(staff)
+    response = client.post(
+        reverse("admin:accounts_organization_change", args=[organization.pk]),
+        {
+            "name": organization.name,
+            "slug": organization.slug,
+            "plan": plans["pro"].pk,
+            "members-TOTAL_FORMS": "0",
+            "members-INITIAL_FORMS": "0",
+            "members-MIN_NUM_FORMS": "0",
+            "members-MAX_NUM_FORMS": "0",
+            "plan_changes-TOTAL_FORMS": "0",
+            "plan_changes-INITIAL_FORMS": "0",
+            "plan_changes-MIN_NUM_FORMS": "0",
+            "plan_changes-MAX_NUM_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302
+    change = PlanChange.objects.get()
+    assert (change.organization, change.from_plan, change.to_plan) == (
+        organization,
+        plans["enterprise"],
+        plans["pro"],
+    )
+
+
+def test_user_list_shows_plan_organization_and_staff_flags_and_filters(
+    client, staff, make_user, organization, plans
+):
+    make_user("member", organization=organization, plan="pro")
+    make_user("loner", plan="free")
+    client.force_login(staff)
+    listing = client.get(reverse("admin:accounts_user_changelist"), {"q": "member"})
+    html = listing.content.decode()
+    assert "member" in html and "Globex" in html and "loner" not in html
+    assert ">Pro<" in html  # the plan column
+    by_plan = client.get(
+        reverse("admin:accounts_user_changelist"), {"plan__id__exact": plans["pro"].pk}
+    )
+    assert "member" in by_plan.content.decode() and "loner" not in by_plan.content.decode()
+    staff_only = client.get(reverse("admin:accounts_user_changelist"), {"is_staff__exact": "1"})
+    assert "loner" not in staff_only.content.decode() and "stella" in staff_only.content.decode()
+
+
+def test_organization_page_lists_its_members(client, staff, make_user, organization):
+    make_user("member", organization=organization)
+    client.force_login(staff)
+    html = client.get(
+        reverse("admin:accounts_organization_change", args=[organization.pk])
+    ).content.decode()
+    assert "member" in html
+
+
+def test_plans_are_editable_in_admin(client, staff, plans):
+    client.force_login(staff)
+    free = plans["free"]
+    response = client.post(
+        reverse("admin:accounts_plan_change", args=[free.pk]),
+        {
+            "name": "Free",
+            "position": 0,
+            "default_model": "gpt-4.1-nano",
+            "advanced_model": "gpt-4o-mini",
+            "monthly_budget_usd": "2.50",
+            "daily_request_limit": 25,
+        },
+    )
+    assert response.status_code == 302
+    free.refresh_from_db()
+    assert (free.default_model, str(free.monthly_budget_usd), free.daily_request_limit) == (
+        "gpt-4.1-nano",
+        "2.50",
+        25,
+    )
+
+
+def test_a_non_staff_user_cannot_reach_admin(client, user):
+    client.force_login(user)
+    for url in [
+        reverse("admin:index"),
+        reverse("admin:accounts_user_changelist"),
+        reverse("admin:accounts_plan_changelist"),
+    ]:
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response.url.startswith(reverse("admin:login"))
+
+
+def test_anonymous_cannot_reach_admin(client, plans):
+    response = client.get(reverse("admin:accounts_user_changelist"))
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("admin:login"))
