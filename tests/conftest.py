@@ -64,10 +64,13 @@ def plans(db):
     return {plan.slug: plan for plan in Plan.objects.all()}
 
 
+DEFAULT_PASSWORD = "a-Str0ng-pass!"
+
+
 @pytest.fixture
 def make_user(plans):
     def make(
-        username="someone", *, plan="free", organization=None, password="a-Str0ng-pass!", **extra
+        username="someone", *, plan="free", organization=None, password=DEFAULT_PASSWORD, **extra
     ):
         user = User(username=username, plan=plans[plan], organization=organization, **extra)
         user.set_password(password)

@@ -81,6 +81,8 @@ def browser(live_url, monkeypatch):
     Playwright's sync API keeps an event loop marked as running on the main thread while it is
     open, which Django's async-safety guard mistakes for ORM calls from async code; the guard is
     lifted for the browser test only (as pytest-playwright advises), never for other tests.
+    While the browser is open the ORM also hands this thread a connection of its own that is
+    never closed, so a browser test requests its database fixtures before `browser`.
     """
     from playwright.sync_api import sync_playwright
 

@@ -3,6 +3,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.conftest import DEFAULT_PASSWORD as PASSWORD
+
 pytestmark = pytest.mark.browser
 
 
@@ -39,13 +41,12 @@ def test_weak_password_is_explained_in_the_page(page, live_url):
     expect(page.get_by_label("Username")).to_have_value("petra")
 
 
-def test_layout_fits_a_phone_screen(browser, live_url, make_user):
-    make_user("phoebe", password="violet-Harbor-42")
+def test_layout_fits_a_phone_screen(live_url, user, browser):
     context = browser.new_context(viewport={"width": 375, "height": 740}, color_scheme="dark")
     page = context.new_page()
     page.goto(live_url + "/accounts/login/")
-    page.get_by_label("Username").fill("phoebe")
-    page.get_by_label("Password").fill("violet-Harbor-42")
+    page.get_by_label("Username").fill(user.username)
+    page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_test_id("plan-badge")).to_be_visible()
     scroll_width = page.evaluate("document.documentElement.scrollWidth")
