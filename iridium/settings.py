@@ -45,6 +45,8 @@ INSTALLED_APPS = [
     "channels",
     "iridium.core",
     "iridium.accounts",
+    "iridium.ai",
+    "iridium.analytics",
     "chat",
     "support",
     "codegen",
@@ -150,12 +152,34 @@ DEFAULT_PLAN_SLUG = "free"
 
 # --- Outside services -----------------------------------------------------------------------
 
-# Without OPENAI_API_KEY the app talks to its own demo provider (same code path, real HTTP).
+# Without OPENAI_API_KEY (and without OPENAI_BASE_URL) the app talks to its own demo provider,
+# started by `make run`: the same code path as production, over real HTTP.
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
+DEMO_PROVIDER_PORT = env.int("DEMO_PROVIDER_PORT", default=8765)
+AI_USES_DEMO_PROVIDER = not OPENAI_API_KEY and not OPENAI_BASE_URL
+AI_BASE_URL = OPENAI_BASE_URL or (
+    f"http://127.0.0.1:{DEMO_PROVIDER_PORT}/v1" if AI_USES_DEMO_PROVIDER else ""
+)
+# The provider name used for pricing and analytics ($ai_provider).
+AI_PROVIDER = env.str("AI_PROVIDER", default="openai")
+# Seconds to connect, and to wait for each read from the provider (a stream may run longer).
+AI_CONNECT_TIMEOUT = env.float("AI_CONNECT_TIMEOUT", default=5.0)
+AI_READ_TIMEOUT = env.float("AI_READ_TIMEOUT", default=60.0)
+# Retries of 408/409/429/5xx/timeouts by the openai SDK, and the deadline for all attempts of
+# one call to produce a response.
+AI_MAX_RETRIES = env.int("AI_MAX_RETRIES", default=2)
+AI_DEADLINE_SECONDS = env.float("AI_DEADLINE_SECONDS", default=120.0)
+# Model calls per answer when tools are in play (the last one may not call tools).
+AI_MAX_TOOL_STEPS = env.int("AI_MAX_TOOL_STEPS", default=5)
+# Features whose calls always run in privacy mode (no prompts or answers outside their app).
+AI_PRIVATE_FEATURES = env.list("AI_PRIVATE_FEATURES", default=["content-generation"])
+
 # Without POSTHOG_API_KEY nothing is sent to PostHog and everything else still works.
 POSTHOG_API_KEY = env.str("POSTHOG_API_KEY", default="")
 POSTHOG_HOST = env.str("POSTHOG_HOST", default="https://us.i.posthog.com")
+# Seconds the PostHog client's background sender waits for PostHog before retrying.
+POSTHOG_TIMEOUT = env.float("POSTHOG_TIMEOUT", default=5.0)
 
 # --- Security -------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from django.core.cache import cache
 from iridium.accounts.models import Organization, Plan, User
 from iridium.accounts.services import ensure_default_plans
 
-pytest_plugins = ["tests.live"]
+pytest_plugins = ["tests.live", "tests.fixtures_ai"]
 
 
 def services_required() -> bool:

@@ -1,10 +1,21 @@
-"""Serve Iridium with uvicorn: HTTP and websockets from one process, for `make run`."""
+"""Serve Iridium with uvicorn: HTTP and websockets from one process, for `make run`.
+
+Without OPENAI_API_KEY (and OPENAI_BASE_URL) the demo AI provider is served beside it, in the
+same event loop, on DEMO_PROVIDER_PORT.
+"""
 
 import asyncio
+import contextlib
 import os
 
 import uvicorn
+from django.conf import settings
 from django.core.management.base import BaseCommand
+
+from iridium.ai.demo_provider import DemoProvider
+from iridium.core.serving import start
+
+DEMO_TOKEN_DELAY = 0.02  # seconds between streamed words, so streaming is visible
 
 
 class Command(BaseCommand):
@@ -15,19 +26,28 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
 
     def handle(self, *args, host, port, **options):
-        asyncio.run(self._serve(host, port))
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(self._serve(host, port))
 
     async def _serve(self, host, port):
+        tasks = []
+        if settings.AI_USES_DEMO_PROVIDER:
+            demo_config = uvicorn.Config(
+                DemoProvider(token_delay=DEMO_TOKEN_DELAY),
+                host="127.0.0.1",
+                port=settings.DEMO_PROVIDER_PORT,
+                log_level="warning",
+                timeout_graceful_shutdown=1,
+            )
+            _, demo = await start(demo_config)
+            tasks.append(demo)
+            self.stdout.write(f"Demo AI provider at {settings.AI_BASE_URL} (no OPENAI_API_KEY set)")
         config = uvicorn.Config(
             "iridium.asgi:application", host=host, port=port, lifespan="off", log_level="info"
         )
-        server = uvicorn.Server(config)
-        serving = asyncio.create_task(server.serve())
-        while not server.started and not serving.done():
-            await asyncio.sleep(0.05)
-        if server.started:
-            shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-            self.stdout.write(
-                self.style.SUCCESS(f"Iridium is running at http://{shown_host}:{port}/")
-            )
-        await serving
+        _, app = await start(config)
+        tasks.append(app)
+        shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        self.stdout.write(self.style.SUCCESS(f"Iridium is running at http://{shown_host}:{port}/"))
+        # When either server stops (Ctrl+C stops both), stop.
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

@@ -1,0 +1,41 @@
+"""iridium.ai: the one door every app uses to reach an LLM.
+
+    from iridium import ai
+
+    async for event in ai.stream(user=user, feature="chat", messages=messages,
+                                 trace_id=f"conversation-{conversation.pk}", tools=[...]):
+        ...  # ai.TextDelta, ai.ToolCalled, then ai.Completion
+
+    completion = await ai.complete(user=user, feature="code-generation", messages=messages,
+                                   trace_id=..., complexity="advanced")
+
+Errors are `ai.AIError` subclasses whose message can be shown to the user as it is.
+"""
+
+from .errors import AIError, ProviderError
+from .types import Completion, Cost, TextDelta, Tool, ToolCalled, ToolContext, ToolFailed, Usage
+
+__all__ = [
+    "AIError",
+    "Completion",
+    "Cost",
+    "ProviderError",
+    "TextDelta",
+    "Tool",
+    "ToolCalled",
+    "ToolContext",
+    "ToolFailed",
+    "Usage",
+    "complete",
+    "stream",
+]
+
+
+def __getattr__(name):
+    # The service imports models; loading it lazily keeps `iridium.ai` importable from settings
+    # and app registries before Django is ready.
+    if name in ("stream", "complete"):
+        from . import service
+
+        return getattr(service, name)
+    raise AttributeError(name)

@@ -1,0 +1,34 @@
+"""The exceptions apps get from iridium.ai. Each carries a message a person can read as it is."""
+
+PROVIDER_BUSY = "The AI service is busy right now (rate limited). Please try again in a moment."
+PROVIDER_FAILED = "The AI service had a problem answering. Please try again."
+PROVIDER_TIMEOUT = "The AI service took too long to answer. Please try again."
+PROVIDER_UNREACHABLE = "The AI service cannot be reached right now. Please try again later."
+PROVIDER_CUT = "The answer was cut off by the AI service. Please try again."
+PROVIDER_REJECTED = "The AI service could not process this request."
+
+
+class AIError(Exception):
+    """Base of every error iridium.ai raises; `str(error)` is safe to show to the user."""
+
+    code = "ai_error"
+
+    def __init__(self, message: str, *, detail: str = ""):
+        super().__init__(message)
+        self.message = message
+        # For logs and the generation record, never shown to the user.
+        self.detail = detail
+
+
+class ProviderError(AIError):
+    """The provider failed after the SDK's retries (or the total deadline passed)."""
+
+    code = "provider_error"
+
+    def __init__(self, message: str, *, detail: str = "", status: int | None = None):
+        super().__init__(message, detail=detail)
+        self.status = status
+
+
+class ToolStepLimit(AIError):
+    code = "tool_step_limit"

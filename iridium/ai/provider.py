@@ -1,0 +1,69 @@
+"""The openai SDK client, one per event loop, with each HTTP attempt counted.
+
+The SDK's own retry loop (408/409/429/5xx, timeouts, with backoff) is kept; a request hook counts
+the attempts of the current call through a context variable so that every retry is recorded.
+"""
+
+import asyncio
+import contextvars
+import weakref
+
+import openai
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI]" = (
+    weakref.WeakKeyDictionary()
+)
+
+# The attempts of the call running in this task: a list the request hook appends to.
+current_attempts: contextvars.ContextVar[list | None] = contextvars.ContextVar(
+    "iridium_ai_attempts", default=None
+)
+
+
+async def _count_attempt(request):
+    attempts = current_attempts.get()
+    if attempts is not None:
+        attempts.append({"status": None})
+
+
+async def _note_status(response):
+    attempts = current_attempts.get()
+    if attempts:
+        attempts[-1]["status"] = response.status_code
+
+
+def client() -> openai.AsyncOpenAI:
+    """The client for the running event loop (an HTTP connection pool cannot cross loops)."""
+    loop = asyncio.get_running_loop()
+    existing = _clients.get(loop)
+    if existing is None:
+        existing = _clients[loop] = _new_client()
+    return existing
+
+
+def _new_client() -> openai.AsyncOpenAI:
+    timeout = openai.Timeout(settings.AI_READ_TIMEOUT, connect=settings.AI_CONNECT_TIMEOUT)
+    http_client = openai.DefaultAsyncHttpxClient(
+        timeout=timeout, event_hooks={"request": [_count_attempt], "response": [_note_status]}
+    )
+    return openai.AsyncOpenAI(
+        # Servers other than OpenAI (the demo provider, Ollama, vLLM) need no key.
+        api_key=settings.OPENAI_API_KEY or "not-needed",
+        base_url=settings.AI_BASE_URL or None,
+        max_retries=settings.AI_MAX_RETRIES,
+        timeout=timeout,
+        http_client=http_client,
+    )
+
+
+def base_url() -> str:
+    return settings.AI_BASE_URL or "https://api.openai.com/v1"
+
+
+@receiver(setting_changed)
+def _forget_clients(setting, **kwargs):
+    if setting.startswith(("AI_", "OPENAI_")):
+        _clients.clear()

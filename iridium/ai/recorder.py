@@ -1,0 +1,130 @@
+"""Writes generation and span rows and hands their events to PostHog, off the request path.
+
+The service only puts records on a queue. One daemon thread per process takes them in batches,
+bulk-inserts the rows with its own database connection, notes models without a price, and
+queues the PostHog events. Nothing here can fail a user's request; failures are logged.
+"""
+
+import atexit
+import logging
+import queue
+import threading
+
+from django.db import close_old_connections, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from iridium.analytics import posthog
+from iridium.analytics.models import Generation, Span
+
+from .models import UnpricedModel
+from .records import GenerationRecord, SpanRecord
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+_STOP = object()
+
+
+class Recorder:
+    def __init__(self):
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._pending = 0
+        self._idle = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def submit(self, record: GenerationRecord | SpanRecord) -> None:
+        with self._idle:
+            self._pending += 1
+        self._queue.put(record)
+        self._ensure_thread()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything submitted so far is written; True if it was in time."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout=timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write what is queued, close the thread's connection and end the thread."""
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return
+        self._queue.put(_STOP)
+        thread.join(timeout)
+
+    def _ensure_thread(self):
+        if self._thread is not None and self._thread.is_alive():
+            return
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="iridium-ai-recorder", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self):
+        try:
+            while True:
+                batch = [self._queue.get()]
+                while len(batch) < BATCH_SIZE:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                stopping = any(item is _STOP for item in batch)
+                records = [item for item in batch if item is not _STOP]
+                try:
+                    self._write(records)
+                finally:
+                    with self._idle:
+                        self._pending -= len(records)
+                        self._idle.notify_all()
+                if stopping:
+                    return
+        finally:
+            connection.close()
+
+    def _write(self, records):
+        if not records:
+            return
+        for record in records:
+            try:
+                posthog.capture(record.to_event())
+            except Exception:
+                logger.exception("could not queue a PostHog event")
+        try:
+            close_old_connections()
+            self._write_rows(records)
+        except Exception:
+            logger.exception("could not record %d AI call(s)", len(records))
+            connection.close()
+
+    @staticmethod
+    def _write_rows(records):
+        generations = [r for r in records if isinstance(r, GenerationRecord)]
+        spans = [r for r in records if isinstance(r, SpanRecord)]
+        unpriced: dict[tuple[str, str], int] = {}
+        for record in generations:
+            if record.cost is None and not record.is_error:
+                key = (record.model, record.provider)
+                unpriced[key] = unpriced.get(key, 0) + 1
+        with transaction.atomic():
+            if generations:
+                Generation.objects.bulk_create([r.to_row() for r in generations])
+            if spans:
+                Span.objects.bulk_create([r.to_row() for r in spans])
+            for (model, provider), calls in unpriced.items():
+                updated = UnpricedModel.objects.filter(model=model).update(
+                    calls=F("calls") + calls, last_seen=timezone.now()
+                )
+                if not updated:
+                    UnpricedModel.objects.get_or_create(
+                        model=model, defaults={"provider": provider, "calls": calls}
+                    )
+
+
+recorder = Recorder()
+# At exit the queue is written before PostHog's last flush; without PostHog, on its own.
+posthog.run_before_exit(recorder.stop)
+atexit.register(recorder.stop)

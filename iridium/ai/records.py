@@ -1,0 +1,199 @@
+"""What the service knows about one provider call or tool step, turned into a row and an event.
+
+Building these is cheap; writing the row and sending the event happen in the recorder's thread,
+so neither adds to what the user waits for.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from iridium.analytics.models import Generation, Span
+
+from .types import Cost, Usage
+
+
+@dataclass
+class Caller:
+    """Who a call is for, resolved once per call."""
+
+    user: Any  # a User, or None when anonymous
+    organization_id: int | None
+    plan: Any  # the effective Plan
+
+    @property
+    def user_id(self) -> int | None:
+        return self.user.pk if self.user is not None else None
+
+    def distinct_id(self, trace_id: str) -> str:
+        # Anonymous calls are attributed to their trace, without a person profile.
+        return str(self.user.pk) if self.user is not None else trace_id
+
+    @property
+    def groups(self) -> dict:
+        return {"company": str(self.organization_id)} if self.organization_id else {}
+
+
+@dataclass
+class GenerationRecord:
+    created_at: datetime
+    caller: Caller
+    trace_id: str
+    span_id: str
+    parent_id: str
+    feature: str
+    provider: str
+    model: str
+    base_url: str
+    stream: bool
+    step: int
+    usage: Usage
+    cost: Cost | None
+    latency_ms: float
+    time_to_first_token_ms: float | None
+    http_status: int | None
+    attempts: int
+    is_error: bool
+    error: str
+    finish_reason: str
+    privacy_mode: bool
+    tool_schemas: list[dict]
+    properties: dict
+    input: list | None
+    output: list | None
+    extra_posthog: dict = field(default_factory=dict)
+
+    def to_row(self) -> Generation:
+        cost = self.cost
+        return Generation(
+            created_at=self.created_at,
+            trace_id=self.trace_id,
+            span_id=self.span_id,
+            parent_id=self.parent_id,
+            user_id=self.caller.user_id,
+            organization_id=self.caller.organization_id,
+            plan_id=self.caller.plan.pk if self.caller.plan else None,
+            feature=self.feature,
+            provider=self.provider,
+            model=self.model,
+            base_url=self.base_url,
+            stream=self.stream,
+            step=self.step,
+            input_tokens=self.usage.input_tokens,
+            output_tokens=self.usage.output_tokens,
+            cached_tokens=self.usage.cached_tokens,
+            input_cost_usd=cost.input_usd if cost else None,
+            output_cost_usd=cost.output_usd if cost else None,
+            total_cost_usd=cost.total_usd if cost else None,
+            latency_ms=self.latency_ms,
+            time_to_first_token_ms=self.time_to_first_token_ms,
+            http_status=self.http_status,
+            attempts=self.attempts,
+            is_error=self.is_error,
+            error=self.error,
+            finish_reason=self.finish_reason,
+            privacy_mode=self.privacy_mode,
+            tools=[schema["function"]["name"] for schema in self.tool_schemas],
+            properties=self.properties,
+            input=None if self.privacy_mode else self.input,
+            output=None if self.privacy_mode else self.output,
+        )
+
+    def to_event(self) -> dict:
+        """The `$ai_generation` event, with PostHog's documented property names."""
+        properties = {
+            **self.properties,
+            "$ai_trace_id": self.trace_id,
+            "$ai_span_id": self.span_id,
+            "$ai_span_name": self.feature,
+            "$ai_parent_id": self.parent_id or self.trace_id,
+            "$ai_provider": self.provider,
+            "$ai_model": self.model,
+            "$ai_base_url": self.base_url,
+            "$ai_stream": self.stream,
+            "$ai_input_tokens": self.usage.input_tokens,
+            "$ai_output_tokens": self.usage.output_tokens,
+            "$ai_cache_read_input_tokens": self.usage.cached_tokens,
+            "$ai_latency": self.latency_ms / 1000,
+            "$ai_http_status": self.http_status or 0,
+            "$ai_is_error": self.is_error,
+            **self.extra_posthog,
+        }
+        if self.time_to_first_token_ms is not None:
+            properties["$ai_time_to_first_token"] = self.time_to_first_token_ms / 1000
+        if self.cost is not None:
+            properties["$ai_input_cost_usd"] = float(self.cost.input_usd)
+            properties["$ai_output_cost_usd"] = float(self.cost.output_usd)
+            properties["$ai_total_cost_usd"] = float(self.cost.total_usd)
+        if self.is_error:
+            properties["$ai_error"] = self.error
+        if self.tool_schemas:
+            properties["$ai_tools"] = self.tool_schemas
+        if not self.privacy_mode:
+            properties["$ai_input"] = self.input
+            if self.output is not None:
+                properties["$ai_output_choices"] = self.output
+        return _event("$ai_generation", self.caller, self.trace_id, properties)
+
+
+@dataclass
+class SpanRecord:
+    created_at: datetime
+    caller: Caller
+    trace_id: str
+    span_id: str
+    parent_id: str
+    name: str
+    feature: str
+    latency_ms: float
+    is_error: bool
+    error: str
+    privacy_mode: bool
+    properties: dict
+    input_state: Any
+    output_state: Any
+
+    def to_row(self) -> Span:
+        return Span(
+            created_at=self.created_at,
+            trace_id=self.trace_id,
+            span_id=self.span_id,
+            parent_id=self.parent_id,
+            name=self.name,
+            user_id=self.caller.user_id,
+            feature=self.feature,
+            latency_ms=self.latency_ms,
+            is_error=self.is_error,
+            error=self.error,
+            privacy_mode=self.privacy_mode,
+            input_state=None if self.privacy_mode else self.input_state,
+            output_state=None if self.privacy_mode else self.output_state,
+        )
+
+    def to_event(self) -> dict:
+        properties = {
+            **self.properties,
+            "$ai_trace_id": self.trace_id,
+            "$ai_span_id": self.span_id,
+            "$ai_span_name": self.name,
+            "$ai_parent_id": self.parent_id or self.trace_id,
+            "$ai_latency": self.latency_ms / 1000,
+            "$ai_is_error": self.is_error,
+        }
+        if self.is_error:
+            properties["$ai_error"] = self.error
+        if not self.privacy_mode:
+            properties["$ai_input_state"] = self.input_state
+            properties["$ai_output_state"] = self.output_state
+        return _event("$ai_span", self.caller, self.trace_id, properties)
+
+
+def _event(name: str, caller: Caller, trace_id: str, properties: dict) -> dict:
+    if caller.user is None:
+        properties["$process_person_profile"] = False
+    return {
+        "event": name,
+        "distinct_id": caller.distinct_id(trace_id),
+        "properties": properties,
+        "groups": caller.groups,
+    }

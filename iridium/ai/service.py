@@ -1,0 +1,569 @@
+"""The one door to the LLM: apps say who, which feature, the messages and the policy; the
+service picks the model, calls the provider, runs tools, prices and records every call."""
+
+import asyncio
+import json
+import logging
+import math
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import openai
+from django.conf import settings
+from django.utils import timezone
+
+from iridium.accounts.models import Plan, User
+
+from . import errors, pricing, provider
+from .recorder import recorder
+from .records import Caller, GenerationRecord, SpanRecord
+from .routing import choose_model
+from .types import (
+    Completion,
+    Complexity,
+    Cost,
+    TextDelta,
+    Tool,
+    ToolCalled,
+    ToolContext,
+    ToolFailed,
+    Usage,
+)
+
+logger = logging.getLogger(__name__)
+
+Event = TextDelta | ToolCalled | Completion
+
+
+async def stream(
+    *,
+    user,
+    feature: str,
+    messages: Sequence[dict],
+    trace_id: str,
+    properties: dict | None = None,
+    tools: Sequence[Tool] = (),
+    max_steps: int | None = None,
+    privacy: bool = False,
+    complexity: Complexity = "simple",
+    temperature: float | None = None,
+    max_output_tokens: int | None = None,
+) -> AsyncIterator[Event]:
+    """Stream an answer: `TextDelta`s as tokens arrive, a `ToolCalled` per tool run, and last
+    the `Completion`. Raises `errors.AIError` (a message fit for the user) when it cannot answer.
+    Closing the iterator early (the user pressed Stop) records what was produced so far."""
+    call = _Call(
+        user=user,
+        feature=feature,
+        messages=list(messages),
+        trace_id=trace_id,
+        properties=dict(properties or {}),
+        tools=list(tools),
+        max_steps=max_steps or settings.AI_MAX_TOOL_STEPS,
+        privacy=privacy,
+        complexity=complexity,
+        parameters=_parameters(temperature, max_output_tokens),
+        streaming=True,
+    )
+    # Closing this iterator early must close the inner ones at once, in this task, so that
+    # the partial answer is recorded now (not whenever the garbage collector gets to it).
+    async with aclosing(call.run()) as events:
+        async for event in events:
+            yield event
+
+
+async def complete(
+    *,
+    user,
+    feature: str,
+    messages: Sequence[dict],
+    trace_id: str,
+    properties: dict | None = None,
+    tools: Sequence[Tool] = (),
+    max_steps: int | None = None,
+    privacy: bool = False,
+    complexity: Complexity = "simple",
+    temperature: float | None = None,
+    max_output_tokens: int | None = None,
+) -> Completion:
+    """The whole answer at once (the provider is called without streaming)."""
+    call = _Call(
+        user=user,
+        feature=feature,
+        messages=list(messages),
+        trace_id=trace_id,
+        properties=dict(properties or {}),
+        tools=list(tools),
+        max_steps=max_steps or settings.AI_MAX_TOOL_STEPS,
+        privacy=privacy,
+        complexity=complexity,
+        parameters=_parameters(temperature, max_output_tokens),
+        streaming=False,
+    )
+    async with aclosing(call.run()) as events:
+        async for event in events:
+            if isinstance(event, Completion):
+                return event
+    raise AssertionError("a call always ends with a Completion")  # pragma: no cover
+
+
+def _parameters(temperature, max_output_tokens) -> dict:
+    parameters = {}
+    if temperature is not None:
+        parameters["temperature"] = temperature
+    if max_output_tokens is not None:
+        parameters["max_completion_tokens"] = max_output_tokens
+    return parameters
+
+
+async def resolve_caller(user) -> Caller:
+    if user is None or not user.is_authenticated:
+        return Caller(user=None, organization_id=None, plan=await _default_plan())
+    fresh = await User.objects.select_related("plan", "organization__plan").aget(pk=user.pk)
+    return Caller(user=fresh, organization_id=fresh.organization_id, plan=fresh.effective_plan)
+
+
+async def _default_plan() -> Plan:
+    return await Plan.objects.aget(slug=settings.DEFAULT_PLAN_SLUG)
+
+
+def new_span_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass
+class _StepResult:
+    text: str
+    tool_calls: list[dict]
+    usage: Usage
+    cost: Cost | None
+    finish_reason: str
+    span_id: str
+
+
+@dataclass
+class _Call:
+    user: Any
+    feature: str
+    messages: list[dict]
+    trace_id: str
+    properties: dict
+    tools: list[Tool]
+    max_steps: int
+    privacy: bool
+    complexity: Complexity
+    parameters: dict
+    streaming: bool
+    caller: Caller | None = None
+    model: str = ""
+    span_ids: list[str] = field(default_factory=list)
+
+    async def run(self) -> AsyncIterator[Event]:
+        started = time.perf_counter()
+        created_at = timezone.now()
+        self.caller = await resolve_caller(self.user)
+        plan = self.caller.plan
+        self.privacy = (
+            self.privacy or plan.privacy_mode_forced or self.feature in settings.AI_PRIVATE_FEATURES
+        )
+        self.model = choose_model(plan=plan, complexity=self.complexity)
+        self.properties = {"feature": self.feature, "plan": plan.slug, **self.properties}
+        await pricing.overrides.refresh_if_stale()
+
+        # With tools, the provider calls and tool runs are children of one span for the answer.
+        root_span = new_span_id() if self.tools else ""
+        conversation = list(self.messages)
+        usage, cost, tool_events = Usage(), Cost(Decimal(0), Decimal(0), Decimal(0)), []
+        text, finish_reason = "", "stop"
+        try:
+            for step in range(1, self.max_steps + 1):
+                result = None
+                async with aclosing(self._provider_step(conversation, step, root_span)) as items:
+                    async for item in items:
+                        if isinstance(item, _StepResult):
+                            result = item
+                        else:
+                            yield item
+                usage += result.usage
+                cost = cost + result.cost if (cost is not None and result.cost) else None
+                text, finish_reason = result.text, result.finish_reason
+                if not result.tool_calls:
+                    break
+                conversation.append(_assistant_message(result.text, result.tool_calls))
+                for tool_call in result.tool_calls:
+                    called = await self._run_tool(tool_call, root_span)
+                    tool_events.append(called)
+                    yield called
+                    conversation.append(
+                        {
+                            "role": "tool",
+                            "tool_call_id": tool_call["id"],
+                            "content": json.dumps(called.result, default=str),
+                        }
+                    )
+            completion = Completion(
+                text=text,
+                model=self.model,
+                trace_id=self.trace_id,
+                usage=usage,
+                cost=cost,
+                steps=len(self.span_ids),
+                tool_calls=tool_events,
+                finish_reason=finish_reason,
+                span_ids=list(self.span_ids),
+            )
+            yield completion
+        finally:
+            if root_span:
+                self._record_span(
+                    span_id=root_span,
+                    parent_id="",
+                    name=self.feature,
+                    created_at=created_at,
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                    input_state=self.messages,
+                    output_state=text,
+                )
+
+    # --- One provider call ------------------------------------------------------------------
+
+    async def _provider_step(self, conversation, step, parent_id):
+        allow_tools = bool(self.tools) and step < self.max_steps
+        request = {"model": self.model, "messages": conversation, **self.parameters}
+        if self.tools:
+            # On the last allowed step the model must answer in words.
+            request["tools"] = [tool.schema() for tool in self.tools]
+            request["tool_choice"] = "auto" if allow_tools else "none"
+        if self.streaming:
+            request["stream"] = True
+            request["stream_options"] = {"include_usage": True}
+
+        span_id = new_span_id()
+        self.span_ids.append(span_id)
+        attempts: list[dict] = []
+        token = provider.current_attempts.set(attempts)
+        created_at = timezone.now()
+        started = time.perf_counter()
+        state = _StreamState()
+        outcome = "error"
+        try:
+            async with asyncio.timeout(settings.AI_DEADLINE_SECONDS):
+                response = await provider.client().chat.completions.create(**request)
+            if self.streaming:
+                state.answering = True
+                try:
+                    async for chunk in response:
+                        delta_text = state.take(chunk, started)
+                        if delta_text:
+                            yield TextDelta(delta_text)
+                finally:
+                    await response.close()
+                if state.finish_reason is None:
+                    raise _CutStream()
+            else:
+                state.take_completion(response, started)
+            outcome = "ok"
+        except (GeneratorExit, asyncio.CancelledError):
+            outcome = "cancelled"
+            raise
+        except Exception as error:
+            state.error = f"{type(error).__name__}: {error}"
+            raise self._provider_error(error, attempts, state) from error
+        finally:
+            provider.current_attempts.reset(token)
+            latency_ms = (time.perf_counter() - started) * 1000
+            error_text = "" if outcome != "error" else _describe_attempts(attempts, state.error)
+            if outcome == "cancelled":
+                state.finish_reason = "cancelled"
+            usage = state.usage or self._estimated_usage(conversation, state)
+            step_cost = pricing.price(provider=settings.AI_PROVIDER, model=self.model, usage=usage)
+            state.cost = step_cost
+            self._record_generation(
+                created_at=created_at,
+                span_id=span_id,
+                parent_id=parent_id,
+                step=step,
+                request=request,
+                state=state,
+                usage=usage,
+                cost=step_cost,
+                latency_ms=latency_ms,
+                attempts=attempts,
+                error=error_text,
+            )
+        yield _StepResult(
+            text=state.text,
+            tool_calls=state.tool_calls(),
+            usage=usage,
+            cost=step_cost,
+            finish_reason=state.finish_reason or "stop",
+            span_id=span_id,
+        )
+
+    def _provider_error(self, error: Exception, attempts, state) -> errors.ProviderError:
+        status = getattr(error, "status_code", None)
+        detail = f"{type(error).__name__}: {error}"
+        if isinstance(error, _CutStream) or (
+            state.answering and isinstance(error, openai.APIError | OSError)
+        ):
+            # The stream had begun: the connection broke or the server sent an error event.
+            message = errors.PROVIDER_CUT
+        elif isinstance(error, openai.RateLimitError):
+            message = errors.PROVIDER_BUSY
+        elif isinstance(error, openai.APITimeoutError | TimeoutError):
+            message = errors.PROVIDER_TIMEOUT
+        elif isinstance(error, openai.APIConnectionError):
+            message = errors.PROVIDER_UNREACHABLE
+        elif isinstance(error, openai.APIStatusError) and error.status_code < 500:
+            message = errors.PROVIDER_REJECTED
+        else:
+            message = errors.PROVIDER_FAILED
+        logger.warning(
+            "AI call failed: feature=%s model=%s trace=%s attempts=%d: %s",
+            self.feature,
+            self.model,
+            self.trace_id,
+            len(attempts),
+            detail,
+        )
+        return errors.ProviderError(message, detail=detail, status=status)
+
+    def _estimated_usage(self, conversation, state) -> Usage:
+        # The provider reports usage only at the end of a complete stream; for a stopped or cut
+        # answer it is estimated (about 4 characters a token) and marked as estimated.
+        if not state.text and not state.tool_fragments:
+            return Usage()
+        state.usage_estimated = True
+        prompt_chars = sum(len(str(m.get("content") or "")) for m in conversation)
+        return Usage(
+            input_tokens=math.ceil(prompt_chars / 4),
+            output_tokens=math.ceil(len(state.text) / 4),
+        )
+
+    # --- Tools ------------------------------------------------------------------------------
+
+    async def _run_tool(self, tool_call: dict, parent_id: str) -> ToolCalled:
+        name = tool_call["function"]["name"]
+        created_at = timezone.now()
+        started = time.perf_counter()
+        arguments: Any = {}
+        is_error = True
+        tool = next((t for t in self.tools if t.name == name), None)
+        try:
+            arguments = json.loads(tool_call["function"]["arguments"] or "{}")
+            if not isinstance(arguments, dict):
+                raise ValueError("arguments must be a JSON object")
+        except ValueError:
+            result = {"error": "The tool arguments were not a valid JSON object."}
+        else:
+            if tool is None:
+                result = {"error": f"There is no tool named {name!r}."}
+            else:
+                context = ToolContext(
+                    user=self.caller.user, trace_id=self.trace_id, feature=self.feature
+                )
+                try:
+                    result = await tool.run(arguments, context)
+                    is_error = False
+                except ToolFailed as failure:
+                    result = {"error": str(failure)}
+                except Exception:
+                    logger.exception("tool %s failed (trace %s)", name, self.trace_id)
+                    result = {"error": "The tool failed."}
+        self._record_span(
+            span_id=new_span_id(),
+            parent_id=parent_id,
+            name=f"tool:{name}",
+            created_at=created_at,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            input_state=arguments,
+            output_state=result,
+            is_error=is_error,
+            error=result.get("error", "") if is_error else "",
+        )
+        return ToolCalled(name=name, arguments=arguments, result=result, is_error=is_error)
+
+    # --- Records ----------------------------------------------------------------------------
+
+    def _record_generation(
+        self,
+        *,
+        created_at,
+        span_id,
+        parent_id,
+        step,
+        request,
+        state,
+        usage,
+        cost,
+        latency_ms,
+        attempts,
+        error,
+    ):
+        properties = self.properties
+        if state.usage_estimated:
+            properties = {**properties, "usageEstimated": True}
+        produced = state.text or state.tool_fragments
+        output = [_assistant_message(state.text, state.tool_calls())] if produced else None
+        recorder.submit(
+            GenerationRecord(
+                created_at=created_at,
+                caller=self.caller,
+                trace_id=self.trace_id,
+                span_id=span_id,
+                parent_id=parent_id,
+                feature=self.feature,
+                provider=settings.AI_PROVIDER,
+                model=self.model,
+                base_url=provider.base_url(),
+                stream=self.streaming,
+                step=step,
+                usage=usage,
+                cost=cost,
+                latency_ms=latency_ms,
+                time_to_first_token_ms=state.time_to_first_token_ms,
+                http_status=next(
+                    (a["status"] for a in reversed(attempts) if a.get("status")), None
+                ),
+                attempts=max(len(attempts), 1),
+                is_error=bool(error),
+                error=error,
+                finish_reason=state.finish_reason or "",
+                privacy_mode=self.privacy,
+                tool_schemas=request.get("tools", []),
+                properties=properties,
+                input=request["messages"],
+                output=output,
+            )
+        )
+
+    def _record_span(
+        self,
+        *,
+        span_id,
+        parent_id,
+        name,
+        created_at,
+        latency_ms,
+        input_state,
+        output_state,
+        is_error=False,
+        error="",
+    ):
+        recorder.submit(
+            SpanRecord(
+                created_at=created_at,
+                caller=self.caller,
+                trace_id=self.trace_id,
+                span_id=span_id,
+                parent_id=parent_id,
+                name=name,
+                feature=self.feature,
+                latency_ms=latency_ms,
+                is_error=is_error,
+                error=error,
+                privacy_mode=self.privacy,
+                properties=self.properties,
+                input_state=input_state,
+                output_state=output_state,
+            )
+        )
+
+
+class _CutStream(Exception):
+    def __str__(self):
+        return "the stream ended before the answer was complete"
+
+
+class _StreamState:
+    """What has arrived of one provider answer, streamed or whole."""
+
+    def __init__(self):
+        self.parts: list[str] = []
+        self.tool_fragments: dict[int, dict] = {}
+        self.usage: Usage | None = None
+        self.usage_estimated = False
+        self.finish_reason: str | None = None
+        self.time_to_first_token_ms: float | None = None
+        self.cost = None
+        self.error = None
+        self.answering = False  # the provider accepted the request and is streaming
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def take(self, chunk, started: float) -> str:
+        if chunk.usage is not None:
+            self.usage = _usage(chunk.usage)
+        delta_text = ""
+        for choice in chunk.choices:
+            delta = choice.delta
+            if delta.content:
+                delta_text += delta.content
+            for fragment in delta.tool_calls or ():
+                slot = self.tool_fragments.setdefault(
+                    fragment.index, {"id": "", "name": "", "arguments": []}
+                )
+                if fragment.id:
+                    slot["id"] = fragment.id
+                if fragment.function and fragment.function.name:
+                    slot["name"] = fragment.function.name
+                if fragment.function and fragment.function.arguments:
+                    slot["arguments"].append(fragment.function.arguments)
+            if choice.finish_reason:
+                self.finish_reason = choice.finish_reason
+        if (delta_text or self.tool_fragments) and self.time_to_first_token_ms is None:
+            self.time_to_first_token_ms = (time.perf_counter() - started) * 1000
+        if delta_text:
+            self.parts.append(delta_text)
+        return delta_text
+
+    def take_completion(self, completion, started: float):
+        choice = completion.choices[0]
+        self.parts.append(choice.message.content or "")
+        for index, call in enumerate(choice.message.tool_calls or ()):
+            self.tool_fragments[index] = {
+                "id": call.id,
+                "name": call.function.name,
+                "arguments": [call.function.arguments],
+            }
+        self.finish_reason = choice.finish_reason
+        if completion.usage is not None:
+            self.usage = _usage(completion.usage)
+
+    def tool_calls(self) -> list[dict]:
+        return [
+            {
+                "id": slot["id"],
+                "type": "function",
+                "function": {"name": slot["name"], "arguments": "".join(slot["arguments"])},
+            }
+            for _, slot in sorted(self.tool_fragments.items())
+        ]
+
+
+def _usage(reported) -> Usage:
+    details = reported.prompt_tokens_details
+    return Usage(
+        input_tokens=reported.prompt_tokens or 0,
+        output_tokens=reported.completion_tokens or 0,
+        cached_tokens=(details.cached_tokens or 0) if details else 0,
+    )
+
+
+def _assistant_message(text: str, tool_calls: list[dict]) -> dict:
+    message: dict = {"role": "assistant", "content": text or None}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    return message
+
+
+def _describe_attempts(attempts: list[dict], error: str | None) -> str:
+    statuses = ", ".join(str(a.get("status") or "no response") for a in attempts) or "none"
+    return f"{error} ({len(attempts)} attempt(s): {statuses})"

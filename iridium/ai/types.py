@@ -1,0 +1,106 @@
+"""What apps hand to iridium.ai and what they get back."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+Complexity = Literal["simple", "advanced"]
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """Who a tool acts for. Tools must use this user, never one named in the model's arguments."""
+
+    user: Any  # the signed-in user, or None for anonymous calls
+    trace_id: str
+    feature: str
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A function the model may call: a JSON schema for its arguments and an async executor.
+
+    `run(arguments, context)` returns something JSON-serialisable; raising `ToolFailed` hands the
+    model an error message instead of a result.
+    """
+
+    name: str
+    description: str
+    parameters: dict
+    run: Callable[[dict, ToolContext], Awaitable[Any]]
+
+    def schema(self) -> dict:
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.parameters,
+            },
+        }
+
+
+class ToolFailed(Exception):
+    """Raised by a tool executor: the message is given to the model as the tool's result."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0  # includes cached tokens, as OpenAI counts them
+    output_tokens: int = 0
+    cached_tokens: int = 0
+
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cached_tokens + other.cached_tokens,
+        )
+
+
+@dataclass(frozen=True)
+class Cost:
+    input_usd: Decimal
+    output_usd: Decimal
+    total_usd: Decimal
+
+    def __add__(self, other: "Cost") -> "Cost":
+        return Cost(
+            self.input_usd + other.input_usd,
+            self.output_usd + other.output_usd,
+            self.total_usd + other.total_usd,
+        )
+
+
+# --- Events of a streamed call ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCalled:
+    """The model called a tool and the service ran it."""
+
+    name: str
+    arguments: dict
+    result: Any
+    is_error: bool = False
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The whole answer, the last event of a stream and the result of `complete()`."""
+
+    text: str
+    model: str
+    trace_id: str
+    usage: Usage
+    cost: Cost | None  # None when a model's price is unknown
+    steps: int
+    tool_calls: list[ToolCalled] = field(default_factory=list)
+    finish_reason: str = "stop"
+    span_ids: list[str] = field(default_factory=list)

@@ -1,0 +1,99 @@
+"""The one PostHog client of this process. Without POSTHOG_API_KEY there is none and nothing
+is sent. `capture` only queues: the client's own thread batches, retries and sends."""
+
+import atexit
+import logging
+import threading
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from posthog import Posthog
+
+logger = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_client: Posthog | None = None
+_configured = False
+_before_exit: list[Callable[[], None]] = []
+EXIT_FLUSH_SECONDS = 3.0
+
+
+def run_before_exit(callback: Callable[[], None]) -> None:
+    """Run `callback` at process exit before the last events are sent (the recorder's queue)."""
+    _before_exit.append(callback)
+
+
+def client() -> Posthog | None:
+    global _client, _configured
+    if _configured:
+        return _client
+    with _lock:
+        if not _configured:
+            _client = _new_client() if settings.POSTHOG_API_KEY else None
+            _configured = True
+            if _client is not None:
+                # Registered after the client's own exit handler, so it runs before it.
+                atexit.register(_final_flush, _client)
+    return _client
+
+
+def _final_flush(posthog_client: Posthog) -> None:
+    for callback in _before_exit:
+        callback()
+    posthog_client.flush(timeout_seconds=EXIT_FLUSH_SECONDS)
+
+
+def _new_client() -> Posthog:
+    return Posthog(
+        settings.POSTHOG_API_KEY,
+        host=settings.POSTHOG_HOST,
+        timeout=settings.POSTHOG_TIMEOUT,
+        on_error=_log_delivery_error,
+        # Flags are evaluated in the background (part 2): a request never waits for them.
+        feature_flags_request_timeout_seconds=settings.POSTHOG_TIMEOUT,
+    )
+
+
+def _log_delivery_error(error, batch):
+    logger.warning("PostHog did not take %d event(s): %s", len(batch), error)
+
+
+def capture(event: dict) -> None:
+    """Queue one event built by iridium.ai.records; never blocks, never raises."""
+    posthog = client()
+    if posthog is None:
+        return
+    posthog.capture(
+        event["event"],
+        distinct_id=event["distinct_id"],
+        properties=event["properties"],
+        groups=event["groups"] or None,
+    )
+
+
+def flush(timeout: float = 10.0) -> None:
+    """Wait (at most `timeout` seconds) until the queued events have been sent."""
+    if _client is not None:
+        _client.flush(timeout_seconds=timeout)
+
+
+def reset(flush_timeout: float = 2.0) -> None:
+    """Send what is queued (within `flush_timeout`) and start afresh from the settings.
+
+    A PostHog that does not answer cannot hold this up: the old client's background thread
+    goes on trying on its own and ends with the process.
+    """
+    global _client, _configured
+    with _lock:
+        if _client is not None:
+            _client.flush(timeout_seconds=flush_timeout)
+            atexit.unregister(_final_flush)
+        _client, _configured = None, False
+
+
+@receiver(setting_changed)
+def _reconfigure(setting, **kwargs):
+    if setting.startswith("POSTHOG_"):
+        reset(flush_timeout=0)

@@ -1,0 +1,1 @@
+"""Protocol-faithful fake services for tests, served with tests.live.LiveASGIServer."""
