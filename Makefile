@@ -6,7 +6,7 @@ PORT ?= 8000
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 
-.PHONY: run test lint format check-migrations browser clean
+.PHONY: run test lint format check-migrations bench browser clean
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -40,6 +40,10 @@ format: .venv/.synced
 
 check-migrations: .venv/.synced
 	$(PY) manage.py makemigrations --check --dry-run
+
+# Every benchmark; each also runs alone as `.venv/bin/python -m bench.<name>`.
+bench: .venv/.synced
+	$(PY) -m bench
 
 clean:
 	rm -rf .venv .tools var staticfiles .pytest_cache .ruff_cache

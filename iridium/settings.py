@@ -92,7 +92,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "iridium.sqlite3",
+            "NAME": Path(env.str("SQLITE_PATH", default=str(VAR_DIR / "iridium.sqlite3"))),
             "OPTIONS": {
                 # WAL and IMMEDIATE transactions let the async workers' threads write without
                 # "database is locked" errors under ordinary load.

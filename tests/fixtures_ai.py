@@ -68,6 +68,8 @@ def _close_thread_connections():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _stop_recorder():
+def _stop_recorder(django_db_setup, django_db_blocker):
+    """Stop the recorder's thread (and close its connection) before the test database goes."""
     yield
-    recorder.stop()
+    with django_db_blocker.unblock():
+        recorder.stop()

@@ -8,8 +8,15 @@ class AIConfig(AppConfig):
     verbose_name = "AI service"
 
     def ready(self):
+        from iridium.accounts.models import Organization, Plan, User
+
+        from .callers import forget_callers
         from .models import PriceOverride
         from .pricing import overrides
+
+        for model in (User, Organization, Plan):
+            post_save.connect(forget_callers, sender=model, weak=False)
+            post_delete.connect(forget_callers, sender=model, weak=False)
 
         def forget_overrides(**kwargs):
             overrides.invalidate()

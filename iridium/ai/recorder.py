@@ -6,6 +6,7 @@ queues the PostHog events. Nothing here can fail a user's request; failures are 
 """
 
 import atexit
+import contextlib
 import logging
 import queue
 import threading
@@ -76,6 +77,8 @@ class Recorder:
                 records = [item for item in batch if item is not _STOP]
                 try:
                     self._write(records)
+                except Exception:  # the thread must outlive any one bad batch
+                    logger.exception("could not record %d AI call(s)", len(records))
                 finally:
                     with self._idle:
                         self._pending -= len(records)
@@ -97,8 +100,10 @@ class Recorder:
             close_old_connections()
             self._write_rows(records)
         except Exception:
-            logger.exception("could not record %d AI call(s)", len(records))
-            connection.close()
+            # A broken connection is dropped so that the next batch starts with a fresh one.
+            with contextlib.suppress(Exception):
+                connection.close()
+            raise
 
     @staticmethod
     def _write_rows(records):

@@ -17,9 +17,8 @@ import openai
 from django.conf import settings
 from django.utils import timezone
 
-from iridium.accounts.models import Plan, User
-
 from . import errors, pricing, provider
+from .callers import resolve_caller
 from .recorder import recorder
 from .records import Caller, GenerationRecord, SpanRecord
 from .routing import choose_model
@@ -119,17 +118,6 @@ def _parameters(temperature, max_output_tokens) -> dict:
     if max_output_tokens is not None:
         parameters["max_completion_tokens"] = max_output_tokens
     return parameters
-
-
-async def resolve_caller(user) -> Caller:
-    if user is None or not user.is_authenticated:
-        return Caller(user=None, organization_id=None, plan=await _default_plan())
-    fresh = await User.objects.select_related("plan", "organization__plan").aget(pk=user.pk)
-    return Caller(user=fresh, organization_id=fresh.organization_id, plan=fresh.effective_plan)
-
-
-async def _default_plan() -> Plan:
-    return await Plan.objects.aget(slug=settings.DEFAULT_PLAN_SLUG)
 
 
 def new_span_id() -> str:

@@ -1,0 +1,136 @@
+"""bench.overhead: the time iridium.ai adds to a call, against the bare openai SDK calling the
+same loopback upstream in the same run (non-streamed and streamed; p50 and p99).
+
+Both sides talk to the demo provider in another process; the service does everything it does in
+production: resolves the user and plan, picks the model, prices the usage, queues the generation
+row (written by the recorder thread meanwhile) and the PostHog event (sent to a loopback capture
+server). The calls alternate, so drift on a noisy machine hits both sides alike.
+"""
+
+import asyncio
+import os
+import time
+
+import openai
+
+from bench.common import machine, median, percentile, print_table, setup_django, upstreams
+
+ITERATIONS = int(os.environ.get("BENCH_ITERATIONS", "400"))
+WARMUP = 30
+MESSAGES = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "Summarise what a websocket is in two sentences."},
+]
+
+
+async def bare_call(client, model):
+    await client.chat.completions.create(model=model, messages=MESSAGES)
+
+
+async def bare_stream(client, model):
+    stream = await client.chat.completions.create(
+        model=model, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    async for _ in stream:
+        pass
+
+
+async def service_call(ai, user, index):
+    await ai.complete(user=user, feature="bench", messages=MESSAGES, trace_id=f"bench-{index}")
+
+
+async def service_stream(ai, user, index):
+    async for _ in ai.stream(
+        user=user, feature="bench", messages=MESSAGES, trace_id=f"bench-{index}"
+    ):
+        pass
+
+
+async def timed(coroutine) -> float:
+    started = time.perf_counter()
+    await coroutine
+    return (time.perf_counter() - started) * 1000
+
+
+async def measure(user, model):
+    from django.conf import settings
+
+    from iridium import ai
+
+    bare = openai.AsyncOpenAI(api_key="not-needed", base_url=settings.AI_BASE_URL)
+    results = {name: [] for name in ("bare", "service", "bare_stream", "service_stream")}
+    for index in range(WARMUP + ITERATIONS):
+        samples = {
+            "bare": await timed(bare_call(bare, model)),
+            "service": await timed(service_call(ai, user, index)),
+            "service_stream": await timed(service_stream(ai, user, index)),
+            "bare_stream": await timed(bare_stream(bare, model)),
+        }
+        if index >= WARMUP:
+            for name, value in samples.items():
+                results[name].append(value)
+    await bare.close()
+    return results
+
+
+def main():
+    with upstreams() as (provider_url, posthog_url):
+        setup_django(
+            OPENAI_BASE_URL=provider_url,
+            POSTHOG_API_KEY="phc_bench",
+            POSTHOG_HOST=posthog_url,
+        )
+        from iridium.accounts.models import User
+        from iridium.accounts.services import ensure_default_plans
+        from iridium.ai.recorder import recorder
+        from iridium.analytics import posthog
+        from iridium.analytics.models import Generation
+
+        ensure_default_plans()
+        user, _ = User.objects.get_or_create(username="bench-user")
+        results = asyncio.run(measure(user, user.effective_plan.default_model))
+        recorder.flush(timeout=60)
+        posthog.flush(timeout=30)
+        Generation.objects.filter(feature="bench").delete()
+
+    def added(kind, fraction):
+        service = results["service" + kind]
+        bare = results["bare" + kind]
+        return percentile(service, fraction) - percentile(bare, fraction)
+
+    rows = []
+    for label, kind in (("whole answer", ""), ("streamed", "_stream")):
+        bare, service = results["bare" + kind], results["service" + kind]
+        rows.append(
+            [
+                label,
+                f"{median(bare):.3f}",
+                f"{median(service):.3f}",
+                f"{added(kind, 0.5):.3f}",
+                f"{percentile(bare, 0.99):.3f}",
+                f"{percentile(service, 0.99):.3f}",
+                f"{added(kind, 0.99):.3f}",
+            ]
+        )
+    print_table(
+        f"bench.overhead: {ITERATIONS} calls each, {machine()}",
+        rows,
+        [
+            "call",
+            "sdk p50 ms",
+            "service p50 ms",
+            "added p50",
+            "sdk p99",
+            "service p99",
+            "added p99",
+        ],
+    )
+    print(
+        f"added_p50_ms={added('', 0.5):.3f} added_p99_ms={added('', 0.99):.3f} "
+        f"stream_added_p50_ms={added('_stream', 0.5):.3f} "
+        f"stream_added_p99_ms={added('_stream', 0.99):.3f} cache_hit_p50_ms=nan"
+    )
+
+
+if __name__ == "__main__":
+    main()
