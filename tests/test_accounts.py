@@ -156,3 +156,11 @@ def test_app_pages_need_a_signed_in_user(client, plans, name):
     response = client.get(reverse(name))
     assert response.status_code == 302
     assert response.url.startswith(reverse("login"))
+
+
+def test_layout_says_answers_come_from_the_demo_provider(client, user, settings):
+    client.force_login(user)
+    settings.AI_USES_DEMO_PROVIDER = True
+    assert "built-in demo provider" in client.get(reverse("home")).content.decode()
+    settings.AI_USES_DEMO_PROVIDER = False
+    assert "built-in demo provider" not in client.get(reverse("home")).content.decode()

@@ -174,3 +174,17 @@ def test_anonymous_cannot_reach_admin(client, plans):
     response = client.get(reverse("admin:accounts_user_changelist"))
     assert response.status_code == 302
     assert response.url.startswith(reverse("admin:login"))
+
+
+def test_models_without_a_price_are_listed_with_a_link_to_price_them(client, staff):
+    from iridium.ai.models import PriceOverride, UnpricedModel
+
+    UnpricedModel.objects.create(model="acme-finetune-v1", provider="openai", calls=3)
+    client.force_login(staff)
+    html = client.get(reverse("admin:ai_unpricedmodel_changelist")).content.decode()
+    assert "acme-finetune-v1" in html and "Set a price" in html
+    PriceOverride.objects.create(
+        model="acme-finetune-v1", input_usd_per_mtok=1, output_usd_per_mtok=2
+    )
+    html = client.get(reverse("admin:ai_unpricedmodel_changelist")).content.decode()
+    assert "override set" in html

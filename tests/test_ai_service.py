@@ -534,3 +534,30 @@ async def test_calls_go_on_at_full_speed_when_posthog_is_unreachable(
         assert max(durations) < 1.0
         assert len(await generations()) == 20
         posthog.reset(flush_timeout=0)  # do not wait for the unreachable server at teardown
+
+
+async def test_the_deadline_bounds_all_attempts(ai_settings, user):
+    ai_settings.AI_READ_TIMEOUT = 30
+    ai_settings.AI_DEADLINE_SECONDS = 0.3
+    started = time.perf_counter()
+    with pytest.raises(ai.ProviderError) as raised:
+        await ai.complete(
+            user=user,
+            feature="chat",
+            messages=user_message("[[demo:fault=timeout]]"),
+            trace_id="c-deadline",
+        )
+    assert time.perf_counter() - started < 5
+    assert str(raised.value) == errors.PROVIDER_TIMEOUT
+    [row] = await generations()
+    assert row.is_error and "TimeoutError" in row.error
+
+
+async def test_without_a_posthog_key_nothing_is_sent_and_rows_are_still_written(
+    ai_settings, user, fake_posthog
+):
+    ai_settings.POSTHOG_API_KEY = ""
+    await ai.complete(user=user, feature="chat", messages=user_message("hi"), trace_id="c-off")
+    assert len(await generations()) == 1
+    await asyncio.to_thread(posthog.flush)
+    assert fake_posthog.events() == [] and fake_posthog.requests == []
