@@ -111,6 +111,8 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # Seconds a Redis operation may take before the cache gives up; kept short so that an
 # unreachable Redis slows a request by at most this much.
 REDIS_TIMEOUT = env.float("REDIS_TIMEOUT", default=1.0)
+# After Redis failed, seconds before the AI cache and budget counters try it again.
+REDIS_RETRY_SECONDS = env.float("REDIS_RETRY_SECONDS", default=5.0)
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -175,9 +177,23 @@ AI_MAX_TOOL_STEPS = env.int("AI_MAX_TOOL_STEPS", default=5)
 # Features whose calls always run in privacy mode (no prompts or answers outside their app).
 AI_PRIVATE_FEATURES = env.list("AI_PRIVATE_FEATURES", default=["content-generation"])
 
+# Feature flags: how long an evaluation is kept per user, and how long a request may wait for
+# the first one (after that it uses the last known values or the defaults).
+AI_FLAGS_TTL_SECONDS = env.float("AI_FLAGS_TTL_SECONDS", default=30.0)
+AI_FLAGS_WAIT_SECONDS = env.float("AI_FLAGS_WAIT_SECONDS", default=0.05)
+# What `ai-kill-switch` does when simply on: "refuse" AI calls or use the "cheapest" model.
+AI_KILL_SWITCH_MODE = env.str("AI_KILL_SWITCH_MODE", default="refuse")
+# Also considered when the kill switch asks for the cheapest model.
+AI_CHEAP_MODEL = env.str("AI_CHEAP_MODEL", default="gpt-4.1-nano")
+# Response cache: seconds an answer is kept, by default and per feature ("feature=seconds,...").
+AI_CACHE_TTL_SECONDS = env.int("AI_CACHE_TTL_SECONDS", default=3600)
+AI_CACHE_TTLS = env.dict("AI_CACHE_TTLS", cast={"value": int}, default={})
+
 # Without POSTHOG_API_KEY nothing is sent to PostHog and everything else still works.
 POSTHOG_API_KEY = env.str("POSTHOG_API_KEY", default="")
 POSTHOG_HOST = env.str("POSTHOG_HOST", default="https://us.i.posthog.com")
+# A PostHog secret key (phs_...) lets feature flags be evaluated locally, without a request each.
+POSTHOG_SECRET_KEY = env.str("POSTHOG_SECRET_KEY", default="")
 # Seconds the PostHog client's background sender waits for PostHog before retrying.
 POSTHOG_TIMEOUT = env.float("POSTHOG_TIMEOUT", default=5.0)
 

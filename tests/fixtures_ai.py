@@ -8,7 +8,9 @@ import pytest
 from asgiref.sync import SyncToAsync
 from django.db import connections
 
+from iridium.ai.callers import forget_callers
 from iridium.ai.demo_provider import DemoProvider
+from iridium.ai.flags import flag_store
 from iridium.ai.recorder import recorder
 from iridium.analytics import posthog
 from tests.fakes.posthog_server import FakePostHog
@@ -48,6 +50,9 @@ def ai_settings(settings, transactional_db, plans, demo_provider_server, posthog
     AI tests use `transactional_db`: the recorder writes rows from its own thread and connection.
     """
     posthog_server.app.clear()
+    posthog_server.app.flags = {}
+    flag_store.forget()
+    forget_callers()
     settings.AI_BASE_URL = demo_provider_server.url + "/v1"
     settings.AI_USES_DEMO_PROVIDER = True
     settings.AI_READ_TIMEOUT = 2.0

@@ -61,6 +61,15 @@ class Organization(models.Model):
         related_name="organizations",
         help_text="When set, every member uses this plan instead of their own.",
     )
+    monthly_budget_usd = models.DecimalField(
+        "monthly AI budget (USD)",
+        max_digits=10,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="Spending cap for all members together; empty for none.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

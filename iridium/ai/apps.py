@@ -11,7 +11,8 @@ class AIConfig(AppConfig):
         from iridium.accounts.models import Organization, Plan, User
 
         from .callers import forget_callers
-        from .models import PriceOverride
+        from .flags import flag_store
+        from .models import FlagOverride, PriceOverride
         from .pricing import overrides
 
         for model in (User, Organization, Plan):
@@ -23,3 +24,5 @@ class AIConfig(AppConfig):
 
         post_save.connect(forget_overrides, sender=PriceOverride, weak=False)
         post_delete.connect(forget_overrides, sender=PriceOverride, weak=False)
+        post_save.connect(flag_store.forget, sender=FlagOverride, weak=False)
+        post_delete.connect(flag_store.forget, sender=FlagOverride, weak=False)

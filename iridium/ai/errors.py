@@ -32,3 +32,29 @@ class ProviderError(AIError):
 
 class ToolStepLimit(AIError):
     code = "tool_step_limit"
+
+
+DAILY_LIMIT_REACHED = (
+    "You have reached your plan's limit of {limit} AI requests for today. "
+    "It resets at midnight UTC; upgrade your plan for more."
+)
+USER_BUDGET_REACHED = (
+    "You have used this month's AI budget of your plan (${budget}). "
+    "It renews on the 1st; upgrade your plan for more."
+)
+ORGANIZATION_BUDGET_REACHED = (
+    "Your organization has used this month's AI budget (${budget}). Ask its admin to raise it."
+)
+AI_DISABLED = "AI features are switched off for the moment. Please try again later."
+
+
+class LimitReached(AIError):
+    """A plan's daily request limit or a monthly budget is used up: no call was made."""
+
+    code = "limit_reached"
+
+
+class AIDisabled(AIError):
+    """The kill switch refuses AI calls."""
+
+    code = "ai_disabled"

@@ -44,3 +44,39 @@ class UnpricedModel(models.Model):
 
     def __str__(self):
         return self.model
+
+
+class FlagOverride(models.Model):
+    """An admin's value for a feature flag; it wins over PostHog, and works without it.
+
+    `ai-kill-switch` takes `refuse` (no AI calls) or `cheapest` (the cheapest model); `true`
+    means the mode in AI_KILL_SWITCH_MODE. `advanced-ai-model` takes true or false. An
+    experiment flag takes a variant name, with a payload such as {"model": "gpt-4.1-mini"} or
+    {"system_prompt": "..."}.
+    """
+
+    key = models.CharField(max_length=100, unique=True, help_text="The flag's key.")
+    value = models.CharField(
+        max_length=100, help_text="true, false, or a variant name (e.g. refuse, cheapest)."
+    )
+    payload = models.JSONField(null=True, blank=True)
+    active = models.BooleanField(default=True, help_text="Off: PostHog decides again.")
+    note = models.CharField(max_length=200, blank=True)
+    updated_by = models.ForeignKey(
+        "accounts.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self):
+        return f"{self.key} = {self.value}"
+
+    def parsed_value(self) -> bool | str:
+        lowered = self.value.strip().lower()
+        if lowered in ("true", "on", "1", "yes"):
+            return True
+        if lowered in ("false", "off", "0", "no"):
+            return False
+        return self.value.strip()

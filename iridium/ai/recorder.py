@@ -10,6 +10,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 
 from django.db import close_old_connections, connection, transaction
 from django.db.models import F
@@ -24,6 +25,7 @@ from .records import GenerationRecord, SpanRecord
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
+LINGER_SECONDS = 0.05
 _STOP = object()
 
 
@@ -68,10 +70,19 @@ class Recorder:
         try:
             while True:
                 batch = [self._queue.get()]
+                # Linger briefly so that a busy server writes many rows per transaction.
+                deadline = time.monotonic() + LINGER_SECONDS
                 while len(batch) < BATCH_SIZE:
+                    remaining = deadline - time.monotonic()
                     try:
-                        batch.append(self._queue.get_nowait())
+                        batch.append(
+                            self._queue.get(timeout=remaining)
+                            if remaining > 0
+                            else self._queue.get_nowait()
+                        )
                     except queue.Empty:
+                        break
+                    if batch[-1] is _STOP:
                         break
                 stopping = any(item is _STOP for item in batch)
                 records = [item for item in batch if item is not _STOP]

@@ -6,6 +6,7 @@ so neither adds to what the user waits for.
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from iridium.analytics.models import Generation, Span
@@ -61,7 +62,12 @@ class GenerationRecord:
     properties: dict
     input: list | None
     output: list | None
-    extra_posthog: dict = field(default_factory=dict)
+    cache_hit: bool = False
+    saved_cost: Decimal | None = None
+    estimated_input_tokens: int | None = None
+    routing_reason: str = ""
+    flags: dict = field(default_factory=dict)
+    variant: str = ""
 
     def to_row(self) -> Generation:
         cost = self.cost
@@ -97,11 +103,28 @@ class GenerationRecord:
             properties=self.properties,
             input=None if self.privacy_mode else self.input,
             output=None if self.privacy_mode else self.output,
+            cache_hit=self.cache_hit,
+            saved_cost_usd=self.saved_cost,
+            estimated_input_tokens=self.estimated_input_tokens,
+            routing_reason=self.routing_reason,
+            flags=self.flags,
+            variant=self.variant,
         )
 
     def to_event(self) -> dict:
-        """The `$ai_generation` event, with PostHog's documented property names."""
+        """`$ai_generation` with PostHog's documented property names, or `ai_cache_hit`."""
+        flag_properties = {f"$feature/{key}": value for key, value in self.flags.items()}
+        if self.cache_hit:
+            properties = {
+                **self.properties,
+                **flag_properties,
+                "model": self.model,
+                "saved_cost_usd": float(self.saved_cost) if self.saved_cost is not None else None,
+                "$ai_trace_id": self.trace_id,
+            }
+            return _event("ai_cache_hit", self.caller, self.trace_id, properties)
         properties = {
+            **flag_properties,
             **self.properties,
             "$ai_trace_id": self.trace_id,
             "$ai_span_id": self.span_id,
@@ -117,7 +140,6 @@ class GenerationRecord:
             "$ai_latency": self.latency_ms / 1000,
             "$ai_http_status": self.http_status or 0,
             "$ai_is_error": self.is_error,
-            **self.extra_posthog,
         }
         if self.time_to_first_token_ms is not None:
             properties["$ai_time_to_first_token"] = self.time_to_first_token_ms / 1000

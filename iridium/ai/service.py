@@ -17,11 +17,13 @@ import openai
 from django.conf import settings
 from django.utils import timezone
 
-from . import errors, pricing, provider
+from . import budgets, errors, pricing, provider
+from . import cache as response_cache
 from .callers import resolve_caller
+from .flags import flag_store
 from .recorder import recorder
 from .records import Caller, GenerationRecord, SpanRecord
-from .routing import choose_model
+from .routing import Route, choose_route
 from .types import (
     Completion,
     Complexity,
@@ -50,25 +52,18 @@ async def stream(
     max_steps: int | None = None,
     privacy: bool = False,
     complexity: Complexity = "simple",
+    cache: bool | int | None = None,
     temperature: float | None = None,
     max_output_tokens: int | None = None,
 ) -> AsyncIterator[Event]:
     """Stream an answer: `TextDelta`s as tokens arrive, a `ToolCalled` per tool run, and last
     the `Completion`. Raises `errors.AIError` (a message fit for the user) when it cannot answer.
-    Closing the iterator early (the user pressed Stop) records what was produced so far."""
-    call = _Call(
-        user=user,
-        feature=feature,
-        messages=list(messages),
-        trace_id=trace_id,
-        properties=dict(properties or {}),
-        tools=list(tools),
-        max_steps=max_steps or settings.AI_MAX_TOOL_STEPS,
-        privacy=privacy,
-        complexity=complexity,
-        parameters=_parameters(temperature, max_output_tokens),
-        streaming=True,
-    )
+    Closing the iterator early (the user pressed Stop) records what was produced so far.
+
+    `cache`: True to answer an identical request of the same user from the cache (for the
+    feature's TTL), a number of seconds for another TTL; tool-using calls are never cached.
+    """
+    call = _Call.make(locals(), streaming=True)
     # Closing this iterator early must close the inner ones at once, in this task, so that
     # the partial answer is recorded now (not whenever the garbage collector gets to it).
     async with aclosing(call.run()) as events:
@@ -87,23 +82,12 @@ async def complete(
     max_steps: int | None = None,
     privacy: bool = False,
     complexity: Complexity = "simple",
+    cache: bool | int | None = None,
     temperature: float | None = None,
     max_output_tokens: int | None = None,
 ) -> Completion:
     """The whole answer at once (the provider is called without streaming)."""
-    call = _Call(
-        user=user,
-        feature=feature,
-        messages=list(messages),
-        trace_id=trace_id,
-        properties=dict(properties or {}),
-        tools=list(tools),
-        max_steps=max_steps or settings.AI_MAX_TOOL_STEPS,
-        privacy=privacy,
-        complexity=complexity,
-        parameters=_parameters(temperature, max_output_tokens),
-        streaming=False,
-    )
+    call = _Call.make(locals(), streaming=False)
     async with aclosing(call.run()) as events:
         async for event in events:
             if isinstance(event, Completion):
@@ -147,36 +131,87 @@ class _Call:
     complexity: Complexity
     parameters: dict
     streaming: bool
+    cache: bool | int | None = None
     caller: Caller | None = None
+    route: Route | None = None
     model: str = ""
+    # What the provider calls cost so far (None once a price is unknown), charged once.
+    spent: Cost | None = field(default_factory=lambda: Cost(Decimal(0), Decimal(0), Decimal(0)))
+    charged: bool = False
     span_ids: list[str] = field(default_factory=list)
+
+    @classmethod
+    def make(cls, arguments: dict, *, streaming: bool) -> "_Call":
+        return cls(
+            user=arguments["user"],
+            feature=arguments["feature"],
+            messages=list(arguments["messages"]),
+            trace_id=arguments["trace_id"],
+            properties=dict(arguments["properties"] or {}),
+            tools=list(arguments["tools"]),
+            max_steps=arguments["max_steps"] or settings.AI_MAX_TOOL_STEPS,
+            privacy=arguments["privacy"],
+            complexity=arguments["complexity"],
+            parameters=_parameters(arguments["temperature"], arguments["max_output_tokens"]),
+            streaming=streaming,
+            cache=arguments["cache"],
+        )
 
     async def run(self) -> AsyncIterator[Event]:
         started = time.perf_counter()
         created_at = timezone.now()
+        # In order: who, flags, model (or refusal), budgets and limits, cache, provider.
         self.caller = await resolve_caller(self.user)
         plan = self.caller.plan
         self.privacy = (
             self.privacy or plan.privacy_mode_forced or self.feature in settings.AI_PRIVATE_FEATURES
         )
-        self.model = choose_model(plan=plan, complexity=self.complexity)
         self.properties = {"feature": self.feature, "plan": plan.slug, **self.properties}
+        flags = await flag_store.evaluate(
+            self.caller.distinct_id(self.trace_id), self.caller.groups
+        )
+        self.route = choose_route(plan=plan, complexity=self.complexity, flags=flags)
+        self.model = self.route.model
+        conversation = _with_system_prompt(self.messages, self.route.system_prompt)
         await pricing.overrides.refresh_if_stale()
+        admission = await budgets.admit(self.caller)
+
+        cache_key, cache_ttl = None, 0
+        if not self.tools and self.caller.user is not None:
+            cache_ttl = response_cache.ttl_for(self.feature, self.cache)
+        if cache_ttl:
+            cache_key = response_cache.key_for(
+                user_id=self.caller.user_id,
+                model=self.model,
+                messages=conversation,
+                parameters=self.parameters,
+            )
+            cached = await response_cache.get(cache_key)
+            if cached is not None:
+                async for event in self._answer_from_cache(cached, created_at, started, admission):
+                    yield event
+                return
 
         # With tools, the provider calls and tool runs are children of one span for the answer.
         root_span = new_span_id() if self.tools else ""
-        conversation = list(self.messages)
         usage, cost, tool_events = Usage(), Cost(Decimal(0), Decimal(0), Decimal(0)), []
         text, finish_reason = "", "stop"
         try:
             for step in range(1, self.max_steps + 1):
                 result = None
-                async with aclosing(self._provider_step(conversation, step, root_span)) as items:
-                    async for item in items:
-                        if isinstance(item, _StepResult):
-                            result = item
-                        else:
-                            yield item
+                try:
+                    async with aclosing(
+                        self._provider_step(conversation, step, root_span)
+                    ) as items:
+                        async for item in items:
+                            if isinstance(item, _StepResult):
+                                result = item
+                            else:
+                                yield item
+                except errors.ProviderError:
+                    if step == 1:
+                        await budgets.release(admission)  # no answer: not a request
+                    raise
                 usage += result.usage
                 cost = cost + result.cost if (cost is not None and result.cost) else None
                 text, finish_reason = result.text, result.finish_reason
@@ -194,7 +229,19 @@ class _Call:
                             "content": json.dumps(called.result, default=str),
                         }
                     )
-            completion = Completion(
+            await self._charge(admission)
+            if cache_key and finish_reason == "stop":
+                await response_cache.put(
+                    cache_key,
+                    {
+                        "text": text,
+                        "model": self.model,
+                        "usage": [usage.input_tokens, usage.output_tokens, usage.cached_tokens],
+                        "cost": str(cost.total_usd) if cost is not None else None,
+                    },
+                    cache_ttl,
+                )
+            yield Completion(
                 text=text,
                 model=self.model,
                 trace_id=self.trace_id,
@@ -205,8 +252,9 @@ class _Call:
                 finish_reason=finish_reason,
                 span_ids=list(self.span_ids),
             )
-            yield completion
         finally:
+            # A failed or stopped answer still spent what its provider calls cost.
+            await self._charge(admission)
             if root_span:
                 self._record_span(
                     span_id=root_span,
@@ -217,6 +265,53 @@ class _Call:
                     input_state=self.messages,
                     output_state=text,
                 )
+
+    async def _charge(self, admission):
+        if not self.charged:
+            self.charged = True
+            await budgets.charge(admission, self.spent.total_usd if self.spent else None)
+
+    async def _answer_from_cache(self, cached, created_at, started, admission):
+        """Serve a cached answer: streamed in pieces when the caller streams, cost 0, and the
+        cost it saved recorded."""
+        text = cached["text"]
+        if self.streaming:
+            for piece in _pieces(text):
+                yield TextDelta(piece)
+        usage = Usage(*cached["usage"])
+        saved = Decimal(cached["cost"]) if cached["cost"] is not None else None
+        span_id = new_span_id()
+        free = Cost(Decimal(0), Decimal(0), Decimal(0))
+        state = _StreamState()
+        state.parts.append(text)
+        state.finish_reason = "stop"
+        self._record_generation(
+            created_at=created_at,
+            span_id=span_id,
+            parent_id="",
+            step=1,
+            request={"messages": self.messages},
+            state=state,
+            usage=usage,
+            cost=free,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            attempts=[],
+            error="",
+            cache_hit=True,
+            saved_cost=saved,
+        )
+        yield Completion(
+            text=text,
+            model=cached["model"],
+            trace_id=self.trace_id,
+            usage=usage,
+            cost=free,
+            steps=0,
+            finish_reason="stop",
+            span_ids=[span_id],
+            from_cache=True,
+            saved_cost=saved,
+        )
 
     # --- One provider call ------------------------------------------------------------------
 
@@ -271,6 +366,7 @@ class _Call:
             usage = state.usage or self._estimated_usage(conversation, state)
             step_cost = pricing.price(provider=settings.AI_PROVIDER, model=self.model, usage=usage)
             state.cost = step_cost
+            self.spent = self.spent + step_cost if (self.spent and step_cost) else None
             self._record_generation(
                 created_at=created_at,
                 span_id=span_id,
@@ -392,6 +488,8 @@ class _Call:
         latency_ms,
         attempts,
         error,
+        cache_hit=False,
+        saved_cost=None,
     ):
         properties = self.properties
         if state.usage_estimated:
@@ -427,6 +525,12 @@ class _Call:
                 properties=properties,
                 input=request["messages"],
                 output=output,
+                cache_hit=cache_hit,
+                saved_cost=saved_cost,
+                estimated_input_tokens=estimate_tokens(request["messages"]),
+                routing_reason=self.route.reason,
+                flags=self.route.flags,
+                variant=self.route.variant,
             )
         )
 
@@ -555,3 +659,29 @@ def _assistant_message(text: str, tool_calls: list[dict]) -> dict:
 def _describe_attempts(attempts: list[dict], error: str | None) -> str:
     statuses = ", ".join(str(a.get("status") or "no response") for a in attempts) or "none"
     return f"{error} ({len(attempts)} attempt(s): {statuses})"
+
+
+def _with_system_prompt(messages: list[dict], system_prompt: str) -> list[dict]:
+    """An experiment's system prompt replaces the app's (or leads when there is none)."""
+    if not system_prompt:
+        return list(messages)
+    rest = [m for m in messages if m.get("role") != "system"]
+    return [{"role": "system", "content": system_prompt}, *rest]
+
+
+def _pieces(text: str, size: int = 24):
+    """A cached answer, cut into stream-sized pieces at word boundaries."""
+    piece = ""
+    for word in text.split(" "):
+        piece = f"{piece} {word}" if piece else word
+        if len(piece) >= size:
+            yield piece + " "
+            piece = ""
+    if piece:
+        yield piece
+
+
+def estimate_tokens(messages: list[dict]) -> int:
+    """About four characters a token: the estimate made before a call, kept to compare."""
+    characters = sum(len(str(m.get("content") or "")) for m in messages)
+    return math.ceil(characters / 4)

@@ -104,3 +104,5 @@ class Completion:
     tool_calls: list[ToolCalled] = field(default_factory=list)
     finish_reason: str = "stop"
     span_ids: list[str] = field(default_factory=list)
+    from_cache: bool = False
+    saved_cost: Decimal | None = None  # what a cached answer would have cost

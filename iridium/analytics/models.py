@@ -56,6 +56,17 @@ class Generation(models.Model):
     error = models.TextField(blank=True)
     finish_reason = models.CharField(max_length=30, blank=True)
 
+    cache_hit = models.BooleanField(default=False)
+    saved_cost_usd = models.DecimalField(
+        max_digits=14, decimal_places=10, null=True, blank=True, help_text="Cost a cache hit saved."
+    )
+    estimated_input_tokens = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Estimated before the call, to compare with the count."
+    )
+    routing_reason = models.CharField(max_length=100, blank=True)
+    flags = models.JSONField(default=dict, blank=True, help_text="Flags that decided the call.")
+    variant = models.CharField(max_length=100, blank=True, help_text="Experiment variant.")
+
     privacy_mode = models.BooleanField(default=False)
     tools = models.JSONField(default=list, blank=True, help_text="Names of the tools offered.")
     properties = models.JSONField(default=dict, blank=True, help_text="The app's properties.")
@@ -106,3 +117,33 @@ class Span(models.Model):
 
     def __str__(self):
         return f"{self.name} {self.span_id}"
+
+
+class BudgetWarning(models.Model):
+    """A budget reached 80% or 100% in a period: recorded once per budget, period and level."""
+
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    period = models.CharField(max_length=7, help_text="YYYY-MM")
+    percent = models.PositiveSmallIntegerField()
+    budget_usd = models.DecimalField(max_digits=10, decimal_places=2)
+    spent_usd = models.DecimalField(max_digits=14, decimal_places=6)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "organization", "period", "percent"],
+                name="one_budget_warning_per_level",
+                nulls_distinct=False,
+            )
+        ]
+
+    def __str__(self):
+        subject = self.organization or self.user
+        return f"{subject}: {self.percent}% of ${self.budget_usd} in {self.period}"

@@ -51,6 +51,7 @@ def _new_client() -> Posthog:
         host=settings.POSTHOG_HOST,
         timeout=settings.POSTHOG_TIMEOUT,
         on_error=_log_delivery_error,
+        secret_key=settings.POSTHOG_SECRET_KEY or None,
         # Flags are evaluated in the background (part 2): a request never waits for them.
         feature_flags_request_timeout_seconds=settings.POSTHOG_TIMEOUT,
     )

@@ -1,0 +1,144 @@
+"""Redis stops during use and comes back: pages still serve, the AI cache is bypassed, budgets
+are checked against the database, and Redis is used again once it answers.
+
+A private redis-server is started on a free port for this, so that the shared one is untouched.
+"""
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+import redis
+from asgiref.sync import sync_to_async
+from django.urls import reverse
+
+from iridium import ai
+from iridium.ai import budgets, errors
+from iridium.ai import cache as response_cache
+from iridium.analytics.models import Generation
+from tests.conftest import services_required
+from tests.test_ai_policy import ask, spend
+
+
+class PrivateRedis:
+    def __init__(self, binary):
+        self.binary = binary
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = None
+
+    def start(self):
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+    def keys(self, pattern):
+        return redis.Redis.from_url(self.url).keys(pattern)
+
+
+@pytest.fixture
+def private_redis():
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if services_required():
+            pytest.fail("redis-server is needed for the Redis fault tests")
+        pytest.skip("redis-server is not installed (CI installs and requires it)")
+    server = PrivateRedis(binary)
+    server.start()
+    yield server
+    if server.process.poll() is None:
+        server.stop()
+
+
+@pytest.fixture
+def on_private_redis(ai_settings, private_redis):
+    ai_settings.REDIS_URL = private_redis.url
+    ai_settings.REDIS_RETRY_SECONDS = 0.2
+    ai_settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": private_redis.url,
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+    budgets.breaker.reset()
+    response_cache.breaker.reset()
+    return private_redis
+
+
+@pytest.fixture
+def provider_calls(demo_provider_server):
+    app = demo_provider_server.app
+    start = app.requests_seen
+    return lambda: app.requests_seen - start
+
+
+async def cached_call(user, text="same question"):
+    return await ai.complete(
+        user=user, feature="chat", messages=ask(text), trace_id="redis-1", cache=True
+    )
+
+
+async def test_redis_stops_and_comes_back(on_private_redis, user, async_client, provider_calls):
+    redis_server = on_private_redis
+    await cached_call(user)
+    assert (await cached_call(user)).from_cache
+    assert provider_calls() == 1
+    assert redis_server.keys("iridium:budget:requests:*")
+
+    redis_server.stop()
+    await async_client.aforce_login(user)
+    page = await async_client.get(reverse("home"))
+    assert page.status_code == 200  # pages still serve
+    health = await async_client.get("/healthz")
+    assert health.status_code == 503 and health.json()["unreachable"] == ["cache"]
+
+    answered = await cached_call(user)  # the cache is bypassed, the provider answers
+    assert not answered.from_cache and provider_calls() == 2
+
+    await sync_to_async(spend)("1.00", user=user)  # the budget is used up: the table says so
+    with pytest.raises(errors.LimitReached):
+        await cached_call(user, "another question")
+    assert provider_calls() == 2
+
+    redis_server.start()
+    await asyncio.sleep(0.3)  # past REDIS_RETRY_SECONDS
+    with pytest.raises(errors.LimitReached):  # counters rebuilt from the table
+        await cached_call(user, "a third question")
+    assert redis_server.keys("iridium:budget:spent:*")
+
+    # Budget renewed: the cache works again too.
+    await Generation.objects.filter(trace_id="earlier").adelete()
+    redis.Redis.from_url(redis_server.url).delete(*redis_server.keys("iridium:budget:spent:*"))
+    await cached_call(user, "a fourth question")
+    assert (await cached_call(user, "a fourth question")).from_cache
