@@ -188,3 +188,18 @@ def test_models_without_a_price_are_listed_with_a_link_to_price_them(client, sta
     )
     html = client.get(reverse("admin:ai_unpricedmodel_changelist")).content.decode()
     assert "override set" in html
+
+
+def test_flag_overrides_record_who_changed_them(client, staff):
+    from iridium.ai.models import FlagOverride
+
+    client.force_login(staff)
+    response = client.post(
+        reverse("admin:ai_flagoverride_add"),
+        {"key": "ai-kill-switch", "value": "refuse", "active": "on", "note": "incident 12"},
+    )
+    assert response.status_code == 302
+    flag = FlagOverride.objects.get()
+    assert flag.updated_by == staff and flag.parsed_value() == "refuse"
+    history = client.get(reverse("admin:ai_flagoverride_history", args=[flag.pk]))
+    assert staff.username in history.content.decode()

@@ -423,3 +423,24 @@ async def test_flags_are_evaluated_locally_with_a_secret_key(ai_settings, pro_us
     completion = await ai.complete(user=pro_user, feature="chat", messages=ask(), trace_id="r-14")
     assert completion.model == "gpt-4o"
     assert fake_posthog.definition_requests and fake_posthog.flag_requests == []
+
+
+async def test_cached_answers_are_ordinary_django_cache_entries(ai_settings, user):
+    from django.core.cache import cache
+
+    from iridium.ai import cache as response_cache
+
+    completion = await ai.complete(
+        user=user, feature="chat", messages=ask("q3"), trace_id="c-7", cache=True
+    )
+    key = response_cache.key_for(
+        user_id=user.pk, model=completion.model, messages=ask("q3"), parameters={}
+    )
+    assert key.startswith(f"user:{user.pk}:ai:")
+    entry = await asyncio.to_thread(cache.get, key)
+    assert entry["text"] == completion.text and entry["model"] == completion.model
+    await asyncio.to_thread(cache.delete, key)
+    again = await ai.complete(
+        user=user, feature="chat", messages=ask("q3"), trace_id="c-7", cache=True
+    )
+    assert not again.from_cache

@@ -12,13 +12,15 @@
 Errors are `ai.AIError` subclasses whose message can be shown to the user as it is.
 """
 
-from .errors import AIError, ProviderError
+from .errors import AIDisabled, AIError, LimitReached, ProviderError
 from .types import Completion, Cost, TextDelta, Tool, ToolCalled, ToolContext, ToolFailed, Usage
 
 __all__ = [
+    "AIDisabled",
     "AIError",
     "Completion",
     "Cost",
+    "LimitReached",
     "ProviderError",
     "TextDelta",
     "Tool",

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from .models import PriceOverride, UnpricedModel
+from .models import FlagOverride, PriceOverride, UnpricedModel
 
 
 @admin.register(PriceOverride)
@@ -35,3 +35,19 @@ class UnpricedModelAdmin(admin.ModelAdmin):
             return "override set"
         url = reverse("admin:ai_priceoverride_add") + f"?model={obj.model}"
         return format_html('<a href="{}">Set a price</a>', url)
+
+
+@admin.register(FlagOverride)
+class FlagOverrideAdmin(admin.ModelAdmin):
+    """Emergency switches that win over PostHog (ai-kill-switch, advanced-ai-model, ...).
+    Every change is in the object's History, with who made it."""
+
+    list_display = ["key", "value", "active", "note", "updated_by", "updated_at"]
+    list_editable = ["active"]
+    list_filter = ["active"]
+    search_fields = ["key", "note"]
+    readonly_fields = ["updated_by", "updated_at"]
+
+    def save_model(self, request, obj, form, change):
+        obj.updated_by = request.user
+        super().save_model(request, obj, form, change)

@@ -19,10 +19,8 @@ is logged once a minute. When Redis answers again, it is used again.
 Reaching 80% and 100% of a budget is recorded once per budget and month (`BudgetWarning`).
 """
 
-import asyncio
 import logging
 import time
-import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -36,6 +34,7 @@ from django.dispatch import receiver
 
 from iridium.analytics.models import BudgetWarning, Generation
 from iridium.core.breaker import Breaker
+from iridium.core.redis import async_client
 
 from . import errors
 from .records import Caller
@@ -297,9 +296,6 @@ class _DatabaseStore:
 
 
 _local_store = _LocalStore()
-_redis_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _RedisStore]" = (
-    weakref.WeakKeyDictionary()
-)
 
 
 def _store():
@@ -308,21 +304,11 @@ def _store():
         return _local_store
     if not breaker.closed:
         return None
-    loop = asyncio.get_running_loop()
-    store = _redis_clients.get(loop)
-    if store is None:
-        client = redis.asyncio.Redis.from_url(
-            settings.REDIS_URL,
-            socket_timeout=settings.REDIS_TIMEOUT,
-            socket_connect_timeout=settings.REDIS_TIMEOUT,
-        )
-        store = _redis_clients[loop] = _RedisStore(client)
-    return store
+    return _RedisStore(async_client(settings.REDIS_URL))
 
 
 @receiver(setting_changed)
-def _forget_stores(setting, **kwargs):
+def _forget_counters(setting, **kwargs):
     if setting in ("REDIS_URL", "REDIS_TIMEOUT"):
-        _redis_clients.clear()
         _local_store._values.clear()
         breaker.reset()

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Generation, Span
+from .models import BudgetWarning, Generation, Span
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -26,7 +26,7 @@ class GenerationAdmin(ReadOnlyAdmin):
         "latency_ms",
         "is_error",
     ]
-    list_filter = ["feature", "model", "is_error", "privacy_mode", "stream", "plan"]
+    list_filter = ["feature", "model", "is_error", "cache_hit", "privacy_mode", "stream", "plan"]
     search_fields = ["trace_id", "span_id", "user__username", "model"]
     list_select_related = ["user"]
     date_hierarchy = "created_at"
@@ -38,3 +38,18 @@ class SpanAdmin(ReadOnlyAdmin):
     list_filter = ["feature", "is_error"]
     search_fields = ["trace_id", "span_id", "name"]
     date_hierarchy = "created_at"
+
+
+@admin.register(BudgetWarning)
+class BudgetWarningAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "period",
+        "percent",
+        "user",
+        "organization",
+        "budget_usd",
+        "spent_usd",
+    ]
+    list_filter = ["percent", "period"]
+    search_fields = ["user__username", "organization__name"]
