@@ -189,6 +189,10 @@ AI_CHEAP_MODEL = env.str("AI_CHEAP_MODEL", default="gpt-4.1-nano")
 AI_CACHE_TTL_SECONDS = env.int("AI_CACHE_TTL_SECONDS", default=3600)
 AI_CACHE_TTLS = env.dict("AI_CACHE_TTLS", cast={"value": int}, default={})
 
+# Chat and support: the longest message a person may send, and the largest websocket frame.
+CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=8000)
+WEBSOCKET_MAX_FRAME_CHARS = env.int("WEBSOCKET_MAX_FRAME_CHARS", default=64_000)
+
 # Without POSTHOG_API_KEY nothing is sent to PostHog and everything else still works.
 POSTHOG_API_KEY = env.str("POSTHOG_API_KEY", default="")
 POSTHOG_HOST = env.str("POSTHOG_HOST", default="https://us.i.posthog.com")

@@ -1,0 +1,241 @@
+"""Writing the assistant's answer in a conversation: the user's message is saved, an answer is
+streamed to every tab through iridium.core.streams, and saved when it ends however it ends
+(complete, stopped, failed). A refused request (limit, budget, kill switch) leaves nothing behind,
+so the page can give the person their text back."""
+
+import time
+from datetime import timedelta
+
+from asgiref.sync import sync_to_async
+from django.db import transaction
+from django.utils import timezone
+
+from iridium import ai
+from iridium.core import streams
+from iridium.core.markdown import render
+
+from .models import Conversation, Message
+from .tools import CHAT_TOOLS
+
+SYSTEM_PROMPT = (
+    "You are Iridium's assistant. Answer clearly and briefly, in Markdown. Search the knowledge "
+    "base for how-to questions, and file a support ticket when the person asks for a human or "
+    "the problem needs staff."
+)
+HISTORY_MESSAGES = 40  # the most recent messages sent to the model
+# A message still "being written" whose run has not been heard of for this long was interrupted
+# (its worker stopped); it is marked failed so that it can be retried.
+INTERRUPTED_AFTER = timedelta(seconds=15)
+
+BUSY = "An answer is still being written in this conversation. Stop it or wait for it."
+NOTHING_TO_REGENERATE = "There is no answer to regenerate yet."
+EMPTY = "Type a message first."
+INTERRUPTED = "The answer was interrupted. Retry to get a new one."
+
+
+class ChatError(Exception):
+    """A request the conversation cannot take now; the message is for the person."""
+
+
+def run_key(conversation_id: int) -> str:
+    return f"chat-{conversation_id}"
+
+
+def group_for(conversation_id: int) -> str:
+    return f"chat-{conversation_id}"
+
+
+def message_frame(message: Message) -> dict:
+    return {
+        "id": message.pk,
+        "role": message.role,
+        "content": message.content,
+        "html": message.html,
+        "status": message.status,
+        "error": message.error,
+        "model": message.model,
+        "input_tokens": message.input_tokens,
+        "output_tokens": message.output_tokens,
+        "cost_usd": str(message.cost_usd) if message.cost_usd is not None else None,
+        "from_cache": message.from_cache,
+        "tools": message.tool_events,
+    }
+
+
+# --- Starting answers -------------------------------------------------------------------------
+
+
+async def send(*, conversation: Conversation, user, content: str, client_id: str = "") -> None:
+    user_message, answer = await sync_to_async(_save_question)(conversation, content)
+    await streams.group_send(
+        group_for(conversation.pk), {"type": "user_message", "message": message_frame(user_message)}
+    )
+    _start(conversation, user, answer, question=user_message, client_id=client_id)
+
+
+async def regenerate(*, conversation: Conversation, user) -> None:
+    answer = await sync_to_async(_replace_last_answer)(conversation)
+    _start(conversation, user, answer, question=None, client_id="")
+
+
+def _start(conversation, user, answer, *, question, client_id):
+    run = streams.Run(
+        key=run_key(conversation.pk), group=group_for(conversation.pk), message_id=answer.pk
+    )
+
+    async def produce(run):
+        await _write_answer(run, conversation, user, answer, question, client_id)
+
+    streams.start(run, produce)
+
+
+@transaction.atomic
+def _save_question(conversation: Conversation, content: str):
+    content = content.strip()
+    if not content:
+        raise ChatError(EMPTY)
+    _check_not_busy(conversation)
+    question = Message.objects.create(
+        conversation=conversation, role=Message.Role.USER, content=content
+    )
+    answer = Message.objects.create(
+        conversation=conversation, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING
+    )
+    if conversation.title == Conversation._meta.get_field("title").default:
+        conversation.title = _title_from(content)
+    conversation.save(update_fields=["title", "updated_at"])
+    return question, answer
+
+
+@transaction.atomic
+def _replace_last_answer(conversation: Conversation) -> Message:
+    _check_not_busy(conversation)
+    last = conversation.messages.order_by("-created_at", "-pk").first()
+    if last is None:
+        raise ChatError(NOTHING_TO_REGENERATE)
+    if last.role == Message.Role.ASSISTANT:
+        last.delete()
+    answer = Message.objects.create(
+        conversation=conversation, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING
+    )
+    conversation.save(update_fields=["updated_at"])
+    return answer
+
+
+def _check_not_busy(conversation: Conversation) -> None:
+    if streams.running(run_key(conversation.pk)):
+        raise ChatError(BUSY)
+    streaming = conversation.messages.filter(status=Message.Status.STREAMING)
+    if streaming.filter(updated_at__gte=timezone.now() - INTERRUPTED_AFTER).exists():
+        raise ChatError(BUSY)  # being written by another worker
+    streaming.update(status=Message.Status.ERROR, error=INTERRUPTED)
+
+
+def mark_interrupted(conversation: Conversation) -> None:
+    """Answers left "being written" by a worker that stopped become failed ones (with Retry)."""
+    if streams.running(run_key(conversation.pk)):
+        return
+    conversation.messages.filter(
+        status=Message.Status.STREAMING, updated_at__lt=timezone.now() - INTERRUPTED_AFTER
+    ).update(status=Message.Status.ERROR, error=INTERRUPTED)
+
+
+def _title_from(content: str) -> str:
+    first_line = content.strip().splitlines()[0]
+    return first_line[:60] + ("…" if len(first_line) > 60 else "")
+
+
+# --- The answer itself ------------------------------------------------------------------------
+
+
+def _history(conversation: Conversation, answer: Message) -> list[dict]:
+    earlier = conversation.messages.exclude(pk=answer.pk).exclude(content="")
+    recent = list(earlier.order_by("-created_at", "-pk")[:HISTORY_MESSAGES])[::-1]
+    return [{"role": "system", "content": SYSTEM_PROMPT}] + [
+        {"role": m.role, "content": m.content} for m in recent
+    ]
+
+
+async def _write_answer(run, conversation, user, answer, question, client_id):
+    messages = await sync_to_async(_history)(conversation, answer)
+    plan = await sync_to_async(lambda: user.effective_plan.slug)()
+    await run.send({"type": "answer_started", "message_id": answer.pk})
+    last_snapshot = time.monotonic()
+    try:
+        async for event in ai.stream(
+            user=user,
+            feature="chat",
+            messages=messages,
+            trace_id=conversation.trace_id,
+            properties={
+                "conversationId": conversation.pk,
+                "messageCount": len(messages) - 1,
+                "hasTools": True,
+                "userPlan": plan,
+            },
+            tools=CHAT_TOOLS,
+        ):
+            if isinstance(event, ai.TextDelta):
+                await run.delta(event.text)
+                if time.monotonic() - last_snapshot > streams.SNAPSHOT_SECONDS:
+                    last_snapshot = time.monotonic()
+                    await _save_progress(answer, run.text)
+                    await run.snapshot()
+            elif isinstance(event, ai.ToolCalled):
+                tool_event = _tool_event(event)
+                answer.tool_events.append(tool_event)
+                await run.send({"type": "tool", "message_id": answer.pk, **tool_event})
+            elif isinstance(event, ai.Completion):
+                await _finish(run, answer, event.text, Message.Status.COMPLETE, completion=event)
+    except ai.ProviderError as error:
+        await _finish(run, answer, run.text, Message.Status.ERROR, error=str(error))
+    except (ai.LimitReached, ai.AIDisabled) as refusal:
+        await sync_to_async(_forget)(answer, question)
+        await run.send(
+            {
+                "type": "refused",
+                "message_id": answer.pk,
+                "message": str(refusal),
+                "text": question.content if question else "",
+                "client_id": client_id,
+                "question_id": question.pk if question else None,
+            }
+        )
+    except BaseException:  # stopped (the task was cancelled) or failed unexpectedly
+        await _finish(run, answer, run.text, Message.Status.STOPPED)
+        raise
+
+
+async def _save_progress(answer: Message, text: str) -> None:
+    await Message.objects.filter(pk=answer.pk).aupdate(content=text, updated_at=timezone.now())
+
+
+def _tool_event(event: ai.ToolCalled) -> dict:
+    tool_event = {"name": event.name, "ok": not event.is_error}
+    result = event.result if isinstance(event.result, dict) else {}
+    if event.name == "create_support_ticket" and "ticket_id" in result:
+        tool_event["ticket"] = {"id": result["ticket_id"], "url": result["url"]}
+    if event.name == "search_knowledge_base":
+        tool_event["results"] = len(result.get("results", []))
+    return tool_event
+
+
+async def _finish(run, answer, text, status, *, completion=None, error=""):
+    answer.content = text
+    answer.html = render(text) if text else ""
+    answer.status = status
+    answer.error = error
+    if completion is not None:
+        answer.model = completion.model
+        answer.input_tokens = completion.usage.input_tokens
+        answer.output_tokens = completion.usage.output_tokens
+        answer.cost_usd = completion.cost.total_usd if completion.cost else None
+        answer.from_cache = completion.from_cache
+    await answer.asave()
+    await run.send({"type": "answer_finished", "message": message_frame(answer)})
+
+
+def _forget(answer: Message, question: Message | None) -> None:
+    answer.delete()
+    if question is not None:
+        question.delete()

@@ -1,0 +1,50 @@
+"""Markdown to safe HTML, rendered on the server: markdown-it-py (raw HTML off, so any HTML in
+the text stays text), pygments for code blocks, nh3 to keep only harmless tags and attributes."""
+
+import nh3
+from markdown_it import MarkdownIt
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import get_lexer_by_name
+from pygments.util import ClassNotFound
+
+ALLOWED_TAGS = {
+    "p", "br", "hr", "strong", "em", "del", "code", "pre", "span", "div", "blockquote",
+    "ul", "ol", "li", "a", "h1", "h2", "h3", "h4", "h5", "h6",
+    "table", "thead", "tbody", "tr", "th", "td",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "span": {"class"},
+    "div": {"class"},
+    "code": {"class"},
+    "pre": {"class"},
+    "th": {"style"},
+    "td": {"style"},
+}
+_formatter = HtmlFormatter(nowrap=True)
+
+
+def _highlight(code: str, language: str, attributes: str) -> str:
+    try:
+        lexer = get_lexer_by_name(language) if language else None
+    except ClassNotFound:
+        lexer = None
+    if lexer is None:
+        return ""  # markdown-it escapes the code itself
+    return highlight(code, lexer, _formatter)
+
+
+_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "highlight": _highlight})
+_markdown.enable("table").enable("strikethrough")
+
+
+def render(text: str) -> str:
+    html = _markdown.render(text)
+    return nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+    )

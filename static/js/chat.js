@@ -1,0 +1,322 @@
+// The chat page: one websocket per conversation, reconnecting by itself; answers stream in as
+// plain text (textContent, never HTML) and are replaced by the server's sanitised rendering
+// when they finish.
+
+const root = document.querySelector("[data-chat]");
+const conversationId = root.dataset.conversation;
+const list = root.querySelector("[data-messages]");
+const composer = root.querySelector("[data-composer]");
+const input = composer.querySelector("textarea");
+const sendButton = composer.querySelector("[data-send]");
+const stopButton = composer.querySelector("[data-stop]");
+const regenerateButton = composer.querySelector("[data-regenerate]");
+const notice = root.querySelector("[data-notice]");
+const announcer = root.querySelector("[data-announcer]");
+const connection = root.querySelector("[data-connection]");
+const clientId = Math.random().toString(36).slice(2);
+const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+const socketUrl = `${scheme}${location.host}/ws/chat/${conversationId}/`;
+
+let socket = null;
+let attempts = 0;
+let busy = false;
+// The answer being written: its id, text so far and element.
+let current = null;
+
+function connect() {
+  socket = new WebSocket(socketUrl);
+  socket.addEventListener("open", () => {
+    attempts = 0;
+    connection.textContent = "";
+  });
+  socket.addEventListener("message", (event) => handle(JSON.parse(event.data)));
+  socket.addEventListener("close", (event) => {
+    if (event.code === 4401 || event.code === 4403) {
+      connection.textContent = "You are signed out or cannot see this conversation. Reload the page.";
+      return;
+    }
+    const delay = Math.min(10000, 500 * 2 ** attempts) + Math.random() * 250;
+    attempts += 1;
+    connection.textContent = "Connection lost. Reconnecting…";
+    setTimeout(connect, delay);
+  });
+}
+
+function send(frame) {
+  if (!socket || socket.readyState !== WebSocket.OPEN) {
+    showNotice("Not connected yet. Your message is kept; try again in a moment.");
+    return false;
+  }
+  socket.send(JSON.stringify({ conversation: Number(conversationId), ...frame }));
+  return true;
+}
+
+// --- Frames from the server ---------------------------------------------------------------
+
+function handle(frame) {
+  switch (frame.type) {
+    case "ready":
+      if (frame.in_progress) {
+        startAnswer(frame.in_progress.message_id);
+        setText(frame.in_progress.text);
+      } else {
+        setBusy(false);
+      }
+      break;
+    case "user_message":
+      if (!findMessage(frame.message.id)) list.append(userMessage(frame.message));
+      break;
+    case "answer_started":
+      startAnswer(frame.message_id);
+      announce("The assistant is answering.");
+      break;
+    case "delta":
+      applyDelta(frame);
+      break;
+    case "snapshot":
+      if (current && current.id === frame.message_id) setText(frame.text);
+      break;
+    case "tool":
+      addToolNote(findMessage(frame.message_id), frame);
+      break;
+    case "answer_finished":
+      finishAnswer(frame.message);
+      break;
+    case "refused":
+      refused(frame);
+      break;
+    case "error":
+      showNotice(frame.message);
+      if (frame.text && !input.value) input.value = frame.text;
+      break;
+  }
+}
+
+function startAnswer(id) {
+  hideNotice();
+  let element = findMessage(id);
+  if (!element) {
+    element = assistantMessage({ id, content: "", status: "streaming" });
+    list.append(element);
+  }
+  current = { id, text: "", element };
+  setBusy(true);
+}
+
+function applyDelta(frame) {
+  if (!current || current.id !== frame.message_id) startAnswer(frame.message_id);
+  const known = current.text.length;
+  if (frame.offset > known) return; // a gap: the next snapshot brings the whole text
+  const fresh = frame.text.slice(known - frame.offset);
+  if (fresh) setText(current.text + fresh);
+}
+
+function setText(text) {
+  current.text = text;
+  const body = current.element.querySelector(".answer-body");
+  let paragraph = body.querySelector(".streaming-text");
+  if (!paragraph) {
+    body.replaceChildren();
+    paragraph = document.createElement("p");
+    paragraph.className = "streaming-text";
+    body.append(paragraph);
+  }
+  paragraph.textContent = text;
+  scrollToEnd();
+}
+
+function finishAnswer(message) {
+  const element = findMessage(message.id) || list.appendChild(assistantMessage(message));
+  element.replaceWith(assistantMessage(message));
+  current = null;
+  setBusy(false);
+  announce(message.status === "complete" ? "The answer is complete." : `The answer ${message.status === "stopped" ? "was stopped" : "failed"}.`);
+  scrollToEnd();
+}
+
+function refused(frame) {
+  findMessage(frame.message_id)?.remove();
+  if (frame.question_id) findMessage(frame.question_id)?.remove();
+  current = null;
+  setBusy(false);
+  showNotice(frame.message);
+  if (frame.client_id === clientId && frame.text && !input.value) {
+    input.value = frame.text;
+    grow();
+  }
+}
+
+// --- Building messages (text only through textContent) ------------------------------------
+
+function findMessage(id) {
+  return list.querySelector(`[data-message-id="${id}"]`);
+}
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function userMessage(message) {
+  const item = element("li", "message user");
+  item.dataset.messageId = message.id;
+  item.dataset.role = "user";
+  item.append(element("div", "message-author", "You"), element("div", "message-body user-text", message.content));
+  return item;
+}
+
+function assistantMessage(message) {
+  const item = element("li", `message assistant${message.status && message.status !== "complete" ? ` ${message.status}` : ""}`);
+  item.dataset.messageId = message.id;
+  item.dataset.role = "assistant";
+  const body = element("div", "message-body answer-body markdown");
+  if (message.html) {
+    // Rendered and sanitised on the server (markdown-it-py + nh3).
+    body.innerHTML = message.html;
+  } else {
+    body.append(element("p", "streaming-text", message.content || ""));
+  }
+  const raw = element("div", "answer-raw", message.content || "");
+  raw.hidden = true;
+  const tools = element("ul", "tool-notes");
+  const footer = element("div", "answer-footer");
+  item.append(element("div", "message-author", "Assistant"), body, raw, tools, footer);
+  for (const tool of message.tools || []) addToolNote(item, tool);
+  if (message.status === "stopped") footer.append(element("span", "status-note", "Stopped"));
+  if (message.status === "error") {
+    const error = element("span", "status-note error", message.error);
+    error.setAttribute("role", "alert");
+    footer.append(error, " ", retryButton());
+  }
+  if (message.model) {
+    const cost = message.cost_usd !== null && message.cost_usd !== undefined ? ` · $${Number(message.cost_usd).toFixed(6)}` : "";
+    const usage = element("span", "usage", `${message.model}${message.from_cache ? " · from cache" : ""} · ${message.input_tokens}+${message.output_tokens} tokens${cost}`);
+    usage.title = `${message.input_tokens} tokens in, ${message.output_tokens} out${cost ? `, ${cost.slice(3)}` : ""}`;
+    footer.append(usage);
+  }
+  if (message.content) footer.append(copyAnswerButton());
+  addCodeCopyButtons(item);
+  return item;
+}
+
+function addToolNote(item, tool) {
+  if (!item) return;
+  const note = element("li");
+  if (tool.name === "create_support_ticket" && tool.ticket) {
+    note.append("Filed ");
+    const link = element("a", "", `ticket #${tool.ticket.id}`);
+    link.href = tool.ticket.url;
+    note.append(link);
+  } else if (tool.name === "search_knowledge_base") {
+    note.textContent = "Searched the knowledge base";
+  } else {
+    note.textContent = `Used ${tool.name}`;
+  }
+  item.querySelector(".tool-notes")?.append(note);
+}
+
+function retryButton() {
+  const button = element("button", "retry secondary small", "Retry");
+  button.type = "button";
+  return button;
+}
+
+function copyAnswerButton() {
+  const button = element("button", "copy-answer secondary small", "Copy answer");
+  button.type = "button";
+  return button;
+}
+
+function addCodeCopyButtons(scope) {
+  for (const pre of scope.querySelectorAll(".answer-body pre")) {
+    if (pre.previousElementSibling?.classList.contains("copy-code")) continue;
+    const button = element("button", "copy-code secondary small", "Copy code");
+    button.type = "button";
+    pre.before(button);
+  }
+}
+
+// --- The composer -------------------------------------------------------------------------
+
+function setBusy(value) {
+  busy = value;
+  sendButton.disabled = value;
+  stopButton.hidden = !value;
+  const last = list.lastElementChild;
+  regenerateButton.hidden = value || !last || last.dataset.role !== "assistant";
+}
+
+function grow() {
+  input.style.height = "auto";
+  input.style.height = `${Math.min(input.scrollHeight, window.innerHeight * 0.4)}px`;
+}
+
+function submit() {
+  const text = input.value;
+  if (!text.trim() || busy) return;
+  if (send({ type: "send", content: text, client_id: clientId })) {
+    input.value = "";
+    grow();
+    hideNotice();
+  }
+}
+
+function showNotice(text) {
+  notice.textContent = text;
+  notice.hidden = false;
+}
+
+function hideNotice() {
+  notice.hidden = true;
+  notice.textContent = "";
+}
+
+function announce(text) {
+  announcer.textContent = text;
+}
+
+function scrollToEnd() {
+  list.lastElementChild?.scrollIntoView({ block: "end" });
+}
+
+async function copy(text, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+    button.textContent = "Copied";
+  } catch {
+    button.textContent = "Copy failed";
+  }
+  setTimeout(() => {
+    button.textContent = button.classList.contains("copy-code") ? "Copy code" : "Copy answer";
+  }, 1500);
+}
+
+composer.addEventListener("submit", (event) => {
+  event.preventDefault();
+  submit();
+});
+input.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    submit();
+  }
+});
+input.addEventListener("input", grow);
+stopButton.addEventListener("click", () => send({ type: "stop" }));
+regenerateButton.addEventListener("click", () => send({ type: "regenerate" }));
+list.addEventListener("click", (event) => {
+  const button = event.target.closest("button");
+  if (!button) return;
+  if (button.classList.contains("retry")) send({ type: "retry" });
+  if (button.classList.contains("copy-answer")) {
+    copy(button.closest(".message").querySelector(".answer-raw").textContent, button);
+  }
+  if (button.classList.contains("copy-code")) copy(button.nextElementSibling.textContent, button);
+});
+
+addCodeCopyButtons(list);
+setBusy(false);
+scrollToEnd();
+connect();

@@ -1,0 +1,336 @@
+"""The chat websocket over the full ASGI application (origin check, session auth, routing),
+with answers from the demo provider through the real openai SDK."""
+
+import asyncio
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import Client
+
+from chat import answers
+from chat.models import Conversation, Message
+from iridium.ai import errors
+from iridium.ai.recorder import recorder
+from iridium.analytics.models import Generation
+from iridium.asgi import application
+from iridium.core import consumers, streams
+from support.models import Article, Ticket
+
+ORIGIN = b"http://127.0.0.1"
+
+
+def session_cookie(user) -> str:
+    client = Client()
+    client.force_login(user)
+    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+
+
+async def open_socket(user, conversation_id, origin=ORIGIN):
+    headers = [(b"origin", origin), (b"host", b"127.0.0.1")]
+    if user is not None:
+        cookie = await sync_to_async(session_cookie)(user)
+        headers.append((b"cookie", cookie.encode()))
+    communicator = WebsocketCommunicator(application, f"/ws/chat/{conversation_id}/", headers)
+    connected, code = await communicator.connect(timeout=5)
+    return communicator, connected, code
+
+
+async def frames_until(communicator, frame_type, timeout=10):
+    """Every frame received up to and including the first of `frame_type`."""
+    received = []
+    while True:
+        frame = await communicator.receive_json_from(timeout=timeout)
+        received.append(frame)
+        if frame["type"] == frame_type:
+            return received
+
+
+async def idle(conversation_id, timeout=10):
+    """Wait until the conversation's answer task has ended (it outlives sockets)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while streams.running(answers.run_key(conversation_id)):
+        assert asyncio.get_running_loop().time() < deadline, "the answer never ended"
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def conversation(user):
+    return Conversation.objects.create(user=user)
+
+
+@pytest.fixture
+async def socket(ai_settings, user, conversation):
+    communicator, connected, _ = await open_socket(user, conversation.pk)
+    assert connected
+    ready = await communicator.receive_json_from()
+    assert ready == {"type": "ready", "conversation": conversation.pk, "in_progress": None}
+    yield communicator
+    await idle(conversation.pk)
+    await communicator.disconnect()
+
+
+def messages_of(conversation):
+    return list(conversation.messages.values_list("role", "status", "content"))
+
+
+# --- Who may connect --------------------------------------------------------------------------
+
+
+async def test_anonymous_sockets_are_refused(ai_settings, conversation):
+    _, connected, code = await open_socket(None, conversation.pk)
+    assert not connected and code == consumers.CLOSE_UNAUTHENTICATED
+
+
+async def test_only_the_owner_may_connect(ai_settings, conversation, make_user):
+    stranger = await sync_to_async(make_user)("sam")
+    _, connected, code = await open_socket(stranger, conversation.pk)
+    assert not connected and code == consumers.CLOSE_FORBIDDEN
+
+
+async def test_a_missing_conversation_is_refused(ai_settings, user):
+    _, connected, code = await open_socket(user, 999_999)
+    assert not connected and code == consumers.CLOSE_FORBIDDEN
+
+
+async def test_another_origin_is_refused(ai_settings, user, conversation):
+    _, connected, _ = await open_socket(user, conversation.pk, origin=b"https://evil.example")
+    assert not connected
+
+
+# --- Bad frames change nothing ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("{not json", "malformed"),
+        ("[1, 2]", "malformed"),
+        ('{"content": "no type"}', "malformed"),
+        ('{"type": "dance"}', "unknown_type"),
+        ('{"type": "send", "content": "   "}', "empty"),
+        ('{"type": "send", "content": 42}', "empty"),
+        ('{"type": "send", "content": "hi", "conversation": 123456}', "wrong_object"),
+    ],
+)
+async def test_bad_frames_get_an_error_and_change_nothing(socket, conversation, raw, code):
+    await socket.send_to(text_data=raw)
+    frame = await socket.receive_json_from()
+    assert frame["type"] == "error" and frame["code"] == code and frame["message"]
+    assert await sync_to_async(messages_of)(conversation) == []
+
+
+async def test_oversize_messages_are_refused(socket, conversation):
+    content = "x" * (settings.CHAT_MAX_MESSAGE_CHARS + 1)
+    await socket.send_json_to({"type": "send", "content": content})
+    frame = await socket.receive_json_from()
+    assert frame["code"] == "too_long" and str(settings.CHAT_MAX_MESSAGE_CHARS) in frame["message"]
+    await socket.send_to(text_data="x" * (settings.WEBSOCKET_MAX_FRAME_CHARS + 1))
+    assert (await socket.receive_json_from())["code"] == "too_large"
+    assert await sync_to_async(messages_of)(conversation) == []
+
+
+# --- Answers ----------------------------------------------------------------------------------
+
+
+async def test_an_answer_streams_and_is_saved(socket, conversation, user):
+    await socket.send_json_to({"type": "send", "content": "What is a websocket?"})
+    frames = await frames_until(socket, "answer_finished")
+    types = [f["type"] for f in frames]
+    assert types[0] == "user_message" and types[1] == "answer_started"
+    deltas = [f for f in frames if f["type"] == "delta"]
+    assert len(deltas) > 3
+    streamed = "".join(d["text"] for d in deltas)
+    assert [d["offset"] for d in deltas] == [
+        sum(len(x["text"]) for x in deltas[:i]) for i in range(len(deltas))
+    ]
+    finished = frames[-1]["message"]
+    assert finished["content"] == streamed and finished["status"] == "complete"
+    assert finished["html"].startswith("<p>Demo answer")
+    assert finished["model"] == "gpt-4o-mini" and finished["output_tokens"] > 0
+    assert Decimal_or_none(finished["cost_usd"]) > 0
+    saved = await sync_to_async(messages_of)(conversation)
+    assert saved == [
+        ("user", "complete", "What is a websocket?"),
+        ("assistant", "complete", streamed),
+    ]
+    await conversation.arefresh_from_db()
+    assert conversation.title == "What is a websocket?"
+
+
+def Decimal_or_none(value):  # noqa: N802
+    from decimal import Decimal
+
+    return Decimal(value) if value is not None else None
+
+
+async def test_every_call_of_a_conversation_shares_its_trace(socket, conversation, user):
+    for text in ("first question", "How do I reset my password?"):
+        await socket.send_json_to({"type": "send", "content": text})
+        await frames_until(socket, "answer_finished")
+        await idle(conversation.pk)
+    await asyncio.to_thread(recorder.flush)
+    rows = [g async for g in Generation.objects.order_by("created_at", "step")]
+    assert len(rows) == 3  # one, then two steps around the knowledge-base search
+    for row in rows:
+        assert row.trace_id == f"conversation-{conversation.pk}"
+        assert row.feature == "chat"
+        assert row.properties["conversationId"] == conversation.pk
+        assert row.properties["hasTools"] is True
+        assert row.properties["userPlan"] == "free"
+    assert [r.properties["messageCount"] for r in rows] == [1, 3, 3]
+
+
+async def test_stop_keeps_the_partial_answer(socket, conversation):
+    await socket.send_json_to({"type": "send", "content": "A long story [[demo:slow=0.05]]"})
+    await frames_until(socket, "delta")
+    await socket.send_json_to({"type": "stop"})
+    frames = await frames_until(socket, "answer_finished")
+    finished = frames[-1]["message"]
+    assert finished["status"] == "stopped" and finished["content"]
+    await idle(conversation.pk)
+    answer = await conversation.messages.aget(role="assistant")
+    assert answer.status == "stopped" and answer.content == finished["content"]
+
+
+async def test_closing_the_socket_does_not_stop_the_answer(ai_settings, user, conversation):
+    first, _, _ = await open_socket(user, conversation.pk)
+    await first.receive_json_from()
+    await first.send_json_to({"type": "send", "content": "Tell me more [[demo:slow=0.03]]"})
+    await frames_until(first, "delta")
+    await first.disconnect()
+
+    second, _, _ = await open_socket(user, conversation.pk)
+    ready = await second.receive_json_from()
+    assert ready["in_progress"]["text"]  # the answer in progress, so far
+    frames = await frames_until(second, "answer_finished")
+    await idle(conversation.pk)
+    answer = await conversation.messages.aget(role="assistant")
+    assert answer.status == "complete" and answer.content == frames[-1]["message"]["content"]
+    assert answer.content.startswith(ready["in_progress"]["text"])
+    await second.disconnect()
+
+    third, _, _ = await open_socket(user, conversation.pk)
+    assert (await third.receive_json_from())["in_progress"] is None
+    await third.disconnect()
+
+
+async def test_two_tabs_see_the_same_stream(socket, user, conversation):
+    other, connected, _ = await open_socket(user, conversation.pk)
+    assert connected
+    await other.receive_json_from()
+    await socket.send_json_to({"type": "send", "content": "Hello both"})
+    mine = await frames_until(socket, "answer_finished")
+    theirs = await frames_until(other, "answer_finished")
+    assert mine[-1]["message"] == theirs[-1]["message"]
+    assert [f["type"] for f in theirs][:2] == ["user_message", "answer_started"]
+    await other.disconnect()
+
+
+async def test_a_second_message_while_answering_is_refused_and_kept(socket, conversation):
+    await socket.send_json_to({"type": "send", "content": "Slowly [[demo:slow=0.05]]"})
+    await frames_until(socket, "delta")
+    await socket.send_json_to({"type": "send", "content": "Impatient"})
+    frames = await frames_until(socket, "error")
+    assert frames[-1]["code"] == "busy" and frames[-1]["text"] == "Impatient"
+    await socket.send_json_to({"type": "stop"})
+    await frames_until(socket, "answer_finished")
+
+
+async def test_provider_errors_show_with_retry(socket, conversation):
+    await socket.send_json_to({"type": "send", "content": "Break [[demo:fault=500]]"})
+    frames = await frames_until(socket, "answer_finished")
+    failed = frames[-1]["message"]
+    assert failed["status"] == "error" and failed["error"] == errors.PROVIDER_FAILED
+    await idle(conversation.pk)
+    await socket.send_json_to({"type": "retry"})
+    frames = await frames_until(socket, "answer_finished")
+    # The retry asks again; the demo provider fails the same request again, deterministically.
+    assert frames[-1]["message"]["status"] == "error"
+    await idle(conversation.pk)
+    statuses = await sync_to_async(messages_of)(conversation)
+    assert [s[:2] for s in statuses] == [("user", "complete"), ("assistant", "error")]
+
+
+async def test_regenerate_replaces_the_last_answer(socket, conversation):
+    await socket.send_json_to({"type": "send", "content": "Hi"})
+    first = (await frames_until(socket, "answer_finished"))[-1]["message"]
+    await idle(conversation.pk)
+    await socket.send_json_to({"type": "regenerate"})
+    second = (await frames_until(socket, "answer_finished"))[-1]["message"]
+    assert second["id"] != first["id"] and second["content"] == first["content"]
+    await idle(conversation.pk)
+    assert await conversation.messages.acount() == 2
+
+
+async def test_limits_are_said_plainly_and_the_text_is_given_back(socket, conversation, plans):
+    free = plans["free"]
+    free.daily_request_limit = 0
+    await free.asave()
+    await socket.send_json_to({"type": "send", "content": "Anyone there?", "client_id": "tab-1"})
+    frames = await frames_until(socket, "refused")
+    refused = frames[-1]
+    assert refused["message"] == errors.DAILY_LIMIT_REACHED.format(limit=0)
+    assert refused["text"] == "Anyone there?" and refused["client_id"] == "tab-1"
+    await idle(conversation.pk)
+    assert await sync_to_async(messages_of)(conversation) == []
+
+
+# --- Tools ------------------------------------------------------------------------------------
+
+
+async def test_the_assistant_searches_the_knowledge_base(socket, conversation):
+    await Article.objects.acreate(
+        title="Resetting your password",
+        body="Open Settings, then Security, then Reset password.",
+        tags="password,account",
+        published=True,
+    )
+    await Article.objects.acreate(title="Draft about passwords", body="secret", published=False)
+    await socket.send_json_to({"type": "send", "content": "How do I reset my password?"})
+    frames = await frames_until(socket, "answer_finished")
+    [tool] = [f for f in frames if f["type"] == "tool"]
+    assert tool["name"] == "search_knowledge_base" and tool["results"] == 1
+    answer = frames[-1]["message"]
+    assert "Resetting your password" in answer["content"]
+    assert "Draft about passwords" not in answer["content"]
+    assert answer["tools"] == [{"name": "search_knowledge_base", "ok": True, "results": 1}]
+
+
+async def test_the_assistant_files_a_ticket_for_the_chatting_user_only(
+    socket, conversation, user, make_user
+):
+    other = await sync_to_async(make_user)("victim")
+    arguments = json.dumps({"title": "Refund", "description": "Please", "user": other.pk})
+    await socket.send_json_to(
+        {"type": "send", "content": f"[[demo:tool=create_support_ticket {arguments}]]"}
+    )
+    frames = await frames_until(socket, "answer_finished")
+    [tool] = [f for f in frames if f["type"] == "tool"]
+    ticket = await Ticket.objects.aget()
+    assert ticket.user_id == user.pk and ticket.source == "chat" and ticket.title == "Refund"
+    assert tool["ticket"] == {"id": ticket.pk, "url": f"/support/tickets/{ticket.pk}/"}
+    assert not await Ticket.objects.filter(user=other).aexists()
+
+
+async def test_a_ticket_without_a_description_is_not_filed(socket, conversation):
+    arguments = json.dumps({"title": "Only a title"})
+    await socket.send_json_to(
+        {"type": "send", "content": f"[[demo:tool=create_support_ticket {arguments}]]"}
+    )
+    frames = await frames_until(socket, "answer_finished")
+    [tool] = [f for f in frames if f["type"] == "tool"]
+    assert tool["ok"] is False
+    assert not await Ticket.objects.aexists()
+
+
+async def test_the_assistant_uses_at_most_five_steps(socket, conversation):
+    await socket.send_json_to({"type": "send", "content": "Search forever [[demo:loop]]"})
+    frames = await frames_until(socket, "answer_finished")
+    assert len([f for f in frames if f["type"] == "tool"]) == 4
+    assert frames[-1]["message"]["status"] == "complete"
+    await idle(conversation.pk)
+    await asyncio.to_thread(recorder.flush)
+    assert await Generation.objects.acount() == 5
