@@ -3,6 +3,7 @@ with answers from the demo provider through the real openai SDK."""
 
 import asyncio
 import json
+from decimal import Decimal
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -11,7 +12,7 @@ from django.conf import settings
 from django.test import Client
 
 from chat import answers
-from chat.models import Conversation, Message
+from chat.models import Conversation
 from iridium.ai import errors
 from iridium.ai.recorder import recorder
 from iridium.analytics.models import Generation
@@ -150,7 +151,7 @@ async def test_an_answer_streams_and_is_saved(socket, conversation, user):
     assert finished["content"] == streamed and finished["status"] == "complete"
     assert finished["html"].startswith("<p>Demo answer")
     assert finished["model"] == "gpt-4o-mini" and finished["output_tokens"] > 0
-    assert Decimal_or_none(finished["cost_usd"]) > 0
+    assert Decimal(finished["cost_usd"]) > 0
     saved = await sync_to_async(messages_of)(conversation)
     assert saved == [
         ("user", "complete", "What is a websocket?"),
@@ -158,12 +159,6 @@ async def test_an_answer_streams_and_is_saved(socket, conversation, user):
     ]
     await conversation.arefresh_from_db()
     assert conversation.title == "What is a websocket?"
-
-
-def Decimal_or_none(value):  # noqa: N802
-    from decimal import Decimal
-
-    return Decimal(value) if value is not None else None
 
 
 async def test_every_call_of_a_conversation_shares_its_trace(socket, conversation, user):

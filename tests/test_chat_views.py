@@ -1,0 +1,111 @@
+"""Chat pages: who may see what (owner, another user, anonymous), and nothing runs from text."""
+
+import pytest
+from django.urls import reverse
+
+from chat.models import Conversation, Message
+
+XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+@pytest.fixture
+def conversation(user):
+    conversation = Conversation.objects.create(user=user, title="Plans for Tuesday")
+    Message.objects.create(conversation=conversation, role="user", content="What about lunch?")
+    return conversation
+
+
+PAGES = [
+    ("get", "chat:conversation"),
+    ("post", "chat:rename"),
+    ("get", "chat:delete"),
+    ("post", "chat:delete"),
+]
+
+
+@pytest.mark.parametrize(("method", "name"), PAGES)
+def test_another_user_gets_404_and_changes_nothing(client, make_user, conversation, method, name):
+    client.force_login(make_user("mallory"))
+    response = getattr(client, method)(reverse(name, args=[conversation.pk]), {"title": "pwned"})
+    assert response.status_code == 404
+    conversation.refresh_from_db()
+    assert conversation.title == "Plans for Tuesday"
+
+
+@pytest.mark.parametrize(("method", "name"), PAGES)
+def test_anonymous_is_sent_to_log_in(client, conversation, method, name):
+    response = getattr(client, method)(reverse(name, args=[conversation.pk]), {"title": "x"})
+    assert response.status_code == 302 and response.url.startswith(reverse("login"))
+    assert Conversation.objects.filter(pk=conversation.pk, title="Plans for Tuesday").exists()
+
+
+def test_the_owner_reads_the_whole_history(client, user, conversation):
+    client.force_login(user)
+    html = client.get(reverse("chat:conversation", args=[conversation.pk])).content.decode()
+    assert "Plans for Tuesday" in html and "What about lunch?" in html
+
+
+def test_the_list_shows_only_ones_own_conversations_newest_first(client, user, make_user):
+    older = Conversation.objects.create(user=user, title="Older")
+    newer = Conversation.objects.create(user=user, title="Newer")
+    Conversation.objects.create(user=make_user("mallory"), title="Not yours")
+    client.force_login(user)
+    listed = list(client.get(reverse("chat:index")).context["conversations"])
+    assert listed == [newer, older]
+
+
+def test_search_by_title_and_content(client, user, conversation):
+    Conversation.objects.create(user=user, title="Unrelated")
+    client.force_login(user)
+    by_title = client.get(reverse("chat:index"), {"q": "tuesday"}).context["conversations"]
+    by_content = client.get(reverse("chat:index"), {"q": "LUNCH"}).context["conversations"]
+    assert list(by_title) == list(by_content) == [conversation]
+    assert list(client.get(reverse("chat:index"), {"q": "zzz"}).context["conversations"]) == []
+
+
+def test_new_rename_and_delete(client, user):
+    client.force_login(user)
+    response = client.post(reverse("chat:new"))
+    conversation = Conversation.objects.get(user=user)
+    assert response.url == reverse("chat:conversation", args=[conversation.pk])
+    client.post(reverse("chat:rename", args=[conversation.pk]), {"title": "  Renamed  "})
+    conversation.refresh_from_db()
+    assert conversation.title == "Renamed"
+    empty = client.post(reverse("chat:rename", args=[conversation.pk]), {"title": "  "})
+    assert empty.status_code == 400 and "A conversation needs a title." in empty.content.decode()
+    confirm = client.get(reverse("chat:delete", args=[conversation.pk]))
+    assert "cannot be undone" in confirm.content.decode()
+    assert Conversation.objects.filter(pk=conversation.pk).exists()
+    client.post(reverse("chat:delete", args=[conversation.pk]))
+    assert not Conversation.objects.filter(pk=conversation.pk).exists()
+
+
+def test_new_needs_post(client, user):
+    client.force_login(user)
+    assert client.get(reverse("chat:new")).status_code == 405
+    assert not Conversation.objects.exists()
+
+
+def test_script_in_messages_and_answers_stays_text(client, user):
+    from iridium.core.markdown import render
+
+    conversation = Conversation.objects.create(user=user, title=XSS)
+    Message.objects.create(conversation=conversation, role="user", content=XSS)
+    answer_text = f"Here is what you sent: {XSS}\n\n```html\n{XSS}\n```"
+    Message.objects.create(
+        conversation=conversation, role="assistant", content=answer_text, html=render(answer_text)
+    )
+    client.force_login(user)
+    html = client.get(reverse("chat:conversation", args=[conversation.pk])).content.decode()
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;" in html
+    assert "<img" not in render(answer_text) and "<script" not in render(answer_text)
+
+
+def test_markdown_rendering_is_sanitised():
+    from iridium.core.markdown import render
+
+    html = render("[click](javascript:alert(1)) <b onclick=x>bold</b>\n\n```python\nprint(1)\n```")
+    assert "href" not in html and "<b" not in html  # the link and the tag stay text
+    assert "&lt;b onclick=x&gt;" in html
+    assert '<span class="nb">print</span>' in html
