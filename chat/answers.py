@@ -68,7 +68,12 @@ def message_frame(message: Message) -> dict:
 async def send(*, conversation: Conversation, user, content: str, client_id: str = "") -> None:
     user_message, answer = await sync_to_async(_save_question)(conversation, content)
     await streams.group_send(
-        group_for(conversation.pk), {"type": "user_message", "message": message_frame(user_message)}
+        group_for(conversation.pk),
+        {
+            "type": "user_message",
+            "message": message_frame(user_message),
+            "title": conversation.title,
+        },
     )
     _start(conversation, user, answer, question=user_message, client_id=client_id)
 

@@ -141,6 +141,7 @@ async def test_an_answer_streams_and_is_saved(socket, conversation, user):
     frames = await frames_until(socket, "answer_finished")
     types = [f["type"] for f in frames]
     assert types[0] == "user_message" and types[1] == "answer_started"
+    assert frames[0]["title"] == "What is a websocket?"  # the page's heading follows
     deltas = [f for f in frames if f["type"] == "delta"]
     assert len(deltas) > 3
     streamed = "".join(d["text"] for d in deltas)

@@ -138,10 +138,15 @@ class BudgetWarning(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["user", "organization", "period", "percent"],
-                name="one_budget_warning_per_level",
-                nulls_distinct=False,
-            )
+                fields=["user", "period", "percent"],
+                condition=models.Q(organization__isnull=True),
+                name="one_user_budget_warning_per_level",
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "period", "percent"],
+                condition=models.Q(user__isnull=True),
+                name="one_organization_budget_warning_per_level",
+            ),
         ]
 
     def __str__(self):

@@ -65,6 +65,10 @@ function handle(frame) {
       break;
     case "user_message":
       if (!findMessage(frame.message.id)) list.append(userMessage(frame.message));
+      if (frame.title) {
+        document.getElementById("conversation-title").textContent = frame.title;
+        document.title = `${frame.title} · Iridium`;
+      }
       break;
     case "answer_started":
       startAnswer(frame.message_id);
