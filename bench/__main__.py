@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-BENCHMARKS = ["overhead"]
+BENCHMARKS = ["overhead", "streams"]
 
 if __name__ == "__main__":
     failed = 0

@@ -3,6 +3,7 @@ streamed to every tab through iridium.core.streams, and saved when it ends howev
 (complete, stopped, failed). A refused request (limit, budget, kill switch) leaves nothing behind,
 so the page can give the person their text back."""
 
+import asyncio
 import time
 from datetime import timedelta
 
@@ -184,7 +185,8 @@ async def _write_answer(run, conversation, user, answer, question, client_id):
                 await run.delta(event.text)
                 if time.monotonic() - last_snapshot > streams.SNAPSHOT_SECONDS:
                     last_snapshot = time.monotonic()
-                    await _save_progress(answer, run.text)
+                    # Saved beside the stream, never in its way: tokens keep flowing meanwhile.
+                    run.in_background(_save_progress(answer, run.text))
                     await run.snapshot()
             elif isinstance(event, ai.ToolCalled):
                 tool_event = _tool_event(event)
@@ -227,7 +229,9 @@ def _tool_event(event: ai.ToolCalled) -> dict:
 
 async def _finish(run, answer, text, status, *, completion=None, error=""):
     answer.content = text
-    answer.html = render(text) if text else ""
+    # Rendering (pygments) takes milliseconds of CPU: off the event loop, so that the other
+    # conversations' tokens are not held up behind it.
+    answer.html = await asyncio.to_thread(render, text) if text else ""
     answer.status = status
     answer.error = error
     if completion is not None:

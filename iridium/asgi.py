@@ -16,6 +16,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+import iridium.ai.service  # noqa: E402, F401  (loaded now, not during the first request)
 from iridium.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(

@@ -476,3 +476,27 @@ async def test_lifespan_is_acknowledged():
     await DemoProvider()({"type": "lifespan"}, receive, send)
 
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+async def test_clock_directive_streams_send_times(client):
+    before = time.time()
+    stream = await client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "hello [[demo:clock]]"}],
+        stream=True,
+    )
+    stamps = []
+    async for chunk in stream:
+        for choice in chunk.choices:
+            if choice.delta.content:
+                stamps.append(float(choice.delta.content))
+    after = time.time()
+    assert len(stamps) > 3 and stamps == sorted(stamps)
+    assert before <= stamps[0] and stamps[-1] <= after
+
+
+async def test_words_directive_sets_the_answer_length(client):
+    completion = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi [[demo:words=120]]"}]
+    )
+    assert len(completion.choices[0].message.content.split()) == 120

@@ -59,6 +59,11 @@ quotes), let tests and demos choose behaviour; an unknown or malformed directive
     Wait SECONDS before each streamed chunk (instead of the server's ``token_delay``).
 ``[[demo:cached=N]]``
     Report N cached prompt tokens (at most ``prompt_tokens``).
+``[[demo:words=N]]``
+    Make the answer exactly N words long (up to 10,000), for long streams in benchmarks.
+``[[demo:clock]]``
+    Stream, in place of each word, the wall-clock time it was sent (``1764300000.123456 ``):
+    benchmarks measure the delay each token takes to reach the browser.
 """
 
 import asyncio
@@ -78,6 +83,7 @@ MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano")
 MAX_BODY_BYTES = 8 * 1024 * 1024
 TIMEOUT_FAULT_SECONDS = 30.0
 MAX_SLOW_SECONDS = 60.0
+MAX_WORDS = 10_000
 CUT_AFTER_WORDS = 3
 
 DIRECTIVE = re.compile(
@@ -147,6 +153,8 @@ class Directives:
     fault: str | None = None
     slow: float | None = None
     cached: int = 0
+    clock: bool = False
+    words: int = 0
 
 
 @dataclass
@@ -227,7 +235,15 @@ class DemoProvider:
                 return
             if request.get("stream"):
                 delay = self.token_delay if directives.slow is None else directives.slow
-                await _stream(respond, request, reply, delay, hangup, directives.fault == "cut")
+                await _stream(
+                    respond,
+                    request,
+                    reply,
+                    delay,
+                    hangup,
+                    directives.fault == "cut",
+                    clock=directives.clock,
+                )
             elif directives.fault == "cut":
                 payload = _json_bytes(_completion(request, reply))
                 await respond.start(
@@ -336,7 +352,7 @@ async def _read_body(receive) -> bytes | None:
             return b"".join(chunks)
 
 
-async def _stream(respond, request, reply, delay, hangup, cut):
+async def _stream(respond, request, reply, delay, hangup, cut, *, clock=False):
     await respond.start(200, "text/event-stream; charset=utf-8", [(b"cache-control", b"no-cache")])
     include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
     chunk_id = f"chatcmpl-{uuid.uuid4().hex}"
@@ -364,6 +380,7 @@ async def _stream(respond, request, reply, delay, hangup, cut):
     await respond.body(delta(role), more_body=True)
 
     pieces = [delta({"content": word}) for word in _words(reply.text or "")]
+    word_count = len(pieces)
     for index, call in enumerate(reply.tool_calls):
         # As the real API does: id, type and name first, then the arguments in fragments.
         head = {"index": index, "id": call["id"], "type": "function"}
@@ -382,6 +399,8 @@ async def _stream(respond, request, reply, delay, hangup, cut):
             return
         if await hangup.pause(delay):
             return
+        if clock and number < word_count:
+            piece = delta({"content": f"{time.time():.6f} "})
         await respond.body(piece, more_body=True)
 
     await respond.body(delta({}, reply.finish_reason), more_body=True)
@@ -471,6 +490,10 @@ def _parse_directives(text: str) -> Directives:
             directives.slow = float(value)
         elif name == "cached" and value and value.isdigit():
             directives.cached = int(value)
+        elif name == "clock" and value is None:
+            directives.clock = True
+        elif name == "words" and value and value.isdigit() and 0 < int(value) <= MAX_WORDS:
+            directives.words = int(value)
         else:
             raise RequestError(f"Unknown or malformed demo directive {match[0]}.")
     return directives
@@ -507,6 +530,8 @@ def _reply(request: dict, directives: Directives) -> Reply:
             text = _tool_summary(model, messages)
         else:
             text = _answer(model, question)
+        if directives.words:
+            text = _padded(text, directives.words)
         text, finish_reason = _limit(text, request)
 
     prompt_tokens = _tokens(_prompt_chars(request))
@@ -641,6 +666,13 @@ def _text(message: dict) -> str:
 
 def _without_directives(text: str) -> str:
     return " ".join(DIRECTIVE.sub(" ", text).split())
+
+
+def _padded(text: str, count: int) -> str:
+    """The answer cut or lengthened (with numbered filler words) to exactly `count` words."""
+    words = text.split()
+    words += [f"word{index}" for index in range(len(words), count)]
+    return " ".join(words[:count])
 
 
 def _words(text: str) -> list[str]:

@@ -2,6 +2,7 @@
 service picks the model, calls the provider, runs tools, prices and records every call."""
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -335,21 +336,32 @@ class _Call:
         state = _StreamState()
         outcome = "error"
         try:
-            async with asyncio.timeout(settings.AI_DEADLINE_SECONDS):
-                response = await provider.client().chat.completions.create(**request)
+            completions = provider.client().chat.completions
             if self.streaming:
-                state.answering = True
-                try:
-                    async for chunk in response:
+                # The SDK makes the request (auth, retries, errors); the event stream is read
+                # line by line here. Building the SDK's typed chunk objects costs about 0.3 ms
+                # a token, which is most of a worker's time when hundreds of answers stream.
+                async with contextlib.AsyncExitStack() as stack:
+                    async with asyncio.timeout(settings.AI_DEADLINE_SECONDS):
+                        response = await stack.enter_async_context(
+                            completions.with_streaming_response.create(**request)
+                        )
+                    state.answering = True
+                    async for line in response.iter_lines():
+                        chunk = _event_data(line)
+                        if chunk is None:
+                            continue
+                        if chunk is _DONE:
+                            break
                         delta_text = state.take(chunk, started)
                         if delta_text:
                             yield TextDelta(delta_text)
-                finally:
-                    await response.close()
                 if state.finish_reason is None:
                     raise _CutStream()
             else:
-                state.take_completion(response, started)
+                async with asyncio.timeout(settings.AI_DEADLINE_SECONDS):
+                    completion = await completions.create(**request)
+                state.take_completion(completion, started)
             outcome = "ok"
         except (GeneratorExit, asyncio.CancelledError):
             outcome = "cancelled"
@@ -392,9 +404,7 @@ class _Call:
     def _provider_error(self, error: Exception, attempts, state) -> errors.ProviderError:
         status = getattr(error, "status_code", None)
         detail = f"{type(error).__name__}: {error}"
-        if isinstance(error, _CutStream) or (
-            state.answering and isinstance(error, openai.APIError | OSError)
-        ):
+        if isinstance(error, _CutStream | _StreamError) or state.answering:
             # The stream had begun: the connection broke or the server sent an error event.
             message = errors.PROVIDER_CUT
         elif isinstance(error, openai.RateLimitError):
@@ -590,26 +600,28 @@ class _StreamState:
     def text(self) -> str:
         return "".join(self.parts)
 
-    def take(self, chunk, started: float) -> str:
-        if chunk.usage is not None:
-            self.usage = _usage(chunk.usage)
+    def take(self, chunk: dict, started: float) -> str:
+        """Take one streamed chunk, as the JSON object the provider sent."""
+        if chunk.get("usage"):
+            self.usage = _usage_from(chunk["usage"])
         delta_text = ""
-        for choice in chunk.choices:
-            delta = choice.delta
-            if delta.content:
-                delta_text += delta.content
-            for fragment in delta.tool_calls or ():
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                delta_text += delta["content"]
+            for fragment in delta.get("tool_calls") or ():
                 slot = self.tool_fragments.setdefault(
-                    fragment.index, {"id": "", "name": "", "arguments": []}
+                    fragment.get("index", 0), {"id": "", "name": "", "arguments": []}
                 )
-                if fragment.id:
-                    slot["id"] = fragment.id
-                if fragment.function and fragment.function.name:
-                    slot["name"] = fragment.function.name
-                if fragment.function and fragment.function.arguments:
-                    slot["arguments"].append(fragment.function.arguments)
-            if choice.finish_reason:
-                self.finish_reason = choice.finish_reason
+                function = fragment.get("function") or {}
+                if fragment.get("id"):
+                    slot["id"] = fragment["id"]
+                if function.get("name"):
+                    slot["name"] = function["name"]
+                if function.get("arguments"):
+                    slot["arguments"].append(function["arguments"])
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
         if (delta_text or self.tool_fragments) and self.time_to_first_token_ms is None:
             self.time_to_first_token_ms = (time.perf_counter() - started) * 1000
         if delta_text:
@@ -647,6 +659,38 @@ def _usage(reported) -> Usage:
         output_tokens=reported.completion_tokens or 0,
         cached_tokens=(details.cached_tokens or 0) if details else 0,
     )
+
+
+def _usage_from(reported: dict) -> Usage:
+    details = reported.get("prompt_tokens_details") or {}
+    return Usage(
+        input_tokens=reported.get("prompt_tokens") or 0,
+        output_tokens=reported.get("completion_tokens") or 0,
+        cached_tokens=details.get("cached_tokens") or 0,
+    )
+
+
+_DONE = object()
+
+
+def _event_data(line: str):
+    """The JSON object of one server-sent-events line; _DONE at the end; None for other lines.
+    An error event mid-stream raises, like the SDK does."""
+    if not line.startswith("data:"):
+        return None
+    data = line[5:].strip()
+    if data == "[DONE]":
+        return _DONE
+    chunk = json.loads(data)
+    if isinstance(chunk, dict) and chunk.get("error"):
+        error = chunk["error"]
+        message = error.get("message") if isinstance(error, dict) else str(error)
+        raise _StreamError(message or "the provider sent an error event")
+    return chunk
+
+
+class _StreamError(Exception):
+    """The provider reported an error in the middle of a stream."""
 
 
 def _assistant_message(text: str, tool_calls: list[dict]) -> dict:

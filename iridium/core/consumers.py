@@ -65,6 +65,15 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         if getattr(self, "group", None):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
+    async def dispatch(self, message):
+        # Channels runs close_old_connections() in the database thread before every handler:
+        # a thread hop per token per socket, all through one thread. Relayed frames touch no
+        # database, so they skip it.
+        if message["type"] == "stream.frame":
+            await self.stream_frame(message)
+            return
+        await super().dispatch(message)
+
     async def stream_frame(self, event):
         await self.send_json(event["frame"])
 

@@ -43,7 +43,13 @@ class Command(BaseCommand):
             tasks.append(demo)
             self.stdout.write(f"Demo AI provider at {settings.AI_BASE_URL} (no OPENAI_API_KEY set)")
         config = uvicorn.Config(
-            "iridium.asgi:application", host=host, port=port, lifespan="off", log_level="info"
+            "iridium.asgi:application",
+            host=host,
+            port=port,
+            lifespan="off",
+            log_level="info",
+            # Tokens are a few bytes: compressing each websocket frame costs more than it saves.
+            ws_per_message_deflate=False,
         )
         _, app = await start(config)
         tasks.append(app)

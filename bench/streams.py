@@ -1,0 +1,222 @@
+"""bench.streams: many chats streaming at once over real websockets against one ASGI server.
+
+The upstream (the demo provider, in its own process) streams every answer at a fixed rate and
+writes into each token the wall-clock time it sent it (`[[demo:clock]]`). The benchmark opens N
+conversations on one uvicorn worker (another process), sends a message in each at once, and for
+every token received in the browser-side socket computes how long it took since the upstream sent
+it. The baseline is the same N streams read straight from the upstream with the openai SDK, in
+the same run: what Iridium adds is the difference. Memory per open conversation is the server's
+resident memory at the peak of N streams, less before them, divided by N.
+"""
+
+import asyncio
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+
+import openai
+import uvloop
+import websockets
+
+from bench.common import ROOT, machine, percentile, print_table, setup_django, upstreams
+
+LEVELS = [int(n) for n in os.environ.get("BENCH_STREAM_LEVELS", "100,300,500").split(",")]
+TOKEN_INTERVAL = 0.1  # seconds between tokens of one stream, at the upstream
+TARGET_MS = 20.0
+START_SPREAD = 5.0  # seconds over which the N messages are sent
+# BENCH_PROFILE=/tmp/server.prof runs the server under cProfile (read it with pstats).
+PROFILE = (
+    ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if "BENCH_PROFILE" in os.environ else []
+)
+# Answers of ANSWER_WORDS tokens (10 s each); the N messages are sent over START_SPREAD seconds,
+# as people press Enter at different moments, so that N answers are open at once for a while.
+ANSWER_WORDS = 100
+MESSAGE = f"Tell me about websockets [[demo:clock]] [[demo:words={ANSWER_WORDS}]]"
+
+
+def raise_file_limit():
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def start_server(port: int) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [sys.executable, *PROFILE, "-m", "uvicorn", "iridium.asgi:application",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+         "--no-access-log", "--ws-per-message-deflate", "false"],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        preexec_fn=raise_file_limit,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return server
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise RuntimeError("the ASGI server did not start")
+
+
+def stamps_in(text: str):
+    for word in text.split():
+        if word[:1].isdigit():
+            yield float(word)
+
+
+async def through_iridium(port, cookie, conversation_ids, server_pid):
+    """Per-token delays (ms) through websockets, and the server's peak memory meanwhile."""
+    headers = {"Cookie": cookie}
+    sockets = []
+    for conversation_id in conversation_ids:
+        ws = await websockets.connect(
+            f"ws://127.0.0.1:{port}/ws/chat/{conversation_id}/",
+            additional_headers=headers,
+            origin="http://127.0.0.1",
+            max_queue=None,
+        )
+        ready = json.loads(await ws.recv())
+        assert ready["type"] == "ready", ready
+        sockets.append(ws)
+    idle_kb = rss_kb(server_pid)
+    peak_kb = idle_kb
+    delays: list[float] = []
+
+    async def read(ws, start_after):
+        await asyncio.sleep(start_after)
+        await ws.send(json.dumps({"type": "send", "content": MESSAGE}))
+        while True:
+            frame = json.loads(await ws.recv())
+            now = time.time()
+            if frame["type"] == "delta":
+                delays.extend((now - sent) * 1000 for sent in stamps_in(frame["text"]))
+            elif frame["type"] in ("answer_finished", "refused", "error"):
+                assert frame["type"] == "answer_finished", frame
+                return
+
+    async def watch_memory():
+        nonlocal peak_kb
+        while True:
+            peak_kb = max(peak_kb, rss_kb(server_pid))
+            await asyncio.sleep(0.2)
+
+    watcher = asyncio.create_task(watch_memory())
+    spread = [START_SPREAD * index / len(sockets) for index in range(len(sockets))]
+    await asyncio.gather(*(read(ws, after) for ws, after in zip(sockets, spread, strict=True)))
+    watcher.cancel()
+    for ws in sockets:
+        await ws.close()
+    return delays, (peak_kb - idle_kb) / len(sockets)
+
+
+async def straight_from_upstream(provider_url, count):
+    client = openai.AsyncOpenAI(api_key="not-needed", base_url=provider_url, max_retries=0)
+    delays: list[float] = []
+
+    async def read(start_after):
+        await asyncio.sleep(start_after)
+        stream = await client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": MESSAGE}], stream=True
+        )
+        async for chunk in stream:
+            now = time.time()
+            for choice in chunk.choices:
+                if choice.delta.content:
+                    delays.extend((now - sent) * 1000 for sent in stamps_in(choice.delta.content))
+
+    await asyncio.gather(*(read(START_SPREAD * index / count) for index in range(count)))
+    await client.close()
+    return delays
+
+
+def main():
+    raise_file_limit()
+    with upstreams(token_delay=TOKEN_INTERVAL) as (provider_url, _):
+        os.environ.update(OPENAI_BASE_URL=provider_url, ALLOWED_HOSTS="127.0.0.1,localhost")
+        setup_django()
+        from django.test import Client
+
+        from chat.models import Conversation
+        from iridium.accounts.models import User
+        from iridium.accounts.services import ensure_default_plans
+
+        ensure_default_plans()
+        user, _ = User.objects.get_or_create(username="bench-streams")
+        plan = user.effective_plan
+        plan.daily_request_limit = 10_000_000
+        plan.monthly_budget_usd = 1_000_000
+        plan.save()
+        client = Client()
+        client.force_login(user)
+        cookie = f"sessionid={client.cookies['sessionid'].value}"
+
+        port = free_port()
+        server = start_server(port)
+        rows, results = [], {}
+        try:
+            for count in [10, *LEVELS]:  # the first round warms the server up, unreported
+                Conversation.objects.filter(user=user).delete()
+                ids = [Conversation.objects.create(user=user).pk for _ in range(count)]
+                uvloop.install()
+                iridium_delays, kb = asyncio.run(through_iridium(port, cookie, ids, server.pid))
+                direct = asyncio.run(straight_from_upstream(provider_url, count))
+                added_p50 = percentile(iridium_delays, 0.5) - percentile(direct, 0.5)
+                added_p99 = percentile(iridium_delays, 0.99) - percentile(direct, 0.99)
+                if count == 10 and 10 not in LEVELS:
+                    continue
+                results[count] = (added_p99, kb)
+                rows.append(
+                    [
+                        count,
+                        len(iridium_delays),
+                        f"{percentile(direct, 0.5):.2f}",
+                        f"{percentile(direct, 0.99):.2f}",
+                        f"{percentile(iridium_delays, 0.5):.2f}",
+                        f"{percentile(iridium_delays, 0.99):.2f}",
+                        f"{added_p50:.2f}",
+                        f"{added_p99:.2f}",
+                        f"{kb:.0f}",
+                    ]
+                )
+        finally:
+            server.send_signal(2)
+            server.wait(timeout=30)
+            Conversation.objects.filter(user=user).delete()
+
+    print_table(
+        f"bench.streams: one uvicorn worker, tokens every {TOKEN_INTERVAL * 1000:.0f} ms, "
+        f"{machine()}",
+        rows,
+        ["streams", "tokens", "sdk p50", "sdk p99", "iridium p50", "iridium p99", "added p50",
+         "added p99", "kb/stream"],
+    )  # fmt: skip
+    under = [count for count, (p99, _) in results.items() if p99 < TARGET_MS]
+    largest = max(LEVELS)
+    print(
+        f"max_streams_under_20ms={max(under) if under else 0} "
+        f"added_p99_ms_at_{largest}={results[largest][0]:.2f} "
+        f"kb_per_stream={results[largest][1]:.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
