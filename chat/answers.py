@@ -3,17 +3,14 @@ streamed to every tab through iridium.core.streams, and saved when it ends howev
 (complete, stopped, failed). A refused request (limit, budget, kill switch) leaves nothing behind,
 so the page can give the person their text back."""
 
-import asyncio
-import time
 from datetime import timedelta
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
-from iridium import ai
 from iridium.core import streams
-from iridium.core.markdown import render
+from iridium.core.answering import write_answer
 
 from .models import Conversation, Message
 from .tools import CHAT_TOOLS
@@ -46,23 +43,6 @@ def group_for(conversation_id: int) -> str:
     return f"chat-{conversation_id}"
 
 
-def message_frame(message: Message) -> dict:
-    return {
-        "id": message.pk,
-        "role": message.role,
-        "content": message.content,
-        "html": message.html,
-        "status": message.status,
-        "error": message.error,
-        "model": message.model,
-        "input_tokens": message.input_tokens,
-        "output_tokens": message.output_tokens,
-        "cost_usd": str(message.cost_usd) if message.cost_usd is not None else None,
-        "from_cache": message.from_cache,
-        "tools": message.tool_events,
-    }
-
-
 # --- Starting answers -------------------------------------------------------------------------
 
 
@@ -72,7 +52,7 @@ async def send(*, conversation: Conversation, user, content: str, client_id: str
         group_for(conversation.pk),
         {
             "type": "user_message",
-            "message": message_frame(user_message),
+            "message": user_message.frame(),
             "title": conversation.title,
         },
     )
@@ -165,83 +145,33 @@ def _history(conversation: Conversation, answer: Message) -> list[dict]:
 async def _write_answer(run, conversation, user, answer, question, client_id):
     messages = await sync_to_async(_history)(conversation, answer)
     plan = await sync_to_async(lambda: user.effective_plan.slug)()
-    await run.send({"type": "answer_started", "message_id": answer.pk})
-    last_snapshot = time.monotonic()
-    try:
-        async for event in ai.stream(
-            user=user,
-            feature="chat",
-            messages=messages,
-            trace_id=conversation.trace_id,
-            properties={
+
+    async def on_refused(refusal):
+        await sync_to_async(_forget)(answer, question)
+        return {
+            "text": question.content if question else "",
+            "client_id": client_id,
+            "question_id": question.pk if question else None,
+        }
+
+    await write_answer(
+        run,
+        answer,
+        ask={
+            "user": user,
+            "feature": "chat",
+            "messages": messages,
+            "trace_id": conversation.trace_id,
+            "properties": {
                 "conversationId": conversation.pk,
                 "messageCount": len(messages) - 1,
                 "hasTools": True,
                 "userPlan": plan,
             },
-            tools=CHAT_TOOLS,
-        ):
-            if isinstance(event, ai.TextDelta):
-                await run.delta(event.text)
-                if time.monotonic() - last_snapshot > streams.SNAPSHOT_SECONDS:
-                    last_snapshot = time.monotonic()
-                    # Saved beside the stream, never in its way: tokens keep flowing meanwhile.
-                    run.in_background(_save_progress(answer, run.text))
-                    await run.snapshot()
-            elif isinstance(event, ai.ToolCalled):
-                tool_event = _tool_event(event)
-                answer.tool_events.append(tool_event)
-                await run.send({"type": "tool", "message_id": answer.pk, **tool_event})
-            elif isinstance(event, ai.Completion):
-                await _finish(run, answer, event.text, Message.Status.COMPLETE, completion=event)
-    except ai.ProviderError as error:
-        await _finish(run, answer, run.text, Message.Status.ERROR, error=str(error))
-    except (ai.LimitReached, ai.AIDisabled) as refusal:
-        await sync_to_async(_forget)(answer, question)
-        await run.send(
-            {
-                "type": "refused",
-                "message_id": answer.pk,
-                "message": str(refusal),
-                "text": question.content if question else "",
-                "client_id": client_id,
-                "question_id": question.pk if question else None,
-            }
-        )
-    except BaseException:  # stopped (the task was cancelled) or failed unexpectedly
-        await _finish(run, answer, run.text, Message.Status.STOPPED)
-        raise
-
-
-async def _save_progress(answer: Message, text: str) -> None:
-    await Message.objects.filter(pk=answer.pk).aupdate(content=text, updated_at=timezone.now())
-
-
-def _tool_event(event: ai.ToolCalled) -> dict:
-    tool_event = {"name": event.name, "ok": not event.is_error}
-    result = event.result if isinstance(event.result, dict) else {}
-    if event.name == "create_support_ticket" and "ticket_id" in result:
-        tool_event["ticket"] = {"id": result["ticket_id"], "url": result["url"]}
-    if event.name == "search_knowledge_base":
-        tool_event["results"] = len(result.get("results", []))
-    return tool_event
-
-
-async def _finish(run, answer, text, status, *, completion=None, error=""):
-    answer.content = text
-    # Rendering (pygments) takes milliseconds of CPU: off the event loop, so that the other
-    # conversations' tokens are not held up behind it.
-    answer.html = await asyncio.to_thread(render, text) if text else ""
-    answer.status = status
-    answer.error = error
-    if completion is not None:
-        answer.model = completion.model
-        answer.input_tokens = completion.usage.input_tokens
-        answer.output_tokens = completion.usage.output_tokens
-        answer.cost_usd = completion.cost.total_usd if completion.cost else None
-        answer.from_cache = completion.from_cache
-    await answer.asave()
-    await run.send({"type": "answer_finished", "message": message_frame(answer)})
+            "tools": CHAT_TOOLS,
+        },
+        on_refused=on_refused,
+    )
 
 
 def _forget(answer: Message, question: Message | None) -> None:

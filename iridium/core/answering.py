@@ -1,0 +1,91 @@
+"""Writing one AI answer into a `StreamedAnswer` while every watching page sees it stream.
+
+Shared by chat and support: the app says what to ask (the iridium.ai arguments) and what to do
+when the request is refused; this writes the tokens to the run's group, saves progress beside the
+stream, reports tool use, and saves the answer when it ends, whether complete, stopped (the
+task was cancelled), failed (the provider's error is kept for a Retry) or refused.
+"""
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from django.utils import timezone
+
+from iridium import ai
+
+from . import streams
+from .markdown import render
+from .models import StreamedAnswer
+
+Refusal = ai.LimitReached | ai.AIDisabled
+
+
+async def write_answer(
+    run: streams.Run,
+    answer: StreamedAnswer,
+    *,
+    ask: dict,
+    on_refused: Callable[[Exception], Awaitable[dict]],
+) -> None:
+    """Stream `ai.stream(**ask)` into `answer`. `on_refused(refusal)` cleans up after a refusal
+    and returns what to add to the `refused` frame."""
+    await run.send({"type": "answer_started", "message_id": answer.pk})
+    last_snapshot = time.monotonic()
+    try:
+        async for event in ai.stream(**ask):
+            if isinstance(event, ai.TextDelta):
+                await run.delta(event.text)
+                if time.monotonic() - last_snapshot > streams.SNAPSHOT_SECONDS:
+                    last_snapshot = time.monotonic()
+                    # Saved beside the stream, never in its way: tokens keep flowing meanwhile.
+                    run.in_background(_save_progress(answer, run.text))
+                    await run.snapshot()
+            elif isinstance(event, ai.ToolCalled):
+                tool_event = describe_tool(event)
+                answer.tool_events.append(tool_event)
+                await run.send({"type": "tool", "message_id": answer.pk, **tool_event})
+            elif isinstance(event, ai.Completion):
+                await finish(run, answer, event.text, answer.Status.COMPLETE, completion=event)
+    except ai.ProviderError as error:
+        await finish(run, answer, run.text, answer.Status.ERROR, error=str(error))
+    except (ai.LimitReached, ai.AIDisabled) as refusal:
+        extra = await on_refused(refusal)
+        await run.send(
+            {"type": "refused", "message_id": answer.pk, "message": str(refusal), **extra}
+        )
+    except BaseException:  # stopped (the task was cancelled) or failed unexpectedly
+        await finish(run, answer, run.text, answer.Status.STOPPED)
+        raise
+
+
+async def _save_progress(answer: StreamedAnswer, text: str) -> None:
+    await type(answer).objects.filter(pk=answer.pk).aupdate(content=text, updated_at=timezone.now())
+
+
+def describe_tool(event: ai.ToolCalled) -> dict:
+    """What the page shows of a tool the assistant used (never the tool's raw result)."""
+    tool_event = {"name": event.name, "ok": not event.is_error}
+    result = event.result if isinstance(event.result, dict) else {}
+    if event.name == "create_support_ticket" and "ticket_id" in result:
+        tool_event["ticket"] = {"id": result["ticket_id"], "url": result["url"]}
+    if event.name == "search_knowledge_base":
+        tool_event["results"] = len(result.get("results", []))
+    return tool_event
+
+
+async def finish(run, answer, text, status, *, completion=None, error=""):
+    answer.content = text
+    # Rendering (pygments) takes milliseconds of CPU: off the event loop, so that the other
+    # answers' tokens are not held up behind it.
+    answer.html = await asyncio.to_thread(render, text) if text else ""
+    answer.status = status
+    answer.error = error
+    if completion is not None:
+        answer.model = completion.model
+        answer.input_tokens = completion.usage.input_tokens
+        answer.output_tokens = completion.usage.output_tokens
+        answer.cost_usd = completion.cost.total_usd if completion.cost else None
+        answer.from_cache = completion.from_cache
+    await answer.asave()
+    await run.send({"type": "answer_finished", "message": answer.frame()})
