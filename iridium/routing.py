@@ -1,5 +1,6 @@
 """Websocket routes of every app, gathered for iridium.asgi."""
 
 from chat.routing import websocket_urlpatterns as chat_routes
+from support.routing import websocket_urlpatterns as support_routes
 
-websocket_urlpatterns = [*chat_routes]
+websocket_urlpatterns = [*chat_routes, *support_routes]

@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.db import models
 
+from iridium.core.models import StreamedAnswer
+
 
 class Ticket(models.Model):
     class Priority(models.TextChoices):
@@ -40,6 +42,9 @@ class Ticket(models.Model):
     source = models.CharField(
         max_length=20, default="form", help_text="Where it was filed: form or chat."
     )
+    needs_human = models.BooleanField(
+        default=False, help_text="The customer or the assistant asked for a person."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -49,6 +54,45 @@ class Ticket(models.Model):
 
     def __str__(self):
         return f"#{self.pk} {self.title}"
+
+    @property
+    def trace_id(self) -> str:
+        return f"support-ticket-{self.pk}"
+
+    @property
+    def ai_answers(self) -> bool:
+        """The assistant answers until a person takes over (asked for, or an agent assigned)."""
+        return (
+            not self.needs_human
+            and self.assigned_to_id is None
+            and self.status
+            in (
+                self.Status.OPEN,
+                self.Status.PENDING,
+            )
+        )
+
+
+class TicketMessage(StreamedAnswer):
+    class Kind(models.TextChoices):
+        CUSTOMER = "customer", "Customer"
+        AGENT = "agent", "Agent"
+        ASSISTANT = "assistant", "Assistant"
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="messages")
+    kind = models.CharField(max_length=10, choices=Kind)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta(StreamedAnswer.Meta):
+        pass
+
+    def __str__(self):
+        return f"{self.kind}: {self.content[:40]}"
+
+    def frame_extra(self) -> dict:
+        return {"kind": self.kind, "author": self.author.get_username() if self.author else ""}
 
 
 class Article(models.Model):

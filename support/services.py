@@ -1,33 +1,50 @@
-"""Writes to support: tickets and their messages."""
+"""Writes to support: tickets, their messages, assignment and status."""
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 
-from .models import Ticket
+from .models import Ticket, TicketMessage
 
 TITLE_REQUIRED = "A ticket needs a title."
 DESCRIPTION_REQUIRED = "A ticket needs a description."
 TITLE_TOO_LONG = "A ticket title can be at most 200 characters."
 DESCRIPTION_TOO_LONG = "A ticket description can be at most 10,000 characters."
-MAX_DESCRIPTION = 10_000
+MESSAGE_REQUIRED = "Write a message first."
+MESSAGE_TOO_LONG = "A message can be at most 10,000 characters."
+UNKNOWN_PRIORITY = "Unknown priority {value!r}: choose low, normal, high or urgent."
+UNKNOWN_CATEGORY = "Unknown category {value!r}: choose billing, technical, account or other."
+UNKNOWN_STATUS = "Unknown status {value!r}: choose open, pending, resolved or closed."
+NOT_AN_AGENT = "Tickets can only be assigned to staff."
+STAFF_ONLY = "Only staff can do that."
+MAX_TEXT = 10_000
 
 
+def _clean_text(text, *, required: str, too_long: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise ValidationError(required)
+    if len(text) > MAX_TEXT:
+        raise ValidationError(too_long)
+    return text
+
+
+@transaction.atomic
 def create_ticket(
     *, user, title: str, description: str, priority="normal", category="other", source="form"
 ) -> Ticket:
-    title, description = (title or "").strip(), (description or "").strip()
+    title = (title or "").strip()
     if not title:
         raise ValidationError(TITLE_REQUIRED)
     if len(title) > 200:
         raise ValidationError(TITLE_TOO_LONG)
-    if not description:
-        raise ValidationError(DESCRIPTION_REQUIRED)
-    if len(description) > MAX_DESCRIPTION:
-        raise ValidationError(DESCRIPTION_TOO_LONG)
+    description = _clean_text(
+        description, required=DESCRIPTION_REQUIRED, too_long=DESCRIPTION_TOO_LONG
+    )
     if priority not in Ticket.Priority.values:
-        raise ValidationError(f"Unknown priority {priority!r}.")
+        raise ValidationError(UNKNOWN_PRIORITY.format(value=priority))
     if category not in Ticket.Category.values:
-        raise ValidationError(f"Unknown category {category!r}.")
-    return Ticket.objects.create(
+        raise ValidationError(UNKNOWN_CATEGORY.format(value=category))
+    ticket = Ticket.objects.create(
         user=user,
         title=title,
         description=description,
@@ -35,3 +52,56 @@ def create_ticket(
         category=category,
         source=source,
     )
+    # The description opens the thread, so that the thread is the whole conversation.
+    TicketMessage.objects.create(
+        ticket=ticket, kind=TicketMessage.Kind.CUSTOMER, author=user, content=description
+    )
+    return ticket
+
+
+def post_message(*, ticket: Ticket, author, body: str) -> TicketMessage:
+    """A message from the ticket's owner, or a reply from an agent (staff)."""
+    body = _clean_text(body, required=MESSAGE_REQUIRED, too_long=MESSAGE_TOO_LONG)
+    if author.is_staff and author.pk != ticket.user_id:
+        message = TicketMessage.objects.create(
+            ticket=ticket, kind=TicketMessage.Kind.AGENT, author=author, content=body
+        )
+        # The customer's turn now.
+        Ticket.objects.filter(pk=ticket.pk).update(status=Ticket.Status.PENDING)
+        ticket.status = Ticket.Status.PENDING
+        return message
+    if author.pk != ticket.user_id:
+        raise PermissionDenied(STAFF_ONLY)
+    message = TicketMessage.objects.create(
+        ticket=ticket, kind=TicketMessage.Kind.CUSTOMER, author=author, content=body
+    )
+    if ticket.status != Ticket.Status.OPEN:
+        Ticket.objects.filter(pk=ticket.pk).update(status=Ticket.Status.OPEN)
+        ticket.status = Ticket.Status.OPEN
+    return message
+
+
+def ask_for_human(*, ticket: Ticket) -> Ticket:
+    ticket.needs_human = True
+    ticket.save(update_fields=["needs_human", "updated_at"])
+    return ticket
+
+
+def assign(*, ticket: Ticket, agent, by) -> Ticket:
+    if not by.is_staff:
+        raise PermissionDenied(STAFF_ONLY)
+    if agent is not None and not agent.is_staff:
+        raise ValidationError(NOT_AN_AGENT)
+    ticket.assigned_to = agent
+    ticket.save(update_fields=["assigned_to", "updated_at"])
+    return ticket
+
+
+def set_status(*, ticket: Ticket, status: str, by) -> Ticket:
+    if not by.is_staff:
+        raise PermissionDenied(STAFF_ONLY)
+    if status not in Ticket.Status.values:
+        raise ValidationError(UNKNOWN_STATUS.format(value=status))
+    ticket.status = status
+    ticket.save(update_fields=["status", "updated_at"])
+    return ticket

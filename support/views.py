@@ -1,9 +1,17 @@
+from asgiref.sync import sync_to_async
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import Http404
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from iridium.core.markdown import render as render_markdown
 
+from . import answers, selectors, services
+from .forms import QueueFilterForm, TicketForm
 from .models import Article, Ticket
 
 
@@ -17,13 +25,105 @@ def _get_ticket_for_user(request, pk) -> Ticket:
 
 @login_required
 def index(request):
-    tickets = Ticket.objects.filter(user=request.user)
-    return render(request, "support/index.html", {"tickets": tickets})
+    return render(
+        request,
+        "support/index.html",
+        {"tickets": Ticket.objects.filter(user=request.user), "form": TicketForm()},
+    )
+
+
+@login_required
+@require_POST
+async def new(request):
+    """File a ticket; the assistant starts answering it at once, in this server's event loop."""
+    user = await request.auser()
+    form = TicketForm(request.POST)
+    if not await sync_to_async(form.is_valid)():
+        tickets = [t async for t in Ticket.objects.filter(user=user)]
+        return await sync_to_async(render)(
+            request, "support/index.html", {"tickets": tickets, "form": form}, status=400
+        )
+    try:
+        ticket = await sync_to_async(services.create_ticket)(user=user, **form.cleaned_data)
+    except ValidationError as error:
+        form.add_error(None, error)
+        return await sync_to_async(render)(
+            request, "support/index.html", {"tickets": [], "form": form}, status=400
+        )
+    await answers.start_answer(ticket.pk)
+    return redirect("support:ticket", pk=ticket.pk)
 
 
 @login_required
 def ticket(request, pk):
-    return render(request, "support/ticket.html", {"ticket": _get_ticket_for_user(request, pk)})
+    found = _get_ticket_for_user(request, pk)
+    context = {"ticket": found, "thread": found.messages.select_related("author")}
+    if request.user.is_staff:
+        context["agents"] = get_user_model().objects.filter(is_staff=True).order_by("username")
+        context["ai_cost"] = selectors.ai_costs([found]).get(found.pk)
+        context["statuses"] = Ticket.Status.choices
+    return render(request, "support/ticket.html", context)
+
+
+@staff_member_required
+def queue(request):
+    form = QueueFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    tickets = list(
+        selectors.queue(
+            status=filters.get("status", ""),
+            priority=filters.get("priority", ""),
+            category=filters.get("category", ""),
+            assigned=filters.get("assigned", ""),
+            query=filters.get("q", ""),
+        )[:200]
+    )
+    costs = selectors.ai_costs(tickets)
+    for listed in tickets:
+        listed.ai_cost = costs.get(listed.pk)
+    agents = get_user_model().objects.filter(is_staff=True).order_by("username")
+    return render(
+        request, "support/queue.html", {"tickets": tickets, "form": form, "agents": agents}
+    )
+
+
+@staff_member_required
+@require_POST
+def assign(request, pk):
+    found = get_object_or_404(Ticket, pk=pk)
+    agent_id = request.POST.get("agent", "")
+    agent = None
+    if agent_id:
+        agent = get_user_model().objects.filter(pk=agent_id if agent_id.isdigit() else 0).first()
+        if agent is None:
+            messages.error(request, "No such agent.")
+            return redirect("support:ticket", pk=pk)
+    try:
+        services.assign(ticket=found, agent=agent, by=request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    return redirect("support:ticket", pk=pk)
+
+
+@staff_member_required
+@require_POST
+def set_status(request, pk):
+    found = get_object_or_404(Ticket, pk=pk)
+    try:
+        services.set_status(ticket=found, status=request.POST.get("status", ""), by=request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    return redirect("support:ticket", pk=pk)
+
+
+@login_required
+def articles(request):
+    query = request.GET.get("q", "").strip()[:200]
+    if query:
+        found = selectors.search_articles(query, limit=selectors.SEARCH_LIMIT)
+    else:
+        found = Article.objects.filter(published=True)
+    return render(request, "support/articles.html", {"articles": found, "query": query})
 
 
 @login_required

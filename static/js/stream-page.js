@@ -1,21 +1,24 @@
-// The chat page: one websocket per conversation, reconnecting by itself; answers stream in as
-// plain text (textContent, never HTML) and are replaced by the server's sanitised rendering
-// when they finish.
+// A page where AI answers stream in (a chat conversation, a support ticket): one websocket,
+// reconnecting by itself; answers stream in as plain text (textContent, never HTML) and are
+// replaced by the server's sanitised rendering when they finish.
 
-const root = document.querySelector("[data-chat]");
-const conversationId = root.dataset.conversation;
+const root = document.querySelector("[data-stream]");
+const objectId = Number(root.dataset.id);
+const noun = root.dataset.noun; // "conversation" or "ticket"
+const username = root.dataset.username;
 const list = root.querySelector("[data-messages]");
 const composer = root.querySelector("[data-composer]");
 const input = composer.querySelector("textarea");
 const sendButton = composer.querySelector("[data-send]");
 const stopButton = composer.querySelector("[data-stop]");
 const regenerateButton = composer.querySelector("[data-regenerate]");
+const humanButton = root.querySelector("[data-human]");
 const notice = root.querySelector("[data-notice]");
 const announcer = root.querySelector("[data-announcer]");
 const connection = root.querySelector("[data-connection]");
 const clientId = Math.random().toString(36).slice(2);
 const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-const socketUrl = `${scheme}${location.host}/ws/chat/${conversationId}/`;
+const socketUrl = `${scheme}${location.host}${root.dataset.socket}`;
 
 let socket = null;
 let attempts = 0;
@@ -32,7 +35,7 @@ function connect() {
   socket.addEventListener("message", (event) => handle(JSON.parse(event.data)));
   socket.addEventListener("close", (event) => {
     if (event.code === 4401 || event.code === 4403) {
-      connection.textContent = "You are signed out or cannot see this conversation. Reload the page.";
+      connection.textContent = `You are signed out or cannot see this ${noun}. Reload the page.`;
       return;
     }
     const delay = Math.min(10000, 500 * 2 ** attempts) + Math.random() * 250;
@@ -47,7 +50,7 @@ function send(frame) {
     showNotice("Not connected yet. Your message is kept; try again in a moment.");
     return false;
   }
-  socket.send(JSON.stringify({ conversation: Number(conversationId), ...frame }));
+  socket.send(JSON.stringify({ [noun]: objectId, ...frame }));
   return true;
 }
 
@@ -64,9 +67,9 @@ function handle(frame) {
       }
       break;
     case "user_message":
-      if (!findMessage(frame.message.id)) list.append(userMessage(frame.message));
+      if (!findMessage(frame.message.id)) list.append(humanMessage(frame.message));
       if (frame.title) {
-        document.getElementById("conversation-title").textContent = frame.title;
+        document.getElementById("stream-title").textContent = frame.title;
         document.title = `${frame.title} · Iridium`;
       }
       break;
@@ -88,6 +91,10 @@ function handle(frame) {
       break;
     case "refused":
       refused(frame);
+      break;
+    case "handed_over":
+      showNotice(frame.message);
+      if (humanButton) humanButton.hidden = true;
       break;
     case "error":
       showNotice(frame.message);
@@ -163,11 +170,17 @@ function element(tag, className, text) {
   return node;
 }
 
-function userMessage(message) {
-  const item = element("li", "message user");
+function authorLabel(message) {
+  if (message.kind === "agent") return `${message.author} (staff)`;
+  if (message.kind === "customer" && message.author !== username) return message.author || "Customer";
+  return "You";
+}
+
+function humanMessage(message) {
+  const item = element("li", `message user${message.kind ? ` ${message.kind}` : ""}`);
   item.dataset.messageId = message.id;
   item.dataset.role = "user";
-  item.append(element("div", "message-author", "You"), element("div", "message-body user-text", message.content));
+  item.append(element("div", "message-author", authorLabel(message)), element("div", "message-body user-text", message.content));
   return item;
 }
 
@@ -186,7 +199,7 @@ function assistantMessage(message) {
   raw.hidden = true;
   const tools = element("ul", "tool-notes");
   const footer = element("div", "answer-footer");
-  item.append(element("div", "message-author", "Assistant"), body, raw, tools, footer);
+  item.append(element("div", "message-author", noun === "ticket" ? "Support assistant" : "Assistant"), body, raw, tools, footer);
   for (const tool of message.tools || []) addToolNote(item, tool);
   if (message.status === "stopped") footer.append(element("span", "status-note", "Stopped"));
   if (message.status === "error") {
@@ -215,6 +228,8 @@ function addToolNote(item, tool) {
     note.append(link);
   } else if (tool.name === "search_knowledge_base") {
     note.textContent = "Searched the knowledge base";
+  } else if (tool.name === "hand_over_to_human") {
+    note.textContent = "Handed over to staff";
   } else {
     note.textContent = `Used ${tool.name}`;
   }
@@ -248,8 +263,10 @@ function setBusy(value) {
   busy = value;
   sendButton.disabled = value;
   stopButton.hidden = !value;
-  const last = list.lastElementChild;
-  regenerateButton.hidden = value || !last || last.dataset.role !== "assistant";
+  if (regenerateButton) {
+    const last = list.lastElementChild;
+    regenerateButton.hidden = value || !last || last.dataset.role !== "assistant";
+  }
 }
 
 function grow() {
@@ -309,7 +326,8 @@ input.addEventListener("keydown", (event) => {
 });
 input.addEventListener("input", grow);
 stopButton.addEventListener("click", () => send({ type: "stop" }));
-regenerateButton.addEventListener("click", () => send({ type: "regenerate" }));
+regenerateButton?.addEventListener("click", () => send({ type: "regenerate" }));
+humanButton?.addEventListener("click", () => send({ type: "human" }));
 list.addEventListener("click", (event) => {
   const button = event.target.closest("button");
   if (!button) return;

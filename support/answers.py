@@ -1,0 +1,119 @@
+"""The support assistant: answers a new ticket first and the customer's follow-ups, streamed into
+the ticket's thread, until a person takes over. It acts for the ticket's owner only."""
+
+from asgiref.sync import sync_to_async
+from django.db import transaction
+
+from chat.tools import SEARCH_KNOWLEDGE_BASE
+from iridium import ai
+from iridium.core import streams
+from iridium.core.answering import write_answer
+
+from . import services
+from .models import Ticket, TicketMessage
+
+SYSTEM_PROMPT = (
+    "You are Iridium's support assistant, answering a customer's ticket. Search the knowledge "
+    "base before answering how-to questions and cite the articles you use. Be precise and "
+    "kind. When you cannot solve the problem, or the customer asks for a person, call "
+    "hand_over_to_human and tell the customer that a member of staff will take over."
+)
+BUSY = "The assistant is still answering this ticket."
+HANDED_OVER = "A member of staff will take over this ticket."
+
+
+def run_key(ticket_id: int) -> str:
+    return f"ticket-{ticket_id}"
+
+
+def group_for(ticket_id: int) -> str:
+    return f"ticket-{ticket_id}"
+
+
+def _hand_over_tool(ticket_id: int) -> ai.Tool:
+    async def hand_over(arguments, context):
+        ticket = await Ticket.objects.aget(pk=ticket_id)
+        if context.user is None or ticket.user_id != context.user.pk:
+            raise ai.ToolFailed("This ticket is not the customer's.")
+        await sync_to_async(services.ask_for_human)(ticket=ticket)
+        return {"handed_over": True}
+
+    return ai.Tool(
+        name="hand_over_to_human",
+        description="Hand the ticket over to a member of staff.",
+        parameters={
+            "type": "object",
+            "properties": {"reason": {"type": "string", "description": "Why, in a sentence."}},
+        },
+        run=hand_over,
+    )
+
+
+@transaction.atomic
+def _prepare(ticket_id: int):
+    ticket = (
+        Ticket.objects.select_for_update().select_related("user", "assigned_to").get(pk=ticket_id)
+    )
+    if streams.running(run_key(ticket.pk)) or not ticket.ai_answers:
+        return None, None, None
+    answer = TicketMessage.objects.create(
+        ticket=ticket, kind=TicketMessage.Kind.ASSISTANT, status=TicketMessage.Status.STREAMING
+    )
+    thread = [{"role": "system", "content": SYSTEM_PROMPT}]
+    first = True
+    for message in ticket.messages.exclude(pk=answer.pk).exclude(content=""):
+        if message.kind == TicketMessage.Kind.ASSISTANT:
+            first = False
+            thread.append({"role": "assistant", "content": message.content})
+        elif message.kind == TicketMessage.Kind.AGENT:
+            thread.append({"role": "assistant", "content": f"(Staff) {message.content}"})
+        else:
+            thread.append({"role": "user", "content": message.content})
+    thread[1]["content"] = f"Ticket: {ticket.title}\n\n{thread[1]['content']}"
+    return ticket, answer, (thread, first)
+
+
+async def start_answer(ticket_id: int) -> bool:
+    """Start the assistant's answer if it should answer now; False if it should not."""
+    ticket, answer, prepared = await sync_to_async(_prepare)(ticket_id)
+    if ticket is None:
+        return False
+    thread, first_response = prepared
+    run = streams.Run(key=run_key(ticket.pk), group=group_for(ticket.pk), message_id=answer.pk)
+
+    async def on_refused(refusal):
+        await answer.adelete()
+        return {}
+
+    async def produce(run):
+        await write_answer(
+            run,
+            answer,
+            ask={
+                "user": ticket.user,  # the AI acts for the ticket's owner, whoever watches
+                "feature": "customer-support",
+                "messages": thread,
+                "trace_id": ticket.trace_id,
+                "properties": {
+                    "ticketId": ticket.pk,
+                    "ticketPriority": ticket.priority,
+                    "ticketCategory": ticket.category,
+                    "agentAssigned": (
+                        ticket.assigned_to.get_username() if ticket.assigned_to else "ai-only"
+                    ),
+                    "firstResponse": first_response,
+                },
+                "tools": [SEARCH_KNOWLEDGE_BASE, _hand_over_tool(ticket.pk)],
+            },
+            on_refused=on_refused,
+        )
+
+    streams.start(run, produce)
+    return True
+
+
+def pending_first_response(ticket: Ticket) -> bool:
+    """A ticket nobody has answered yet (filed from a chat, or its first answer was refused)."""
+    return (
+        ticket.ai_answers and not ticket.messages.exclude(kind=TicketMessage.Kind.CUSTOMER).exists()
+    )
