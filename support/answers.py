@@ -52,7 +52,9 @@ def _hand_over_tool(ticket_id: int) -> ai.Tool:
 @transaction.atomic
 def _prepare(ticket_id: int):
     ticket = (
-        Ticket.objects.select_for_update().select_related("user", "assigned_to").get(pk=ticket_id)
+        Ticket.objects.select_for_update(of=("self",))
+        .select_related("user", "assigned_to")
+        .get(pk=ticket_id)
     )
     if streams.running(run_key(ticket.pk)) or not ticket.ai_answers:
         return None, None, None

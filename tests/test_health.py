@@ -5,6 +5,7 @@ from django.test import override_settings
 
 from iridium.accounts.management.commands.seed_demo import DEMO_PASSWORD, DEMO_USERS
 from iridium.accounts.models import Organization, User
+from support.models import Article
 
 UNREACHABLE_REDIS = {
     "default": {
@@ -42,7 +43,10 @@ def test_seed_demo_is_idempotent_and_its_logins_work(client, plans):
     call_command("seed_demo")
     counts = (User.objects.count(), Organization.objects.count())
     call_command("seed_demo")
-    assert (User.objects.count(), Organization.objects.count()) == counts == (4, 1)
+    assert (User.objects.count(), Organization.objects.count()) == counts == (5, 1)
+    dana = User.objects.get(username="dana")
+    assert dana.is_staff and not dana.is_superuser and dana.has_perm("support.add_article")
+    assert Article.objects.filter(published=True).count() == 3
     for username, plan, _, _ in DEMO_USERS:
         user = User.objects.get(username=username)
         assert user.effective_plan.slug == plan

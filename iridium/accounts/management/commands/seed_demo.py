@@ -1,9 +1,11 @@
 """Create the demo data that README documents. Idempotent: running it again changes nothing."""
 
 from django.conf import settings
+from django.contrib.auth.models import Permission
 from django.core.management.base import BaseCommand, CommandError
 
 from iridium.accounts.models import Organization, Plan, User
+from support.models import Article
 
 DEMO_PASSWORD = "iridium-demo"
 ADMIN_PASSWORD = "iridium-admin"
@@ -14,6 +16,31 @@ DEMO_USERS = [
     ("alice", "free", None, "alice@example.com"),
     ("bob", "pro", None, "bob@example.com"),
     ("carol", "enterprise", "acme", "carol@example.com"),
+]
+DEMO_AGENT = "dana"  # support staff: the ticket queue, and knowledge-base articles in admin
+AGENT_PERMISSIONS = [
+    ("support", "article", ["add", "change", "view"]),
+    ("support", "ticket", ["change", "view"]),
+]
+DEMO_ARTICLES = [
+    (
+        "Resetting your password",
+        "account, password, login",
+        "1. Open **Settings → Security**.\n2. Choose **Reset password**.\n3. Follow the link we "
+        "email you within ten minutes.\n\nThe link works once and expires after an hour.",
+    ),
+    (
+        "Understanding your invoice",
+        "billing, invoice, refund",
+        "Each invoice lists your plan, the period and any extra usage. If you were charged twice, "
+        "file a ticket in the **billing** category: refunds are issued within five working days.",
+    ),
+    (
+        "Plans and limits",
+        "plans, limits, budget",
+        "Every plan has a daily number of AI requests and a monthly AI budget. When you reach "
+        "either, AI features pause until the next day or month; upgrade for more.",
+    ),
 ]
 
 
@@ -45,9 +72,24 @@ class Command(BaseCommand):
         for username, plan_slug, org_slug, email in DEMO_USERS:
             org = organization if org_slug == organization.slug else None
             self._user(username, DEMO_PASSWORD, plans[plan_slug], org, email, False)
+        agent = self._user(DEMO_AGENT, DEMO_PASSWORD, plans["pro"], None, "dana@example.com", False)
+        agent.is_staff = True
+        agent.save(update_fields=["is_staff"])
+        for app_label, model, actions in AGENT_PERMISSIONS:
+            agent.user_permissions.add(
+                *Permission.objects.filter(
+                    content_type__app_label=app_label,
+                    codename__in=[f"{action}_{model}" for action in actions],
+                )
+            )
+        for title, tags, body in DEMO_ARTICLES:
+            Article.objects.update_or_create(
+                title=title, defaults={"tags": tags, "body": body, "published": True}
+            )
         self.stdout.write(
             f"Demo data ready: admin / {ADMIN_PASSWORD} (staff); "
             + ", ".join(f"{u} / {DEMO_PASSWORD} ({p})" for u, p, _, _ in DEMO_USERS)
+            + f", {DEMO_AGENT} / {DEMO_PASSWORD} (support staff)"
         )
 
     def _user(self, username, password, plan, organization, email, is_admin):
