@@ -31,9 +31,11 @@ function connect() {
   socket.addEventListener("open", () => {
     attempts = 0;
     connection.textContent = "";
+    while (outbox.length) socket.send(outbox.shift());
   });
   socket.addEventListener("message", (event) => handle(JSON.parse(event.data)));
   socket.addEventListener("close", (event) => {
+    delete root.dataset.connected;
     if (event.code === 4401 || event.code === 4403) {
       connection.textContent = `You are signed out or cannot see this ${noun}. Reload the page.`;
       return;
@@ -45,12 +47,17 @@ function connect() {
   });
 }
 
+// Frames written while the socket is (re)connecting wait here and go out once it is open.
+const outbox = [];
+
 function send(frame) {
+  const text = JSON.stringify({ [noun]: objectId, ...frame });
   if (!socket || socket.readyState !== WebSocket.OPEN) {
-    showNotice("Not connected yet. Your message is kept; try again in a moment.");
-    return false;
+    outbox.push(text);
+    connection.textContent = "Connecting… your message will be sent as soon as the connection is back.";
+    return true;
   }
-  socket.send(JSON.stringify({ [noun]: objectId, ...frame }));
+  socket.send(text);
   return true;
 }
 
@@ -59,6 +66,7 @@ function send(frame) {
 function handle(frame) {
   switch (frame.type) {
     case "ready":
+      root.dataset.connected = "true";
       if (frame.in_progress) {
         startAnswer(frame.in_progress.message_id);
         setText(frame.in_progress.text);
