@@ -13,9 +13,20 @@ Errors are `ai.AIError` subclasses whose message can be shown to the user as it 
 """
 
 from .errors import AIDisabled, AIError, LimitReached, ProviderError
-from .types import Completion, Cost, TextDelta, Tool, ToolCalled, ToolContext, ToolFailed, Usage
+from .types import (
+    CHOSEN_MODEL,
+    Completion,
+    Cost,
+    TextDelta,
+    Tool,
+    ToolCalled,
+    ToolContext,
+    ToolFailed,
+    Usage,
+)
 
 __all__ = [
+    "CHOSEN_MODEL",
     "AIDisabled",
     "AIError",
     "Completion",

@@ -26,6 +26,7 @@ from .recorder import recorder
 from .records import Caller, GenerationRecord, SpanRecord
 from .routing import Route, choose_route
 from .types import (
+    CHOSEN_MODEL,
     Completion,
     Complexity,
     Cost,
@@ -173,6 +174,10 @@ class _Call:
         )
         self.route = choose_route(plan=plan, complexity=self.complexity, flags=flags)
         self.model = self.route.model
+        self.properties = {
+            key: self.model if value is CHOSEN_MODEL else value
+            for key, value in self.properties.items()
+        }
         conversation = _with_system_prompt(self.messages, self.route.system_prompt)
         await pricing.overrides.refresh_if_stale()
         admission = await budgets.admit(self.caller)

@@ -8,6 +8,17 @@ from typing import Any, Literal
 Complexity = Literal["simple", "advanced"]
 
 
+class _ChosenModel:
+    """Put in an app's properties where the model the service chose should go (`modelUsed`):
+    apps never choose the model, but may want it among their properties."""
+
+    def __repr__(self):
+        return "CHOSEN_MODEL"
+
+
+CHOSEN_MODEL = _ChosenModel()
+
+
 @dataclass(frozen=True)
 class ToolContext:
     """Who a tool acts for. Tools must use this user, never one named in the model's arguments."""

@@ -35,13 +35,25 @@ class Run:
     length: int = 0
     task: asyncio.Task | None = None
     background: asyncio.Task | None = None
+    first_output: asyncio.Future = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
     @property
     def text(self) -> str:
         return "".join(self.parts)
 
     async def send(self, frame: dict) -> None:
+        if frame["type"] != "answer_started" and not self.first_output.done():
+            self.first_output.set_result(frame)
         await group_send(self.group, frame)
+
+    async def wait_for_output(self, timeout: float) -> dict | None:
+        """The first frame after the start (a token, a refusal, the end), or None on timeout."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.first_output), timeout)
+        except TimeoutError:
+            return None
 
     async def delta(self, text: str) -> None:
         offset = self.length

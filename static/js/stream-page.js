@@ -7,11 +7,12 @@ const objectId = Number(root.dataset.id);
 const noun = root.dataset.noun; // "conversation" or "ticket"
 const username = root.dataset.username;
 const list = root.querySelector("[data-messages]");
+// A page without a composer (a generated snippet) only watches its answer stream.
 const composer = root.querySelector("[data-composer]");
-const input = composer.querySelector("textarea");
-const sendButton = composer.querySelector("[data-send]");
-const stopButton = composer.querySelector("[data-stop]");
-const regenerateButton = composer.querySelector("[data-regenerate]");
+const input = composer?.querySelector("textarea");
+const sendButton = root.querySelector("[data-send]");
+const stopButton = root.querySelector("[data-stop]");
+const regenerateButton = root.querySelector("[data-regenerate]");
 const humanButton = root.querySelector("[data-human]");
 const notice = root.querySelector("[data-notice]");
 const announcer = root.querySelector("[data-announcer]");
@@ -106,7 +107,7 @@ function handle(frame) {
       break;
     case "error":
       showNotice(frame.message);
-      if (frame.text && !input.value) input.value = frame.text;
+      if (frame.text && input && !input.value) input.value = frame.text;
       break;
   }
 }
@@ -159,7 +160,7 @@ function refused(frame) {
   current = null;
   setBusy(false);
   showNotice(frame.message);
-  if (frame.client_id === clientId && frame.text && !input.value) {
+  if (input && frame.client_id === clientId && frame.text && !input.value) {
     input.value = frame.text;
     grow();
   }
@@ -269,8 +270,8 @@ function addCodeCopyButtons(scope) {
 
 function setBusy(value) {
   busy = value;
-  sendButton.disabled = value;
-  stopButton.hidden = !value;
+  if (sendButton) sendButton.disabled = value;
+  if (stopButton) stopButton.hidden = !value;
   if (regenerateButton) {
     const last = list.lastElementChild;
     regenerateButton.hidden = value || !last || last.dataset.role !== "assistant";
@@ -278,6 +279,7 @@ function setBusy(value) {
 }
 
 function grow() {
+  if (!input) return;
   input.style.height = "auto";
   input.style.height = `${Math.min(input.scrollHeight, window.innerHeight * 0.4)}px`;
 }
@@ -322,18 +324,18 @@ async function copy(text, button) {
   }, 1500);
 }
 
-composer.addEventListener("submit", (event) => {
+composer?.addEventListener("submit", (event) => {
   event.preventDefault();
   submit();
 });
-input.addEventListener("keydown", (event) => {
+input?.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
     event.preventDefault();
     submit();
   }
 });
-input.addEventListener("input", grow);
-stopButton.addEventListener("click", () => send({ type: "stop" }));
+input?.addEventListener("input", grow);
+stopButton?.addEventListener("click", () => send({ type: "stop" }));
 regenerateButton?.addEventListener("click", () => send({ type: "regenerate" }));
 humanButton?.addEventListener("click", () => send({ type: "human" }));
 list.addEventListener("click", (event) => {
