@@ -13,5 +13,6 @@ urlpatterns = [
     path("chat/", include("chat.urls")),
     path("support/", include("support.urls")),
     path("generate/", include("codegen.urls")),
+    path("analytics/", include("iridium.analytics.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from . import views
+
+app_name = "analytics"
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("traces/", views.traces, name="traces"),
+    path("traces/<str:trace_id>/", views.trace, name="trace"),
+    path("export.csv", views.export, name="export"),
+]
