@@ -104,9 +104,10 @@ else:
         }
     }
 
-# Connections are kept between requests (and between the ORM calls of async code, which all run
-# in one thread per worker): opening one per query would cost more than the query.
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+# Under ASGI each request's sync code may run in a thread of its own, so a kept connection
+# would be left open in a thread that never runs again: connections close after each request
+# (Django's advice for ASGI). A pooler such as PgBouncer in front of PostgreSQL pays off.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

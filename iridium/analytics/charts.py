@@ -15,20 +15,22 @@ def bar_chart(points: list[tuple[str, float]], *, label: str) -> str:
     for index, (name, value) in enumerate(points):
         height = 0 if not value else max(1.0, value / top * (HEIGHT - 20))
         x = index * (bar_width + GAP)
-        bars.append((x, HEIGHT - height, bar_width, height, f"{name}: ${value:.4f}"))
+        bars.append(
+            (f"{x:.1f}", f"{HEIGHT - height:.1f}", f"{bar_width:.1f}", f"{height:.1f}",
+             f"{name}: ${value:.4f}")
+        )  # fmt: skip
     rects = format_html_join(
         "",
-        '<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" class="bar">'
-        "<title>{}</title></rect>",
+        '<rect x="{}" y="{}" width="{}" height="{}" class="bar"><title>{}</title></rect>',
         bars,
     )
     return format_html(
         '<svg class="chart" viewBox="0 0 {} {}" role="img" aria-label="{}" '
-        'preserveAspectRatio="none">{}<text x="4" y="12" class="chart-label">max ${:.4f}</text>'
+        'preserveAspectRatio="none">{}<text x="4" y="12" class="chart-label">max ${}</text>'
         "</svg>",
         WIDTH,
         HEIGHT,
         label,
         rects,
-        top,
+        f"{top:.4f}",
     )
