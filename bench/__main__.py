@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-BENCHMARKS = ["overhead", "streams"]
+BENCHMARKS = ["overhead", "streams", "dashboards"]
 
 if __name__ == "__main__":
     failed = 0

@@ -1,0 +1,141 @@
+"""bench.dashboards: the analytics console's pages over a large generation table on PostgreSQL.
+
+Fills a database of its own (`iridium_bench` on the local PostgreSQL unless DATABASE_URL is
+set) with BENCH_ROWS generation rows (1,000,000 by default) spread over 90 days, kept between
+runs, then renders every console page for each period several times through Django's test
+client as a staff user, and reports the median time of each. The baseline in the same run is
+`/healthz` (one trivial query).
+"""
+
+import os
+import statistics
+import time
+
+import psycopg
+
+from bench.common import machine, print_table, setup_django
+
+ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
+REPEATS = 5
+TARGET_MS = 300.0
+LOCAL_URL = "postgres://postgres@127.0.0.1:5432/iridium_bench"
+
+
+def ensure_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    server = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(server, autocommit=True) as connection:
+        exists = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [name]
+        ).fetchone()
+        if not exists:
+            connection.execute(f'CREATE DATABASE "{name}"')
+
+
+FILL = """
+INSERT INTO analytics_generation (
+    created_at, trace_id, span_id, parent_id, user_id, organization_id, plan_id, feature,
+    provider, model, base_url, stream, step, input_tokens, output_tokens, cached_tokens,
+    input_cost_usd, output_cost_usd, total_cost_usd, latency_ms, time_to_first_token_ms,
+    http_status, attempts, is_error, error, finish_reason, privacy_mode, tools, properties,
+    cache_hit, saved_cost_usd, estimated_input_tokens, routing_reason, flags, variant)
+SELECT
+    now() - (i %% 90) * interval '1 day' - (i %% 1440) * interval '1 minute',
+    'conversation-' || (i %% 50000), md5(i::text || %(salt)s), '',
+    (%(users)s::bigint[])[1 + i %% %(user_count)s], NULL, (%(plans)s::bigint[])[1 + i %% 3],
+    (ARRAY['chat','customer-support','code-generation','content-generation'])[1 + i %% 4],
+    'openai', (ARRAY['gpt-4o-mini','gpt-4o','gpt-4.1'])[1 + i %% 3], '', true, 1,
+    100 + i %% 500, 50 + i %% 300, 0,
+    (i %% 1000) / 2e6, (i %% 1000) / 2e6, CASE WHEN i %% 10 = 0 THEN 0 ELSE (i %% 1000) / 1e6 END,
+    100 + (i * 7) %% 2000, 20 + (i * 3) %% 400, 200, 1, i %% 50 = 0, '', 'stop', false,
+    '[]', '{}', i %% 10 = 0, CASE WHEN i %% 10 = 0 THEN (i %% 1000) / 1e6 END,
+    110 + i %% 500, 'plan default', '{}', ''
+FROM generate_series(%(start)s, %(stop)s) AS i
+"""
+
+
+def fill(rows: int) -> float:
+    from django.db import connection
+
+    from iridium.accounts.models import Plan, User
+    from iridium.accounts.services import ensure_default_plans
+    from iridium.analytics.models import Generation
+
+    ensure_default_plans()
+    have = Generation.objects.count()
+    if have >= rows:
+        return 0.0
+    users = [User.objects.get_or_create(username=f"bench-user-{n}")[0].pk for n in range(100)]
+    plans = list(Plan.objects.values_list("pk", flat=True)[:3])
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        for start in range(have + 1, rows + 1, 100_000):
+            cursor.execute(
+                FILL,
+                {
+                    "salt": str(time.time()),
+                    "users": users,
+                    "user_count": len(users),
+                    "plans": plans,
+                    "start": start,
+                    "stop": min(rows, start + 99_999),
+                },
+            )
+        cursor.execute("ANALYZE analytics_generation")
+    return time.perf_counter() - started
+
+
+def measure(client, url: str) -> float:
+    samples = []
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        response = client.get(url)
+        if hasattr(response, "streaming_content"):
+            b"".join(response.streaming_content)
+        assert response.status_code == 200, (url, response.status_code)
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def main():
+    url = os.environ.setdefault("DATABASE_URL", LOCAL_URL)
+    if not url.startswith("postgres"):
+        raise SystemExit(
+            "bench.dashboards measures PostgreSQL: set DATABASE_URL to a postgres:// URL"
+        )
+    if url == LOCAL_URL:
+        ensure_database(url)
+    os.environ.setdefault("ALLOWED_HOSTS", "testserver")
+    setup_django()
+    from django.test import Client
+    from django.test.utils import setup_test_environment
+
+    from iridium.accounts.models import User
+
+    setup_test_environment()
+    filled = fill(ROWS)
+    from iridium.analytics.models import Generation
+
+    count = Generation.objects.count()
+    staff, _ = User.objects.get_or_create(username="bench-staff", defaults={"is_staff": True})
+    client = Client()
+    client.force_login(staff)
+    pages = [("healthz (baseline)", "/healthz")]
+    for period in ("today", "7d", "30d", "90d"):
+        pages.append((f"dashboard {period}", f"/analytics/?period={period}"))
+        pages.append((f"traces {period}", f"/analytics/traces/?period={period}"))
+    pages.append(("trace", "/analytics/traces/conversation-7/"))
+    results = [(name, measure(client, url)) for name, url in pages]
+    baseline = results[0][1]
+    print_table(
+        f"bench.dashboards: {count} generation rows on PostgreSQL"
+        f"{f' (filled in {filled:.0f} s)' if filled else ''}, median of {REPEATS}, {machine()}",
+        [[name, f"{ms:.1f}", f"{ms / baseline:.1f}x"] for name, ms in results],
+        ["page", "ms", "vs baseline"],
+    )
+    slowest = max(ms for name, ms in results[1:])
+    print(f"rows={count} slowest_page_ms={slowest:.1f}")
+
+
+if __name__ == "__main__":
+    main()
