@@ -198,9 +198,21 @@ AI_CACHE_TTLS = env.dict("AI_CACHE_TTLS", cast={"value": int}, default={})
 CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=8000)
 WEBSOCKET_MAX_FRAME_CHARS = env.int("WEBSOCKET_MAX_FRAME_CHARS", default=64_000)
 
+# Retention of the generation record (manage.py purge_generations): prompts and answers are
+# cleared after ANALYTICS_CONTENT_RETENTION_DAYS, rows deleted after ANALYTICS_RETENTION_DAYS.
+ANALYTICS_CONTENT_RETENTION_DAYS = env.int("ANALYTICS_CONTENT_RETENTION_DAYS", default=30)
+ANALYTICS_RETENTION_DAYS = env.int("ANALYTICS_RETENTION_DAYS", default=400)
+# Plans whose users are known to PostHog only by a pseudonym: an HMAC of their id keyed with
+# ANALYTICS_PSEUDONYM_SECRET (default: derived from SECRET_KEY), not reversible without it.
+ANALYTICS_PSEUDONYMOUS_PLANS = env.list("ANALYTICS_PSEUDONYMOUS_PLANS", default=["enterprise"])
+ANALYTICS_PSEUDONYM_SECRET = env.str("ANALYTICS_PSEUDONYM_SECRET", default="")
+
 # Without POSTHOG_API_KEY nothing is sent to PostHog and everything else still works.
 POSTHOG_API_KEY = env.str("POSTHOG_API_KEY", default="")
 POSTHOG_HOST = env.str("POSTHOG_HOST", default="https://us.i.posthog.com")
+# To delete a deleted user's person in PostHog: a personal API key and the project's id.
+POSTHOG_PERSONAL_API_KEY = env.str("POSTHOG_PERSONAL_API_KEY", default="")
+POSTHOG_PROJECT_ID = env.str("POSTHOG_PROJECT_ID", default="")
 # A PostHog secret key (phs_...) lets feature flags be evaluated locally, without a request each.
 POSTHOG_SECRET_KEY = env.str("POSTHOG_SECRET_KEY", default="")
 # Seconds the PostHog client's background sender waits for PostHog before retrying.

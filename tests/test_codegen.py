@@ -73,6 +73,7 @@ async def test_complexity_chooses_the_model(ai_settings, make_user, complexity, 
         "promptLength": len(CODE["prompt"]),
     }
     assert row.estimated_input_tokens > 0 and row.input_tokens > 0
+    assert row.estimate_ratio == row.input_tokens / row.estimated_input_tokens
 
 
 async def test_the_same_request_is_answered_from_the_cache_for_its_author_only(

@@ -37,8 +37,10 @@ async def ticket_socket(user, ticket_id):
 
     from iridium.asgi import application
 
-    cookie = await sync_to_async(session_cookie)(user)
-    headers = [(b"origin", b"http://127.0.0.1"), (b"cookie", cookie.encode())]
+    headers = [(b"origin", b"http://127.0.0.1")]
+    if user is not None:
+        cookie = await sync_to_async(session_cookie)(user)
+        headers.append((b"cookie", cookie.encode()))
     communicator = WebsocketCommunicator(application, f"/ws/support/tickets/{ticket_id}/", headers)
     connected, code = await communicator.connect(timeout=5)
     return communicator, connected, code
@@ -216,6 +218,8 @@ async def test_ticket_sockets_access_matrix(ai_settings, user, agent, make_user,
             await socket.disconnect()
         else:
             assert code == 4403
+    _, connected, code = await ticket_socket(None, ticket.pk)
+    assert not connected and code == 4401
     await idle(ticket.pk)
 
 

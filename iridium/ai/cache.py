@@ -86,3 +86,21 @@ async def _cache_call(method, *args, **kwargs):
     if isinstance(caches["default"], LocMemCache):
         return method(*args, **kwargs)
     return await sync_to_async(method, thread_sensitive=False)(*args, **kwargs)
+
+
+def forget_user(user_id: int) -> int:
+    """Delete every cached answer of a user (when the user is deleted). Returns how many."""
+    backend = caches["default"]
+    prefix = backend.make_key(f"user:{user_id}:")
+    if isinstance(backend, RedisCache):
+        client = backend._cache.get_client(write=True)
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        return client.delete(*keys) if keys else 0
+    if isinstance(backend, LocMemCache):
+        with backend._lock:
+            keys = [key for key in backend._cache if key.startswith(prefix)]
+            for key in keys:
+                backend._cache.pop(key, None)
+                backend._expire_info.pop(key, None)
+        return len(keys)
+    return 0

@@ -9,7 +9,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
+
 from iridium.analytics.models import Generation, Span
+from iridium.analytics.pseudonyms import pseudonym
 
 from .types import Cost, Usage
 
@@ -27,8 +30,13 @@ class Caller:
         return self.user.pk if self.user is not None else None
 
     def distinct_id(self, trace_id: str) -> str:
-        # Anonymous calls are attributed to their trace, without a person profile.
-        return str(self.user.pk) if self.user is not None else trace_id
+        # Anonymous calls are attributed to their trace, without a person profile; plans that
+        # require it know their users to PostHog only by a pseudonym.
+        if self.user is None:
+            return trace_id
+        if self.plan is not None and self.plan.slug in settings.ANALYTICS_PSEUDONYMOUS_PLANS:
+            return pseudonym(self.user.pk)
+        return str(self.user.pk)
 
     @property
     def groups(self) -> dict:
@@ -106,6 +114,11 @@ class GenerationRecord:
             cache_hit=self.cache_hit,
             saved_cost_usd=self.saved_cost,
             estimated_input_tokens=self.estimated_input_tokens,
+            estimate_ratio=(
+                self.usage.input_tokens / self.estimated_input_tokens
+                if self.estimated_input_tokens and self.usage.input_tokens and not self.cache_hit
+                else None
+            ),
             routing_reason=self.routing_reason,
             flags=self.flags,
             variant=self.variant,

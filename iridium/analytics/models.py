@@ -63,6 +63,9 @@ class Generation(models.Model):
     estimated_input_tokens = models.PositiveIntegerField(
         null=True, blank=True, help_text="Estimated before the call, to compare with the count."
     )
+    estimate_ratio = models.FloatField(
+        null=True, blank=True, help_text="Counted input tokens per estimated one (1.0 = exact)."
+    )
     routing_reason = models.CharField(max_length=100, blank=True)
     flags = models.JSONField(default=dict, blank=True, help_text="Flags that decided the call.")
     variant = models.CharField(max_length=100, blank=True, help_text="Experiment variant.")
