@@ -155,3 +155,63 @@ class BudgetWarning(models.Model):
     def __str__(self):
         subject = self.organization or self.user
         return f"{subject}: {self.percent}% of ${self.budget_usd} in {self.period}"
+
+
+class AlertRule(models.Model):
+    """A condition on the generation record that, when met, alerts people by email and webhook.
+
+    Evaluated by `manage.py evaluate_alerts` (run it from cron, e.g. every five minutes).
+    """
+
+    class Kind(models.TextChoices):
+        SPEND = "spend", "Spend in the window over $threshold"
+        LATENCY_AVG = "latency_avg", "Average latency over threshold seconds"
+        LATENCY_P95 = "latency_p95", "p95 latency over threshold seconds"
+        ERROR_RATE = "error_rate", "Error rate over threshold percent"
+        SPIKE = "spike", "Calls in the last hour over threshold times the trailing hourly average"
+        BUDGET = "budget", "A plan's or organization's budget used to threshold percent"
+
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20, choices=Kind)
+    threshold = models.DecimalField(max_digits=12, decimal_places=4)
+    window_minutes = models.PositiveIntegerField(
+        default=1440, help_text="The period looked at (spike: the trailing period averaged)."
+    )
+    min_calls = models.PositiveIntegerField(
+        default=0, help_text="Fewer calls than this in the window: the rule does not fire."
+    )
+    cooldown_minutes = models.PositiveIntegerField(
+        default=60, help_text="After firing, stay quiet this long."
+    )
+    feature = models.CharField(max_length=50, blank=True, help_text="Only this feature (optional).")
+    plan = models.ForeignKey(
+        "accounts.Plan", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    emails = models.CharField(max_length=500, blank=True, help_text="Comma-separated.")
+    webhook_url = models.URLField(blank=True, help_text="Slack-compatible incoming webhook.")
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class FiredAlert(models.Model):
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="fired")
+    fired_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    value = models.DecimalField(max_digits=16, decimal_places=6)
+    message = models.TextField()
+    emailed = models.BooleanField(default=False)
+    webhook_delivered = models.BooleanField(default=False)
+    delivery_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-fired_at"]
+
+    def __str__(self):
+        return f"{self.rule}: {self.message[:60]}"
