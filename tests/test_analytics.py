@@ -223,7 +223,7 @@ def test_traces_match_sql(rows, since):
 
 # --- Pages ------------------------------------------------------------------------------------
 
-PAGES = ["analytics:dashboard", "analytics:traces", "analytics:export"]
+PAGES = ["analytics:dashboard", "analytics:traces", "analytics:export", "analytics:budgets"]
 
 
 @pytest.mark.parametrize("name", PAGES)
@@ -264,3 +264,21 @@ def test_export_is_the_periods_rows_without_content(client, staff, rows, since):
     header, data = table[0], table[1:]
     assert "total_cost_usd" in header and "input" not in header and "output" not in header
     assert len(data) == Generation.objects.filter(created_at__gte=since).count()
+
+
+def test_budgets_page_spend_matches_sql(client, staff, rows, plans, organization):
+    from iridium.ai.models import FlagOverride
+
+    FlagOverride.objects.create(key="ai-kill-switch", value="cheapest", updated_by=staff)
+    month = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    figures = {row["plan"].slug: row for row in selectors.budgets()["plans"]}
+    for slug in ("free", "pro"):
+        [(expected,)] = sql(
+            "SELECT SUM(total_cost_usd) FROM {table} WHERE created_at >= %s AND plan_id = %s",
+            [month, plans[slug].pk],
+        )
+        assert dec(figures[slug]["spend"]) == dec(expected)
+    client.force_login(staff)
+    html = client.get(reverse("analytics:budgets")).content.decode()
+    assert "ai-kill-switch" in html and "cheapest" in html and staff.username in html
+    assert "Globex" in html

@@ -194,3 +194,51 @@ def trace(trace_id: str) -> list:
     for span in spans:
         span.kind = "span"
     return sorted([*generations, *spans], key=lambda item: (item.created_at, item.kind != "span"))
+
+
+def budgets(now: datetime | None = None) -> dict:
+    """Spend to date this month against every budget: per plan (its users), per organization."""
+    from iridium.accounts.models import Organization, Plan
+
+    now = now or timezone.now()
+    month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    this_month = Generation.objects.filter(created_at__gte=month)
+    by_plan = dict(this_month.values_list("plan_id").annotate(total=Sum("total_cost_usd")))
+    by_organization = dict(
+        this_month.filter(organization__isnull=False)
+        .values_list("organization_id")
+        .annotate(total=Sum("total_cost_usd"))
+    )
+    top_by_plan = {}
+    for row in (
+        this_month.filter(user__isnull=False)
+        .values("plan_id", "user_id", "user__username")
+        .annotate(total=Sum("total_cost_usd"))
+        .order_by("plan_id", F("total").desc(nulls_last=True))
+    ):
+        top_by_plan.setdefault(row["plan_id"], row)
+    plans = []
+    for plan in Plan.objects.annotate(members=Count("users")):
+        top = top_by_plan.get(plan.pk)
+        top_share = (
+            (top["total"] or 0) / plan.monthly_budget_usd
+            if top and plan.monthly_budget_usd
+            else None
+        )
+        plans.append(
+            {"plan": plan, "spend": by_plan.get(plan.pk) or Decimal(0), "top": top,
+             "top_share": top_share}
+        )  # fmt: skip
+    organizations = [
+        {
+            "organization": organization,
+            "spend": by_organization.get(organization.pk) or Decimal(0),
+            "share": (
+                (by_organization.get(organization.pk) or 0) / organization.monthly_budget_usd
+                if organization.monthly_budget_usd
+                else None
+            ),
+        }
+        for organization in Organization.objects.select_related("plan")
+    ]
+    return {"month": month, "plans": plans, "organizations": organizations}

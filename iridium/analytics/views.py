@@ -66,6 +66,26 @@ def trace(request, trace_id):
     return render(request, "analytics/trace.html", {"trace_id": trace_id, "steps": steps})
 
 
+@staff_member_required
+def budgets(request):
+    """Budgets, flags, prices and plans in one place, with links to change them in admin."""
+    from iridium.ai.models import FlagOverride, PriceOverride, UnpricedModel
+
+    from .models import BudgetWarning
+
+    return render(
+        request,
+        "analytics/budgets.html",
+        {
+            **selectors.budgets(),
+            "flags": FlagOverride.objects.select_related("updated_by"),
+            "prices": PriceOverride.objects.all(),
+            "unpriced": UnpricedModel.objects.all()[:50],
+            "warnings": BudgetWarning.objects.select_related("user", "organization")[:20],
+        },
+    )
+
+
 class _Echo:
     def write(self, value):
         return value
