@@ -93,3 +93,19 @@ def staff(make_user):
 @pytest.fixture
 def organization(plans):
     return Organization.objects.create(name="Globex", slug="globex", plan=plans["enterprise"])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _end_stray_connections(django_db_setup, django_db_blocker):
+    """Under ASGI each request's sync code may run in a short-lived thread; a connection such a
+    thread opened can outlive the thread for a moment. End them before the test database goes."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
