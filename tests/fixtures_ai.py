@@ -17,22 +17,23 @@ from tests.fakes.posthog_server import FakePostHog
 from tests.live import LiveASGIServer
 
 
-@pytest.fixture(scope="session")
-def demo_provider_server():
-    app = DemoProvider()
+def _serve(app):
     server = LiveASGIServer(app)
     server.start()
     server.app = app
+    return server
+
+
+@pytest.fixture(scope="session")
+def demo_provider_server():
+    server = _serve(DemoProvider())
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
 def posthog_server():
-    app = FakePostHog()
-    server = LiveASGIServer(app)
-    server.start()
-    server.app = app
+    server = _serve(FakePostHog())
     yield server
     server.stop()
 
