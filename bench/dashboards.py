@@ -42,7 +42,8 @@ INSERT INTO analytics_generation (
 SELECT
     now() - (i %% 90) * interval '1 day' - (i %% 1440) * interval '1 minute',
     'conversation-' || (i %% 50000), md5(i::text || %(salt)s), '',
-    (%(users)s::bigint[])[1 + i %% %(user_count)s], NULL, (%(plans)s::bigint[])[1 + i %% 3],
+    (%(users)s::bigint[])[1 + i %% %(user_count)s], NULL,
+    (%(plans)s::bigint[])[1 + (i %% %(user_count)s) %% 3],
     (ARRAY['chat','customer-support','code-generation','content-generation'])[1 + i %% 4],
     'openai', (ARRAY['gpt-4o-mini','gpt-4o','gpt-4.1'])[1 + i %% 3], '', true, 1,
     100 + i %% 500, 50 + i %% 300, 0,

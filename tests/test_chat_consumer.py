@@ -180,7 +180,9 @@ async def test_every_call_of_a_conversation_shares_its_trace(socket, conversatio
 
 
 async def test_stop_keeps_the_partial_answer(socket, conversation):
-    await socket.send_json_to({"type": "send", "content": "A long story [[demo:slow=0.05]]"})
+    await socket.send_json_to(
+        {"type": "send", "content": "A long story [[demo:slow=0.05]] [[demo:words=400]]"}
+    )
     await frames_until(socket, "delta")
     await socket.send_json_to({"type": "stop"})
     frames = await frames_until(socket, "answer_finished")
@@ -226,7 +228,9 @@ async def test_two_tabs_see_the_same_stream(socket, user, conversation):
 
 
 async def test_a_second_message_while_answering_is_refused_and_kept(socket, conversation):
-    await socket.send_json_to({"type": "send", "content": "Slowly [[demo:slow=0.05]]"})
+    await socket.send_json_to(
+        {"type": "send", "content": "Slowly [[demo:slow=0.05]] [[demo:words=400]]"}
+    )
     await frames_until(socket, "delta")
     await socket.send_json_to({"type": "send", "content": "Impatient"})
     frames = await frames_until(socket, "error")

@@ -24,7 +24,7 @@ def test_chat_stream_stop_reload_rename_delete(live_url, ai_settings, user, brow
     page.get_by_role("button", name="New conversation").click()
 
     box = page.get_by_label("Message")
-    box.fill("Tell me a long story [[demo:slow=0.05]]")
+    box.fill("Tell me a long story [[demo:slow=0.05]] [[demo:words=400]]")
     box.press("Enter")
     answer = page.locator(".message.assistant").last
     streaming = answer.locator(".streaming-text")
