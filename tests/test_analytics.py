@@ -12,8 +12,8 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from iridium.analytics import selectors
-from iridium.analytics.models import Generation
+from iridium.analytics import rollups, selectors
+from iridium.analytics.models import DailyUsage, Generation
 
 TABLE = Generation._meta.db_table
 
@@ -29,8 +29,18 @@ def sql(query, params=()):
         return cursor.fetchall()
 
 
+@pytest.fixture(params=["raw rows", "rolled up"])
+def rows(request, generations):
+    """The figures must be the same read from the raw rows or from the daily roll-ups."""
+    if request.param == "rolled up":
+        rollups.rollup()
+        assert rollups.rolled_through() == timezone.now().date() - timedelta(days=1)
+        assert DailyUsage.objects.exists()
+    return generations
+
+
 @pytest.fixture
-def rows(make_user, plans):
+def generations(make_user, plans):
     """A mixed month of calls, plus some older ones that no period includes."""
     alice = make_user("alice", plan="free")
     bob = make_user("bob", plan="pro")
@@ -282,3 +292,15 @@ def test_budgets_page_spend_matches_sql(client, staff, rows, plans, organization
     html = client.get(reverse("analytics:budgets")).content.decode()
     assert "ai-kill-switch" in html and "cheapest" in html and staff.username in html
     assert "Globex" in html
+
+
+def test_rollup_command_and_user_deletion(generations, capsys):
+    from django.core.management import call_command
+
+    call_command("rollup_generations", "--days", "30")
+    assert "Rolled up 30 day(s)" in capsys.readouterr().out
+    since = selectors.period_start("30d")
+    before = selectors.summary(since=since)["spend"]
+    generations["bob"].delete()  # the roll-ups forget him with his rows
+    [(spend,)] = sql("SELECT SUM(total_cost_usd) FROM {table} WHERE created_at >= %s", [since])
+    assert dec(selectors.summary(since=since)["spend"]) == dec(spend) < dec(before)

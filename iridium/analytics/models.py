@@ -215,3 +215,57 @@ class FiredAlert(models.Model):
 
     def __str__(self):
         return f"{self.rule}: {self.message[:60]}"
+
+
+class DailyUsage(models.Model):
+    """The generation record summed by UTC day, feature, model, plan, organization and user.
+
+    Written by `manage.py rollup_generations` for complete days; the console reads it for those
+    days and the raw rows for the days after, so its figures stay exact and fast.
+    """
+
+    day = models.DateField(db_index=True)
+    feature = models.CharField(max_length=50)
+    model = models.CharField(max_length=100)
+    plan = models.ForeignKey(
+        "accounts.Plan", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    requests = models.PositiveIntegerField(default=0)
+    calls = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    cache_hits = models.PositiveIntegerField(default=0)
+    unpriced = models.PositiveIntegerField(default=0)
+    spend = models.DecimalField(max_digits=18, decimal_places=10, default=0)
+    saved = models.DecimalField(max_digits=18, decimal_places=10, default=0)
+    estimated = models.PositiveBigIntegerField(default=0)
+    counted = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.day} {self.feature} {self.model}"
+
+
+class DailyLatency(models.Model):
+    """Latencies of a day's successful provider calls of one model, counted per millisecond."""
+
+    day = models.DateField(db_index=True)
+    model = models.CharField(max_length=100)
+    latency = models.JSONField(default=dict, help_text="Milliseconds -> calls.")
+    first_token = models.JSONField(default=dict, help_text="Milliseconds -> calls.")
+
+    def __str__(self):
+        return f"{self.day} {self.model}"
+
+
+class RollupMark(models.Model):
+    """The last complete day summed into the roll-ups (one row)."""
+
+    rolled_through = models.DateField()
+
+    def __str__(self):
+        return f"rolled up through {self.rolled_through}"

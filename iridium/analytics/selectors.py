@@ -6,15 +6,16 @@ computed the same way in Python on other databases).
 """
 
 import math
+from collections import Counter
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection
 from django.db.models import Count, F, Max, Min, Q, Sum
-from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from .models import Generation, Span
+from . import rollups
+from .models import DailyLatency, Generation, Span
 
 PERIODS = {"today": "Today", "7d": "7 days", "30d": "30 days", "90d": "90 days"}
 DEFAULT_PERIOD = "30d"
@@ -33,22 +34,19 @@ def in_period(since: datetime):
     return Generation.objects.filter(created_at__gte=since)
 
 
+SUMMED = ["spend", "requests", "calls", "errors", "cache_hits", "saved", "unpriced", "estimated",
+          "counted"]  # fmt: skip
+
+
 def summary(*, since: datetime) -> dict:
-    figures = in_period(since).aggregate(
-        spend=Sum("total_cost_usd"),
-        requests=Count("id"),
-        calls=Count("id", filter=Q(cache_hit=False)),
-        errors=Count("id", filter=Q(is_error=True)),
-        cache_hits=Count("id", filter=Q(cache_hit=True)),
-        saved=Sum("saved_cost_usd"),
-        unpriced=Count("id", filter=Q(total_cost_usd__isnull=True, is_error=False)),
-        estimated=Sum("estimated_input_tokens", filter=Q(cache_hit=False, is_error=False)),
-        counted=Sum(
-            "input_tokens", filter=Q(cache_hit=False, is_error=False, estimated_input_tokens__gt=0)
-        ),
-    )
-    figures["spend"] = figures["spend"] or Decimal(0)
-    figures["saved"] = figures["saved"] or Decimal(0)
+    through, raw_since = rollups.split(since)
+    figures = in_period(raw_since).aggregate(**rollups.USAGE_SUMS)
+    if through is not None:
+        rolled = rollups.usage(since, through).aggregate(**{k: Sum(k) for k in SUMMED})
+        figures = {k: (figures[k] or 0) + (rolled[k] or 0) for k in SUMMED}
+    figures = {k: figures[k] or 0 for k in SUMMED}
+    figures["spend"] = Decimal(figures["spend"])
+    figures["saved"] = Decimal(figures["saved"])
     figures["error_rate"] = _ratio(figures["errors"], figures["calls"])
     figures["cache_hit_rate"] = _ratio(figures["cache_hits"], figures["requests"])
     # Token estimates: counted tokens per estimated token (1.0 = perfect), over calls with both.
@@ -63,20 +61,28 @@ def _ratio(part: int, whole: int) -> float | None:
 
 
 def spend_per_day(*, since: datetime) -> list[dict]:
-    rows = (
-        in_period(since)
-        .annotate(day=TruncDate("created_at"))
+    through, raw_since = rollups.split(since)
+    by_day: dict = {}
+    if through is not None:
+        for row in (
+            rollups.usage(since, through)
+            .values("day")
+            .annotate(spend=Sum("spend"), calls=Sum("calls"))
+        ):
+            by_day[row["day"]] = row
+    for row in (
+        rollups.raw_days(in_period(raw_since))
         .values("day")
         .annotate(spend=Sum("total_cost_usd"), calls=Count("id", filter=Q(cache_hit=False)))
         .order_by("day")
-    )
-    by_day = {row["day"]: row for row in rows}
+    ):
+        by_day[row["day"]] = row
     days, day = [], since.date()
     today = timezone.now().date()
     while day <= today:
         row = by_day.get(day, {})
         days.append(
-            {"day": day, "spend": row.get("spend") or Decimal(0), "calls": row.get("calls", 0)}
+            {"day": day, "spend": Decimal(row.get("spend") or 0), "calls": row.get("calls") or 0}
         )
         day += timedelta(days=1)
     return days
@@ -85,51 +91,103 @@ def spend_per_day(*, since: datetime) -> list[dict]:
 def breakdown(*, since: datetime, by: str) -> list[dict]:
     """Spend and calls by `feature`, `model` or `plan` (its name), most expensive first."""
     key = {"feature": "feature", "model": "model", "plan": "plan__name"}[by]
-    rows = (
-        in_period(since)
-        .values(name=F(key))
-        .annotate(
-            spend=Sum("total_cost_usd"),
-            calls=Count("id", filter=Q(cache_hit=False)),
-            requests=Count("id"),
-        )
-        .order_by(F("spend").desc(nulls_last=True), "name")
-    )
-    return [{**row, "spend": row["spend"] or Decimal(0)} for row in rows]
+    through, raw_since = rollups.split(since)
+    totals: dict = {}
+
+    def add(name, spend, calls, requests):
+        entry = totals.setdefault(name, {"name": name, "spend": Decimal(0), "calls": 0,
+                                         "requests": 0})  # fmt: skip
+        entry["spend"] += Decimal(spend or 0)
+        entry["calls"] += calls or 0
+        entry["requests"] += requests or 0
+
+    if through is not None:
+        rolled = rollups.usage(since, through).values(name=F(key))
+        for row in rolled.annotate(s=Sum("spend"), c=Sum("calls"), r=Sum("requests")):
+            add(row["name"], row["s"], row["c"], row["r"])
+    raw = in_period(raw_since).values(name=F(key))
+    for row in raw.annotate(
+        s=Sum("total_cost_usd"), c=Count("id", filter=Q(cache_hit=False)), r=Count("id")
+    ):
+        add(row["name"], row["s"], row["c"], row["r"])
+    return sorted(totals.values(), key=lambda e: (-e["spend"], str(e["name"])))
 
 
 def top_users(*, since: datetime, limit: int = 10) -> list[dict]:
-    rows = (
-        in_period(since)
-        .filter(user__isnull=False)
-        .values("user_id", username=F("user__username"))
-        .annotate(spend=Sum("total_cost_usd"), calls=Count("id", filter=Q(cache_hit=False)))
-        .order_by(F("spend").desc(nulls_last=True), "user_id")[:limit]
-    )
-    return [{**row, "spend": row["spend"] or Decimal(0)} for row in rows]
+    through, raw_since = rollups.split(since)
+    totals: dict = {}
+
+    def add(user_id, username, spend, calls):
+        entry = totals.setdefault(user_id, {"user_id": user_id, "username": username,
+                                            "spend": Decimal(0), "calls": 0})  # fmt: skip
+        entry["spend"] += Decimal(spend or 0)
+        entry["calls"] += calls or 0
+
+    if through is not None:
+        rolled = rollups.usage(since, through).filter(user__isnull=False)
+        for row in rolled.values("user_id", "user__username").annotate(
+            s=Sum("spend"), c=Sum("calls")
+        ):
+            add(row["user_id"], row["user__username"], row["s"], row["c"])
+    raw = in_period(raw_since).filter(user__isnull=False)
+    for row in raw.values("user_id", "user__username").annotate(
+        s=Sum("total_cost_usd"), c=Count("id", filter=Q(cache_hit=False))
+    ):
+        add(row["user_id"], row["user__username"], row["s"], row["c"])
+    ranked = sorted(totals.values(), key=lambda e: (-e["spend"], e["user_id"]))
+    return ranked[:limit]
 
 
 def latency_by_model(*, since: datetime) -> list[dict]:
-    """p50 and p95 latency, and p50 time to first token, per model (provider calls only)."""
-    calls = in_period(since).filter(cache_hit=False, is_error=False)
-    if connection.vendor == "postgresql":
+    """p50 and p95 latency, and p50 time to first token, per model (successful provider calls),
+    to the millisecond: days already rolled up keep each call's latency in whole milliseconds."""
+    through, raw_since = rollups.split(since)
+    if through is None and connection.vendor == "postgresql":
         return _latency_postgresql(since)
-    by_model: dict[str, dict] = {}
-    for model, latency, ttft in calls.values_list("model", "latency_ms", "time_to_first_token_ms"):
-        entry = by_model.setdefault(model, {"latency": [], "ttft": []})
-        entry["latency"].append(latency)
+    latency: dict[str, Counter] = {}
+    first_token: dict[str, Counter] = {}
+    if through is not None:
+        for row in DailyLatency.objects.filter(day__gte=since.date(), day__lte=through):
+            latency.setdefault(row.model, Counter()).update(
+                {int(k): v for k, v in row.latency.items()}
+            )
+            first_token.setdefault(row.model, Counter()).update(
+                {int(k): v for k, v in row.first_token.items()}
+            )
+    raw = in_period(raw_since).filter(cache_hit=False, is_error=False)
+    for model, value, ttft in raw.values_list("model", "latency_ms", "time_to_first_token_ms"):
+        latency.setdefault(model, Counter())[value if through is None else round(value)] += 1
         if ttft is not None:
-            entry["ttft"].append(ttft)
+            first_token.setdefault(model, Counter())[ttft if through is None else round(ttft)] += 1
     return [
         {
             "model": model,
-            "calls": len(values["latency"]),
-            "p50": percentile(values["latency"], 0.5),
-            "p95": percentile(values["latency"], 0.95),
-            "ttft_p50": percentile(values["ttft"], 0.5),
+            "calls": sum(counts.values()),
+            "p50": percentile_of_counts(counts, 0.5),
+            "p95": percentile_of_counts(counts, 0.95),
+            "ttft_p50": percentile_of_counts(first_token.get(model, Counter()), 0.5),
         }
-        for model, values in sorted(by_model.items())
+        for model, counts in sorted(latency.items())
     ]
+
+
+def percentile_of_counts(counts: Counter, fraction: float) -> float | None:
+    """`percentile` of a multiset given as value -> how many times, without expanding it."""
+    total = sum(counts.values())
+    if not total:
+        return None
+    position = fraction * (total - 1)
+    lower_index, upper_index = math.floor(position), math.ceil(position)
+    lower = upper = None
+    seen = 0
+    for value in sorted(counts):
+        seen += counts[value]
+        if lower is None and seen > lower_index:
+            lower = value
+        if seen > upper_index:
+            upper = value
+            break
+    return lower + (upper - lower) * (position - lower_index)
 
 
 def _latency_postgresql(since: datetime) -> list[dict]:
@@ -164,9 +222,28 @@ def percentile(values: list[float], fraction: float) -> float | None:
 
 
 def traces(*, since: datetime, limit: int = 100) -> list[dict]:
-    """Traces (conversations, tickets, generations) with their cost, tokens, calls and span."""
-    rows = (
-        in_period(since)
+    """The most recent traces (conversations, tickets, generations) with their cost, tokens,
+    calls and span within the period. The newest rows are read first (by the created_at index)
+    until `limit` traces are found; only those traces are then summed."""
+    recent: list[str] = []
+    seen: set[str] = set()
+    rows = in_period(since).order_by("-created_at").values_list("trace_id", flat=True)
+    offset, chunk = 0, 2000
+    while len(recent) < limit:
+        page = list(rows[offset : offset + chunk])
+        if not page:
+            break
+        for trace_id in page:
+            if trace_id not in seen:
+                seen.add(trace_id)
+                recent.append(trace_id)
+                if len(recent) == limit:
+                    break
+        offset += chunk
+    summed = {
+        row["trace_id"]: row
+        for row in in_period(since)
+        .filter(trace_id__in=recent)
         .values("trace_id")
         .annotate(
             cost=Sum("total_cost_usd"),
@@ -177,11 +254,10 @@ def traces(*, since: datetime, limit: int = 100) -> list[dict]:
             last=Max("created_at"),
             feature=Max("feature"),
         )
-        .order_by("-last")[:limit]
-    )
+    }
     return [
         {**row, "cost": row["cost"] or Decimal(0), "duration": row["last"] - row["started"]}
-        for row in rows
+        for row in (summed[trace_id] for trace_id in recent)
     ]
 
 

@@ -1,0 +1,105 @@
+"""Daily roll-ups of the generation record, so that the console reads a few thousand rows
+instead of millions. Complete days are summed by `rollup_generations` (nightly, from cron); the
+console adds the raw rows of the days after the last rolled-up day, so every figure is exact."""
+
+from collections import Counter
+from datetime import date, datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from .models import DailyLatency, DailyUsage, Generation, RollupMark
+
+KEEP_DAYS = 90
+
+USAGE_SUMS = {
+    "requests": Count("id"),
+    "calls": Count("id", filter=Q(cache_hit=False)),
+    "errors": Count("id", filter=Q(is_error=True)),
+    "cache_hits": Count("id", filter=Q(cache_hit=True)),
+    "unpriced": Count("id", filter=Q(total_cost_usd__isnull=True, is_error=False)),
+    "spend": Sum("total_cost_usd"),
+    "saved": Sum("saved_cost_usd"),
+    "estimated": Sum(
+        "estimated_input_tokens",
+        filter=Q(cache_hit=False, is_error=False, estimated_input_tokens__gt=0),
+    ),
+    "counted": Sum(
+        "input_tokens", filter=Q(cache_hit=False, is_error=False, estimated_input_tokens__gt=0)
+    ),
+}
+USAGE_KEYS = ["feature", "model", "plan_id", "organization_id", "user_id"]
+
+
+def rolled_through() -> date | None:
+    mark = RollupMark.objects.first()
+    return mark.rolled_through if mark else None
+
+
+def rollup(*, days: int = KEEP_DAYS, today: date | None = None) -> int:
+    """Rebuild the roll-ups of the last `days` complete days. Returns the rows written."""
+    today = today or timezone.now().date()
+    written = 0
+    for offset in range(days, 0, -1):
+        written += rollup_day(today - timedelta(days=offset))
+    with transaction.atomic():
+        RollupMark.objects.all().delete()
+        RollupMark.objects.create(rolled_through=today - timedelta(days=1))
+    DailyUsage.objects.filter(day__lt=today - timedelta(days=days)).delete()
+    DailyLatency.objects.filter(day__lt=today - timedelta(days=days)).delete()
+    return written
+
+
+def _day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, datetime.min.time(), tzinfo=timezone.get_current_timezone())
+    return start, start + timedelta(days=1)
+
+
+@transaction.atomic
+def rollup_day(day: date) -> int:
+    start, end = _day_bounds(day)
+    rows = Generation.objects.filter(created_at__gte=start, created_at__lt=end)
+    DailyUsage.objects.filter(day=day).delete()
+    DailyLatency.objects.filter(day=day).delete()
+    usage = [
+        DailyUsage(
+            day=day,
+            **{k: (0 if v is None and k in USAGE_SUMS else v) for k, v in row.items()},
+        )
+        for row in rows.values(*USAGE_KEYS).annotate(**USAGE_SUMS).order_by()
+    ]
+    DailyUsage.objects.bulk_create(usage, batch_size=1000)
+    latencies: dict[str, tuple[Counter, Counter]] = {}
+    successful = rows.filter(cache_hit=False, is_error=False)
+    for model, latency, first_token in successful.values_list(
+        "model", "latency_ms", "time_to_first_token_ms"
+    ).iterator(chunk_size=5000):
+        counts = latencies.setdefault(model, (Counter(), Counter()))
+        counts[0][str(round(latency))] += 1
+        if first_token is not None:
+            counts[1][str(round(first_token))] += 1
+    DailyLatency.objects.bulk_create(
+        DailyLatency(day=day, model=model, latency=dict(lat), first_token=dict(ttft))
+        for model, (lat, ttft) in latencies.items()
+    )
+    return len(usage)
+
+
+def split(since: datetime) -> tuple[date | None, datetime]:
+    """The period as roll-up days (through the returned date, or None) and raw rows (from the
+    returned moment)."""
+    mark = rolled_through()
+    if mark is None or mark < since.date():
+        return None, since
+    start, _ = _day_bounds(mark)
+    return mark, start + timedelta(days=1)
+
+
+def usage(since: datetime, through: date):
+    return DailyUsage.objects.filter(day__gte=since.date(), day__lte=through)
+
+
+def raw_days(queryset):
+    return queryset.annotate(day=TruncDate("created_at"))
