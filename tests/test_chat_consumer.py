@@ -3,6 +3,7 @@ with answers from the demo provider through the real openai SDK."""
 
 import asyncio
 import json
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -334,3 +335,31 @@ async def test_the_assistant_uses_at_most_five_steps(socket, conversation):
     await idle(conversation.pk)
     await asyncio.to_thread(recorder.flush)
     assert await Generation.objects.acount() == 5
+
+
+async def test_an_answer_left_by_a_stopped_worker_is_marked_interrupted(ai_settings, user):
+    """A worker that stopped mid-answer leaves it "being written"; once it has been silent for a
+    while, opening the conversation marks it failed, with a Retry, and keeps what was saved."""
+    from django.utils import timezone
+
+    from chat.models import Message
+
+    conversation = await Conversation.objects.acreate(user=user)
+    await Message.objects.acreate(conversation=conversation, role="user", content="Hi")
+    answer = await Message.objects.acreate(
+        conversation=conversation, role="assistant", status="streaming", content="Half an ans"
+    )
+    stale = timezone.now() - answers.INTERRUPTED_AFTER - timedelta(seconds=1)
+    await Message.objects.filter(pk=answer.pk).aupdate(updated_at=stale)
+    communicator, connected, _ = await open_socket(user, conversation.pk)
+    assert connected
+    ready = await communicator.receive_json_from()
+    assert ready["in_progress"] is None
+    await answer.arefresh_from_db()
+    assert answer.status == "error" and answer.error == answers.INTERRUPTED
+    assert answer.content == "Half an ans"
+    await communicator.send_json_to({"type": "retry"})
+    frames = await frames_until(communicator, "answer_finished")
+    assert frames[-1]["message"]["status"] == "complete"
+    await idle(conversation.pk)
+    await communicator.disconnect()
