@@ -11,6 +11,8 @@ import json
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from . import streams
+
 # Close codes (4000-4999 are the application's own).
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -56,14 +58,20 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.group = self.group_name()
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        if streams.single_process():
+            streams.subscribe(self.group, self)
+        else:
+            await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.send_json(await self.on_ready())
 
     async def disconnect(self, code):
         # The answer in progress goes on: it belongs to the object, not to this socket.
         if getattr(self, "group", None):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            if streams.single_process():
+                streams.unsubscribe(self.group, self)
+            else:
+                await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def dispatch(self, message):
         # Channels runs close_old_connections() in the database thread before every handler:

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
 
@@ -135,5 +135,33 @@ def _stop_key(key: str) -> str:
     return f"stream:stop:{key}"
 
 
+# Sockets of this process, by group. Without Redis there is one process: frames go straight to
+# its sockets, without the in-memory channel layer's copy, queue and dispatch for each of them.
+_local_sockets: dict[str, set] = {}
+
+
+def subscribe(group: str, consumer) -> None:
+    _local_sockets.setdefault(group, set()).add(consumer)
+
+
+def unsubscribe(group: str, consumer) -> None:
+    sockets = _local_sockets.get(group)
+    if sockets is not None:
+        sockets.discard(consumer)
+        if not sockets:
+            del _local_sockets[group]
+
+
+def single_process() -> bool:
+    return isinstance(get_channel_layer(), InMemoryChannelLayer)
+
+
 async def group_send(group: str, frame: dict) -> None:
-    await get_channel_layer().group_send(group, {"type": "stream.frame", "frame": frame})
+    if not single_process():
+        await get_channel_layer().group_send(group, {"type": "stream.frame", "frame": frame})
+        return
+    for consumer in list(_local_sockets.get(group, ())):
+        try:
+            await consumer.send_json(frame)
+        except Exception:  # a socket that has gone: it unsubscribes when it disconnects
+            logger.debug("could not send a frame to a closed socket", exc_info=True)
