@@ -227,6 +227,12 @@ if env.bool("BEHIND_TLS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
 
+# --- Mail (alert emails) ----------------------------------------------------------------------
+
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="iridium@localhost")
+# EMAIL_URL such as smtp://user:password@host:587 or consolemail:// (the default prints mail).
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+
 # --- Internationalisation, static files, logging --------------------------------------------
 
 LANGUAGE_CODE = "en-us"
