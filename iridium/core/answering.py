@@ -9,6 +9,7 @@ task was cancelled), failed (the provider's error is kept for a Retry) or refuse
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 
 from django.utils import timezone
 
@@ -31,22 +32,15 @@ async def write_answer(
     """Stream `ai.stream(**ask)` into `answer`. `on_refused(refusal)` cleans up after a refusal
     and returns what to add to the `refused` frame."""
     await run.send({"type": "answer_started", "message_id": answer.pk})
-    last_snapshot = time.monotonic()
+    run.last_snapshot = time.monotonic()
     try:
-        async for event in ai.stream(**ask):
-            if isinstance(event, ai.TextDelta):
-                await run.delta(event.text)
-                if time.monotonic() - last_snapshot > streams.SNAPSHOT_SECONDS:
-                    last_snapshot = time.monotonic()
-                    # Saved beside the stream, never in its way: tokens keep flowing meanwhile.
-                    run.in_background(_save_progress(answer, run.text))
-                    await run.snapshot()
-            elif isinstance(event, ai.ToolCalled):
-                tool_event = describe_tool(event)
-                answer.tool_events.append(tool_event)
-                await run.send({"type": "tool", "message_id": answer.pk, **tool_event})
-            elif isinstance(event, ai.Completion):
-                await finish(run, answer, event.text, answer.Status.COMPLETE, completion=event)
+        async with aclosing(ai.stream(**ask)) as events:
+            async for event in events:
+                if run.stop_requested:
+                    # A library on the way may swallow the task's cancellation: the request to
+                    # stop is honoured at the next token whatever happens to it.
+                    raise asyncio.CancelledError
+                await _take(run, answer, event)
     except ai.ProviderError as error:
         await finish(run, answer, run.text, answer.Status.ERROR, error=str(error))
     except (ai.LimitReached, ai.AIDisabled) as refusal:
@@ -57,6 +51,22 @@ async def write_answer(
     except BaseException:  # stopped (the task was cancelled) or failed unexpectedly
         await finish(run, answer, run.text, answer.Status.STOPPED)
         raise
+
+
+async def _take(run: streams.Run, answer: StreamedAnswer, event) -> None:
+    if isinstance(event, ai.TextDelta):
+        await run.delta(event.text)
+        if time.monotonic() - run.last_snapshot > streams.SNAPSHOT_SECONDS:
+            run.last_snapshot = time.monotonic()
+            # Saved beside the stream, never in its way: tokens keep flowing meanwhile.
+            run.in_background(_save_progress(answer, run.text))
+            await run.snapshot()
+    elif isinstance(event, ai.ToolCalled):
+        tool_event = describe_tool(event)
+        answer.tool_events.append(tool_event)
+        await run.send({"type": "tool", "message_id": answer.pk, **tool_event})
+    elif isinstance(event, ai.Completion):
+        await finish(run, answer, event.text, answer.Status.COMPLETE, completion=event)
 
 
 async def _save_progress(answer: StreamedAnswer, text: str) -> None:

@@ -35,6 +35,8 @@ class Run:
     length: int = 0
     task: asyncio.Task | None = None
     background: asyncio.Task | None = None
+    stop_requested: bool = False
+    last_snapshot: float = 0.0
     first_output: asyncio.Future = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -106,6 +108,7 @@ def start(run: Run, produce: Callable[[Run], Awaitable[None]]) -> Run:
 async def stop(key: str) -> None:
     run = _runs.get(key)
     if run is not None and run.task is not None:
+        run.stop_requested = True
         run.task.cancel()
         return
     # The run may be on another worker: leave it a note.
@@ -123,6 +126,7 @@ async def _watch_for_stop(run: Run) -> None:
         except Exception:
             continue
         if requested and run.task is not None:
+            run.stop_requested = True
             run.task.cancel()
             return
 

@@ -35,7 +35,7 @@ def test_chat_stream_stop_reload_rename_delete(live_url, ai_settings, user, brow
         arg=first_length,
     )  # tokens keep arriving
     page.get_by_role("button", name="Stop").click()
-    expect(answer.locator(".status-note")).to_have_text("Stopped")
+    expect(answer.locator(".status-note")).to_have_text("Stopped", timeout=15_000)
     expect(page.get_by_role("button", name="Stop")).to_be_hidden()
 
     page.reload()
