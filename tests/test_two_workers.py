@@ -127,3 +127,18 @@ async def test_limits_hold_across_both_workers(workers, user, plans):
         outcomes.append(frames[-1]["type"])
         await ws.close()
     assert outcomes == ["answer_finished", "answer_finished", "answer_finished", "refused"]
+
+
+async def test_stop_pressed_on_worker_b_stops_the_answer_on_worker_a(workers, user):
+    conversation = await Conversation.objects.acreate(user=user)
+    cookie = await sync_to_async(cookie_for)(user)
+    tab_a = await connect(workers[0], conversation.pk, cookie)
+    tab_b = await connect(workers[1], conversation.pk, cookie)
+    long_answer = "A long story [[demo:slow=0.05]] [[demo:words=400]]"
+    await tab_a.send(json.dumps({"type": "send", "content": long_answer}))
+    await until(tab_b, "delta")
+    await tab_b.send(json.dumps({"type": "stop"}))
+    finished = (await until(tab_b, "answer_finished"))[-1]["message"]
+    assert finished["status"] == "stopped" and 0 < len(finished["content"].split()) < 400
+    await tab_a.close()
+    await tab_b.close()

@@ -7,7 +7,7 @@ joins late gets a snapshot of the text so far, and deltas carry their offset in 
 client can tell a gap and wait for the next snapshot (sent every SNAPSHOT_SECONDS).
 
 Stopping: `stop(key)` cancels a local run at once; for a run on another worker, a stop request is
-left in the cache, which the run checks every STOP_POLL_SECONDS.
+left in Redis, which the run checks every STOP_POLL_SECONDS.
 """
 
 import asyncio
@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
-from django.core.cache import cache
+
+from .redis import async_client
 
 logger = logging.getLogger(__name__)
 
@@ -111,9 +112,11 @@ async def stop(key: str) -> None:
         run.stop_requested = True
         run.task.cancel()
         return
-    # The run may be on another worker: leave it a note.
+    # The run may be on another worker: leave it a note in Redis.
+    if not settings.REDIS_URL:
+        return
     try:
-        await cache.aset(_stop_key(key), True, timeout=60)
+        await async_client(settings.REDIS_URL).set(_stop_key(key), 1, ex=60)
     except Exception:
         logger.warning("could not leave a stop request for %s", key)
 
@@ -122,7 +125,7 @@ async def _watch_for_stop(run: Run) -> None:
     while True:
         await asyncio.sleep(STOP_POLL_SECONDS)
         try:
-            requested = await cache.aget(_stop_key(run.key))
+            requested = await async_client(settings.REDIS_URL).get(_stop_key(run.key))
         except Exception:
             continue
         if requested and run.task is not None:
@@ -132,11 +135,11 @@ async def _watch_for_stop(run: Run) -> None:
 
 
 async def _clear_stop_request(key: str) -> None:
-    await cache.adelete(_stop_key(key))
+    await async_client(settings.REDIS_URL).delete(_stop_key(key))
 
 
 def _stop_key(key: str) -> str:
-    return f"stream:stop:{key}"
+    return f"iridium:stream:stop:{key}"
 
 
 # Sockets of this process, by group. Without Redis there is one process: frames go straight to
