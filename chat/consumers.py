@@ -21,6 +21,9 @@ class ChatConsumer(StreamConsumer):
     def group_name(self):
         return answers.group_for(self.object_id)
 
+    def run_key(self):
+        return answers.run_key(self.object_id)
+
     async def handlers(self):
         return {
             "send": self.on_send,
@@ -31,10 +34,8 @@ class ChatConsumer(StreamConsumer):
 
     async def on_ready(self):
         await database_sync_to_async(answers.mark_interrupted)(self.object)
-        run = streams.running(answers.run_key(self.object_id))
-        if run is not None:
-            in_progress = {"message_id": run.message_id, "text": run.text}
-        else:
+        in_progress = self.answer_in_progress()
+        if in_progress is None:  # perhaps being written by another worker: its saved progress
             streaming = await self.object.messages.filter(status=Message.Status.STREAMING).afirst()
             in_progress = (
                 {"message_id": streaming.pk, "text": streaming.content} if streaming else None
@@ -61,7 +62,7 @@ class ChatConsumer(StreamConsumer):
             await self.send_error("busy", str(error), text=content)
 
     async def on_stop(self, frame):
-        await streams.stop(answers.run_key(self.object_id))
+        await streams.stop(self.run_key())
 
     async def on_regenerate(self, frame):
         try:

@@ -38,10 +38,7 @@ def new(request):
     return redirect("chat:conversation", pk=conversation.pk)
 
 
-@login_required
-def conversation(request, pk):
-    conversation = _get_conversation_for_user(request, pk)
-    answers.mark_interrupted(conversation)
+def _conversation_page(request, conversation, *, status=200, **extra):
     return render(
         request,
         "chat/conversation.html",
@@ -49,8 +46,17 @@ def conversation(request, pk):
             "conversation": conversation,
             "chat_messages": conversation.messages.all(),
             "recent": Conversation.objects.filter(user=request.user)[:30],
+            **extra,
         },
+        status=status,
     )
+
+
+@login_required
+def conversation(request, pk):
+    conversation = _get_conversation_for_user(request, pk)
+    answers.mark_interrupted(conversation)
+    return _conversation_page(request, conversation)
 
 
 @login_required
@@ -59,17 +65,7 @@ def rename(request, pk):
     conversation = _get_conversation_for_user(request, pk)
     title = request.POST.get("title", "").strip()[:120]
     if not title:
-        return render(
-            request,
-            "chat/conversation.html",
-            {
-                "conversation": conversation,
-                "chat_messages": conversation.messages.all(),
-                "recent": Conversation.objects.filter(user=request.user)[:30],
-                "rename_error": TITLE_REQUIRED,
-            },
-            status=400,
-        )
+        return _conversation_page(request, conversation, status=400, rename_error=TITLE_REQUIRED)
     conversation.title = title
     conversation.save(update_fields=["title", "updated_at"])
     return redirect("chat:conversation", pk=conversation.pk)

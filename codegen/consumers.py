@@ -18,21 +18,23 @@ class CreationConsumer(StreamConsumer):
     def group_name(self):
         return answers.group_for(self.object_id)
 
+    def run_key(self):
+        return answers.run_key(self.object_id)
+
     async def handlers(self):
         return {"stop": self.on_stop, "retry": self.on_retry}
 
     async def on_ready(self):
-        run = streams.running(answers.run_key(self.object_id))
+        in_progress = self.answer_in_progress()
         streaming = self.object.status == Creation.Status.STREAMING
         stale = self.object.updated_at < timezone.now() - answers.INTERRUPTED_AFTER
-        if run is None and streaming and stale:  # its worker stopped mid-way
+        if in_progress is None and streaming and stale:  # its worker stopped mid-way
             self.object.status, self.object.error = Creation.Status.ERROR, answers.INTERRUPTED
             await self.object.asave(update_fields=["status", "error"])
-        in_progress = {"message_id": run.message_id, "text": run.text} if run else None
         return {"type": "ready", "creation": self.object_id, "in_progress": in_progress}
 
     async def on_stop(self, frame):
-        await streams.stop(answers.run_key(self.object_id))
+        await streams.stop(self.run_key())
 
     async def on_retry(self, frame):
         if self.object.status != Creation.Status.ERROR:

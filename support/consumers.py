@@ -23,6 +23,9 @@ class TicketConsumer(StreamConsumer):
     def group_name(self):
         return answers.group_for(self.object_id)
 
+    def run_key(self):
+        return answers.run_key(self.object_id)
+
     async def handlers(self):
         return {
             "send": self.on_send,
@@ -32,13 +35,12 @@ class TicketConsumer(StreamConsumer):
         }
 
     async def on_ready(self):
-        run = streams.running(answers.run_key(self.object_id))
-        in_progress = {"message_id": run.message_id, "text": run.text} if run else None
+        in_progress = self.answer_in_progress()
         # A ticket nobody has answered yet (filed from a chat, say) gets its first answer now,
         # when its owner opens it.
         owner = self.user.pk == self.object.user_id
         pending = database_sync_to_async(answers.pending_first_response)
-        if run is None and owner and await pending(self.object):
+        if in_progress is None and owner and await pending(self.object):
             await answers.start_answer(self.object_id)
         return {"type": "ready", "ticket": self.object_id, "in_progress": in_progress}
 
@@ -57,7 +59,7 @@ class TicketConsumer(StreamConsumer):
             await answers.start_answer(self.object_id)
 
     async def on_stop(self, frame):
-        await streams.stop(answers.run_key(self.object_id))
+        await streams.stop(self.run_key())
 
     async def on_retry(self, frame):
         failed = await self.object.messages.filter(

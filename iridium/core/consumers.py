@@ -36,6 +36,15 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
     def group_name(self) -> str:
         raise NotImplementedError
 
+    def run_key(self) -> str:
+        """The key of the object's answer in iridium.core.streams."""
+        raise NotImplementedError
+
+    def answer_in_progress(self) -> dict | None:
+        """The answer this worker is writing for the object, as far as it has got."""
+        run = streams.running(self.run_key())
+        return {"message_id": run.message_id, "text": run.text} if run else None
+
     async def handlers(self) -> dict:
         """Frame type -> coroutine taking the validated frame."""
         raise NotImplementedError
