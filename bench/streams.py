@@ -18,15 +18,17 @@ import subprocess
 import sys
 import time
 
-import openai
+import aiohttp
 import uvloop
 import websockets
 
 from bench.common import ROOT, machine, percentile, print_table, setup_django, upstreams
+from iridium.core.serving import settle_garbage_collector
 
 LEVELS = [int(n) for n in os.environ.get("BENCH_STREAM_LEVELS", "100,300,500").split(",")]
 TOKEN_INTERVAL = 0.1  # seconds between tokens of one stream, at the upstream
 TARGET_MS = 20.0
+SERVER_CPUS = {0} if os.environ.get("BENCH_PIN", "1") == "1" and os.cpu_count() > 1 else set()
 START_SPREAD = 5.0  # seconds over which the N messages are sent
 # BENCH_PROFILE=/tmp/server.prof runs the server under cProfile (read it with pstats).
 PROFILE = (
@@ -41,6 +43,12 @@ MESSAGE = f"Tell me about websockets [[demo:clock]] [[demo:words={ANSWER_WORDS}]
 def raise_file_limit():
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def server_preexec():
+    raise_file_limit()
+    if SERVER_CPUS:
+        os.sched_setaffinity(0, SERVER_CPUS)
 
 
 def free_port() -> int:
@@ -64,7 +72,7 @@ def start_server(port: int) -> subprocess.Popen:
          "--no-access-log", "--ws-per-message-deflate", "false"],
         cwd=ROOT,
         env=os.environ.copy(),
-        preexec_fn=raise_file_limit,
+        preexec_fn=server_preexec,
     )  # fmt: skip
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -75,6 +83,49 @@ def start_server(port: int) -> subprocess.Popen:
             time.sleep(0.1)
     server.kill()
     raise RuntimeError("the ASGI server did not start")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children() -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            if ppid == os.getpid():
+                pids.append(int(entry))
+    return pids
+
+
+class CpuMeter:
+    """CPU used by each process between start() and stop(), as a share of one core."""
+
+    def __init__(self, **pids):
+        self.pids = pids
+
+    def __enter__(self):
+        self.started = time.monotonic()
+        self.before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        return self
+
+    def __exit__(self, *exc):
+        elapsed = time.monotonic() - self.started
+        self.share = {
+            name: (cpu_seconds(pid) - self.before[name]) / elapsed
+            for name, pid in self.pids.items()
+        }
+
+    def __str__(self):
+        return " ".join(f"{name}={share:.0%}" for name, share in self.share.items())
 
 
 def stamps_in(text: str):
@@ -100,15 +151,19 @@ async def through_iridium(port, cookie, conversation_ids, server_pid):
     idle_kb = rss_kb(server_pid)
     peak_kb = idle_kb
     delays: list[float] = []
+    timeline = []
 
     async def read(ws, start_after):
         await asyncio.sleep(start_after)
         await ws.send(json.dumps({"type": "send", "content": MESSAGE}))
         while True:
-            frame = json.loads(await ws.recv())
+            message = await ws.recv()
             now = time.time()
+            frame = json.loads(message)
             if frame["type"] == "delta":
-                delays.extend((now - sent) * 1000 for sent in stamps_in(frame["text"]))
+                for sent in stamps_in(frame["text"]):
+                    delays.append((now - sent) * 1000)
+                    timeline.append((now, (now - sent) * 1000))
             elif frame["type"] in ("answer_finished", "refused", "error"):
                 assert frame["type"] == "answer_finished", frame
                 return
@@ -123,33 +178,54 @@ async def through_iridium(port, cookie, conversation_ids, server_pid):
     spread = [START_SPREAD * index / len(sockets) for index in range(len(sockets))]
     await asyncio.gather(*(read(ws, after) for ws, after in zip(sockets, spread, strict=True)))
     watcher.cancel()
+    if os.environ.get("BENCH_TIMELINE"):
+        first = min(t for t, _ in timeline)
+        by_second = {}
+        for t, d in timeline:
+            by_second.setdefault(int(t - first), []).append(d)
+        for second, values in sorted(by_second.items()):
+            print(
+                f"  t={second:2d}s tokens={len(values):5d} p50={percentile(values, 0.5):7.1f} "
+                f"p99={percentile(values, 0.99):7.1f} max={max(values):7.1f}"
+            )
     for ws in sockets:
         await ws.close()
     return delays, (peak_kb - idle_kb) / len(sockets)
 
 
 async def straight_from_upstream(provider_url, count):
-    client = openai.AsyncOpenAI(api_key="not-needed", base_url=provider_url, max_retries=0)
+    """The same streams read straight from the upstream, as cheaply as a client can: the event
+    stream's lines over aiohttp, each decoded from JSON (no SDK objects)."""
     delays: list[float] = []
+    request = {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": MESSAGE}],
+        "stream": True,
+    }
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
 
-    async def read(start_after):
-        await asyncio.sleep(start_after)
-        stream = await client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": MESSAGE}], stream=True
-        )
-        async for chunk in stream:
-            now = time.time()
-            for choice in chunk.choices:
-                if choice.delta.content:
-                    delays.extend((now - sent) * 1000 for sent in stamps_in(choice.delta.content))
+        async def read(start_after):
+            await asyncio.sleep(start_after)
+            async with session.post(f"{provider_url}/chat/completions", json=request) as response:
+                async for line in response.content:
+                    now = time.time()
+                    if not line.startswith(b"data: {"):
+                        continue
+                    for choice in json.loads(line[6:])["choices"]:
+                        text = choice["delta"].get("content")
+                        if text:
+                            delays.extend((now - sent) * 1000 for sent in stamps_in(text))
 
-    await asyncio.gather(*(read(START_SPREAD * index / count) for index in range(count)))
-    await client.close()
+        await asyncio.gather(*(read(START_SPREAD * index / count) for index in range(count)))
     return delays
 
 
 def main():
     raise_file_limit()
+    settle_garbage_collector()  # the load generator's own pauses would count as delay
+    if SERVER_CPUS:
+        os.sched_setaffinity(0, set(range(os.cpu_count())) - SERVER_CPUS)
     with upstreams(token_delay=TOKEN_INTERVAL) as (provider_url, _):
         os.environ.update(OPENAI_BASE_URL=provider_url, ALLOWED_HOSTS="127.0.0.1,localhost")
         setup_django()
@@ -169,6 +245,7 @@ def main():
         client.force_login(user)
         cookie = f"sessionid={client.cookies['sessionid'].value}"
 
+        (upstream_pid,) = children()
         port = free_port()
         server = start_server(port)
         rows, results = [], {}
@@ -177,8 +254,12 @@ def main():
                 Conversation.objects.filter(user=user).delete()
                 ids = [Conversation.objects.create(user=user).pk for _ in range(count)]
                 uvloop.install()
-                iridium_delays, kb = asyncio.run(through_iridium(port, cookie, ids, server.pid))
-                direct = asyncio.run(straight_from_upstream(provider_url, count))
+                pids = {"server": server.pid, "upstream": upstream_pid, "client": os.getpid()}
+                with CpuMeter(**pids) as through:
+                    iridium_delays, kb = asyncio.run(through_iridium(port, cookie, ids, server.pid))
+                with CpuMeter(**pids) as straight:
+                    direct = asyncio.run(straight_from_upstream(provider_url, count))
+                print(f"{count} streams, cpu through iridium: {through}; straight: {straight}")
                 added_p50 = percentile(iridium_delays, 0.5) - percentile(direct, 0.5)
                 added_p99 = percentile(iridium_delays, 0.99) - percentile(direct, 0.99)
                 if count == 10 and 10 not in LEVELS:

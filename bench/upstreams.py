@@ -16,9 +16,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "iridium.settings")
 
 async def main(token_delay: float):
     from iridium.ai.demo_provider import DemoProvider
-    from iridium.core.serving import start
+    from iridium.core.serving import settle_garbage_collector, start
     from tests.fakes.posthog_server import FakePostHog
 
+    settle_garbage_collector()
     servers = []
     for app in (DemoProvider(token_delay=token_delay), FakePostHog()):
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error", lifespan="off")

@@ -17,6 +17,8 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 import iridium.ai.service  # noqa: E402, F401  (loaded now, not during the first request)
+from iridium.core.lifespan import lifespan  # noqa: E402
+from iridium.core.serving import settle_garbage_collector  # noqa: E402
 from iridium.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -24,8 +26,11 @@ application = ProtocolTypeRouter(
         # Static files are small (one stylesheet, a few scripts); serving them here keeps the
         # two-command set-up whole. A reverse proxy or CDN may serve STATIC_ROOT instead.
         "http": ASGIStaticFilesHandler(django_asgi_app),
+        "lifespan": lifespan,
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),
     }
 )
+
+settle_garbage_collector()  # everything is loaded: see iridium.core.serving

@@ -2,6 +2,9 @@
 
 The SDK's own retry loop (408/409/429/5xx, timeouts, with backoff) is kept; a request hook counts
 the attempts of the current call through a context variable so that every retry is recorded.
+HTTP goes through the SDK's aiohttp transport: its C parser reads a streamed answer for less CPU
+than the default transport's pure-Python one (see docs/performance.md). `close()` closes the
+running loop's client; the ASGI application does it when the server shuts down.
 """
 
 import asyncio
@@ -44,9 +47,16 @@ def client() -> openai.AsyncOpenAI:
     return existing
 
 
+async def close() -> None:
+    """Close the running loop's client and its connections, if it has one."""
+    existing = _clients.pop(asyncio.get_running_loop(), None)
+    if existing is not None:
+        await existing.close()
+
+
 def _new_client() -> openai.AsyncOpenAI:
     timeout = openai.Timeout(settings.AI_READ_TIMEOUT, connect=settings.AI_CONNECT_TIMEOUT)
-    http_client = openai.DefaultAsyncHttpxClient(
+    http_client = openai.DefaultAioHttpClient(
         timeout=timeout, event_hooks={"request": [_count_attempt], "response": [_note_status]}
     )
     return openai.AsyncOpenAI(

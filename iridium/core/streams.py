@@ -35,7 +35,6 @@ class Run:
     parts: list[str] = field(default_factory=list)
     length: int = 0
     task: asyncio.Task | None = None
-    background: asyncio.Task | None = None
     stop_requested: bool = False
     last_snapshot: float = 0.0
     first_output: asyncio.Future = field(
@@ -65,13 +64,6 @@ class Run:
         await self.send(
             {"type": "delta", "message_id": self.message_id, "offset": offset, "text": text}
         )
-
-    def in_background(self, coroutine) -> None:
-        """Run `coroutine` beside the stream, unless the previous one has not finished yet."""
-        if self.background is not None and not self.background.done():
-            coroutine.close()
-            return
-        self.background = asyncio.create_task(coroutine)
 
     async def snapshot(self) -> None:
         await self.send({"type": "snapshot", "message_id": self.message_id, "text": self.text})

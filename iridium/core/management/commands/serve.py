@@ -46,7 +46,7 @@ class Command(BaseCommand):
             "iridium.asgi:application",
             host=host,
             port=port,
-            lifespan="off",
+            lifespan="on",
             log_level="info",
             # Tokens are a few bytes: compressing each websocket frame costs more than it saves.
             ws_per_message_deflate=False,
