@@ -6,18 +6,18 @@ queues the PostHog events. Nothing here can fail a user's request; failures are 
 """
 
 import atexit
-import contextlib
 import logging
 import queue
 import threading
 import time
 
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from iridium.analytics import posthog
 from iridium.analytics.models import Generation, Span
+from iridium.core.db import on_kept_connection
 
 from .models import UnpricedModel
 from .records import GenerationRecord, SpanRecord
@@ -107,14 +107,7 @@ class Recorder:
                 posthog.capture(record.to_event())
             except Exception:
                 logger.exception("could not queue a PostHog event")
-        try:
-            close_old_connections()
-            self._write_rows(records)
-        except Exception:
-            # A broken connection is dropped so that the next batch starts with a fresh one.
-            with contextlib.suppress(Exception):
-                connection.close()
-            raise
+        on_kept_connection(self._write_rows, records)
 
     @staticmethod
     def _write_rows(records):

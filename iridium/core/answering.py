@@ -12,15 +12,16 @@ import time
 import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 
-from asgiref.sync import sync_to_async
-from django.db import models, transaction
+from django.db import connections, models, transaction
 from django.utils import timezone
 
 from iridium import ai
 
 from . import streams
+from .db import on_kept_connection
 from .markdown import render
 from .models import StreamedAnswer
 
@@ -82,7 +83,8 @@ class ProgressWriter:
     Each answer notes its text every SNAPSHOT_SECONDS; whatever has been noted is written in one
     transaction, a statement per 100 answers, as soon as the previous write has finished. With
     hundreds of answers streaming that is a few writes a second instead of an UPDATE, a database
-    connection and a thread hop per answer each second. Only answers still being written are
+    connection and a thread hop per answer each second. The writes run in a thread of their own
+    that keeps its database connection (iridium.core.db). Only answers still being written are
     updated, so a late write can never overwrite an answer that has finished meanwhile.
     """
 
@@ -101,12 +103,16 @@ class ProgressWriter:
         while self.pending:
             noted, self.pending = self.pending, {}
             try:
-                await sync_to_async(self._write)(noted)
+                await asyncio.get_running_loop().run_in_executor(_writer_thread, self._write, noted)
             except Exception:
                 logger.exception("could not save the progress of %d answers", len(noted))
 
     @classmethod
     def _write(cls, noted: dict) -> None:
+        on_kept_connection(cls._update, noted)
+
+    @classmethod
+    def _update(cls, noted: dict) -> None:
         by_model = defaultdict(list)
         for (model, pk), text in noted.items():
             by_model[model].append((pk, text))
@@ -124,9 +130,15 @@ class ProgressWriter:
                     ).update(content=content, updated_at=now)
 
 
+_writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iridium-progress")
 _writers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ProgressWriter]" = (
     weakref.WeakKeyDictionary()
 )
+
+
+def close_progress_connection() -> None:
+    """Close the progress writer's database connection (a test database is about to go)."""
+    _writer_thread.submit(connections.close_all).result()
 
 
 def progress() -> ProgressWriter:

@@ -1,0 +1,63 @@
+"""The threads that write off the request path (the recorder, the progress writer) keep their
+database connection between writes, and replace it when the database has dropped it."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import IntegrityError, connection, connections, transaction
+
+from iridium.accounts.models import User
+from iridium.core.db import on_kept_connection
+from tests.conftest import services_required
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def rename(pk, name):
+    with transaction.atomic():
+        User.objects.filter(pk=pk).update(first_name=name)
+
+
+def test_a_write_keeps_the_threads_connection(user):
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(on_kept_connection, rename, user.pk, "one").result()
+        first = thread.submit(lambda: id(connection.connection)).result()
+        thread.submit(on_kept_connection, rename, user.pk, "two").result()
+        assert thread.submit(lambda: id(connection.connection)).result() == first
+        thread.submit(connections.close_all).result()
+    user.refresh_from_db()
+    assert user.first_name == "two"
+
+
+def test_a_connection_the_database_dropped_is_replaced_and_the_write_made(user):
+    if connection.vendor != "postgresql":
+        if services_required():
+            pytest.fail("CI runs the suite on PostgreSQL")
+        pytest.skip("a PostgreSQL server ending a session (CI runs it on PostgreSQL)")
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(on_kept_connection, rename, user.pk, "one").result()
+        backend = thread.submit(lambda: connection.connection.info.backend_pid).result()
+        # The server ends that session, as a restart or an idle timeout would.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
+        thread.submit(on_kept_connection, rename, user.pk, "after the restart").result()
+        new_backend = thread.submit(lambda: connection.connection.info.backend_pid).result()
+        thread.submit(connections.close_all).result()
+    assert new_backend != backend
+    user.refresh_from_db()
+    assert user.first_name == "after the restart"
+
+
+def test_an_error_that_is_not_the_connections_is_raised_at_once(user):
+    calls = []
+
+    def broken():
+        calls.append(1)
+        with transaction.atomic():
+            User.objects.create(username=user.username)  # taken: an IntegrityError
+
+    with ThreadPoolExecutor(1) as thread:
+        with pytest.raises(IntegrityError):
+            thread.submit(on_kept_connection, broken).result()
+        thread.submit(connections.close_all).result()
+    assert calls == [1]
