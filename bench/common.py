@@ -2,9 +2,13 @@
 
 import os
 import platform
+import resource
+import signal
+import socket
 import statistics
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -70,3 +74,72 @@ def print_table(title, rows, headers):
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     for row in rows:
         print("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)))
+
+
+# The ASGI server gets a core of its own (as on its own host) and the load generator and the
+# upstreams share the others, so that what is measured is the server, not their contention.
+# BENCH_PIN=0 turns this off.
+SERVER_CPUS = (
+    {0} if os.environ.get("BENCH_PIN", "1") == "1" and (os.cpu_count() or 1) > 1 else set()
+)
+# BENCH_PROFILE=/tmp/server.prof runs the server under cProfile (read it with pstats).
+PROFILE = (
+    ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if "BENCH_PROFILE" in os.environ else []
+)
+
+
+def raise_file_limit():
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def keep_off_server_cores():
+    """Run this process, and the processes it starts from now on, on the cores the server
+    does not use."""
+    raise_file_limit()
+    if SERVER_CPUS:
+        os.sched_setaffinity(0, set(range(os.cpu_count())) - SERVER_CPUS)
+
+
+def _server_preexec():
+    raise_file_limit()
+    if SERVER_CPUS:
+        os.sched_setaffinity(0, SERVER_CPUS)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def asgi_server():
+    """One uvicorn worker serving Iridium, as in production, on its own core; yields its
+    process and port. It reads its settings from this process's environment."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, *PROFILE, "-m", "uvicorn", "iridium.asgi:application",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+         "--no-access-log", "--ws-per-message-deflate", "false"],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        preexec_fn=_server_preexec,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("the ASGI server did not start") from None
+                time.sleep(0.1)
+        yield server, port
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()

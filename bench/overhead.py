@@ -1,5 +1,6 @@
 """bench.overhead: the time iridium.ai adds to a call, against the bare openai SDK calling the
-same loopback upstream in the same run (non-streamed and streamed; p50 and p99).
+same loopback upstream in the same run (non-streamed and streamed; p50 and p99); and a cache hit,
+in the service alone and end to end through an HTTP request to a server.
 
 Both sides talk to the demo provider in another process; the service does everything it does in
 production: resolves the user and plan, picks the model, prices the usage, queues the generation
@@ -11,10 +12,20 @@ import asyncio
 import os
 import time
 
+import httpx
 import openai
 import uvloop
 
-from bench.common import machine, median, percentile, print_table, setup_django, upstreams
+from bench.common import (
+    asgi_server,
+    keep_off_server_cores,
+    machine,
+    median,
+    percentile,
+    print_table,
+    setup_django,
+    upstreams,
+)
 
 ITERATIONS = int(os.environ.get("BENCH_ITERATIONS", "400"))
 WARMUP = 30
@@ -84,9 +95,66 @@ async def measure(user, model):
     return results
 
 
+HTTP_ITERATIONS = int(os.environ.get("BENCH_HTTP_ITERATIONS", "200"))
+CODE_FORM = {
+    "prompt": "A function that says hello to a user by name.",
+    "language": "python",
+    "framework": "",
+    "complexity": "simple",
+}
+
+
+def http_cache_hit(user) -> tuple[list[float], list[float]]:
+    """A code generation answered from the cache, end to end: the form's POST to one uvicorn
+    worker until its redirect to the result (the view waits for the answer's first output),
+    alternating with /healthz on the same server as the baseline. Milliseconds."""
+    from django.test import Client
+
+    from codegen.models import Creation
+
+    browser = Client()
+    browser.force_login(user)
+    session = browser.cookies["sessionid"].value
+    Creation.objects.filter(user=user).delete()
+    with (
+        asgi_server() as (_, port),
+        httpx.Client(base_url=f"http://127.0.0.1:{port}") as http,
+    ):
+        page = http.get("/generate/", headers={"Cookie": f"sessionid={session}"})
+        csrf = page.cookies["csrftoken"]
+        headers = {"Cookie": f"sessionid={session}; csrftoken={csrf}"}
+        form = {**CODE_FORM, "csrfmiddlewaretoken": csrf}
+
+        def post():
+            response = http.post("/generate/new/code/", data=form, headers=headers)
+            assert response.status_code == 302, response.status_code
+
+        post()  # the first is answered by the provider and fills the cache
+        time.sleep(1)
+        healthz, hits = [], []
+        for index in range(WARMUP + HTTP_ITERATIONS):
+            started = time.perf_counter()
+            assert http.get("/healthz").status_code == 200
+            middle = time.perf_counter()
+            post()
+            ended = time.perf_counter()
+            if index >= WARMUP:
+                healthz.append((middle - started) * 1000)
+                hits.append((ended - middle) * 1000)
+        time.sleep(1)  # the last answers are saved
+    cached = Creation.objects.filter(user=user, from_cache=True).count()
+    assert cached >= WARMUP + HTTP_ITERATIONS, f"only {cached} generations came from the cache"
+    Creation.objects.filter(user=user).delete()
+    return healthz, hits
+
+
 def main():
+    keep_off_server_cores()
     with upstreams() as (provider_url, posthog_url):
         setup_django(
+            ALLOWED_HOSTS="127.0.0.1,localhost",
+            SESSION_COOKIE_SECURE="false",
+            CSRF_COOKIE_SECURE="false",
             OPENAI_BASE_URL=provider_url,
             POSTHOG_API_KEY="phc_bench",
             POSTHOG_HOST=posthog_url,
@@ -108,6 +176,7 @@ def main():
         # uvloop, as under uvicorn in production; both sides share the loop.
         uvloop.install()
         results = asyncio.run(measure(user, user.effective_plan.default_model))
+        results["healthz"], results["http_hit"] = http_cache_hit(user)
         recorder.flush(timeout=60)
         posthog.flush(timeout=30)
         Generation.objects.filter(feature="bench").delete()
@@ -142,8 +211,20 @@ def main():
             "",
         ]
     )
+    rows.append(
+        [
+            "cache hit (HTTP POST)",
+            f"{median(results['healthz']):.3f}",
+            f"{median(results['http_hit']):.3f}",
+            f"{median(results['http_hit']) - median(results['healthz']):.3f}",
+            f"{percentile(results['healthz'], 0.99):.3f}",
+            f"{percentile(results['http_hit'], 0.99):.3f}",
+            "",
+        ]
+    )
     print_table(
-        f"bench.overhead: {ITERATIONS} calls each, {machine()}",
+        f"bench.overhead: {ITERATIONS} calls each ({HTTP_ITERATIONS} over HTTP: the baseline is "
+        f"GET /healthz on the same server), {machine()}",
         rows,
         [
             "call",
@@ -159,7 +240,9 @@ def main():
         f"added_p50_ms={added('', 0.5):.3f} added_p99_ms={added('', 0.99):.3f} "
         f"stream_added_p50_ms={added('_stream', 0.5):.3f} "
         f"stream_added_p99_ms={added('_stream', 0.99):.3f} "
-        f"cache_hit_p50_ms={percentile(results['cache_hit'], 0.5):.3f}"
+        f"cache_hit_p50_ms={percentile(results['cache_hit'], 0.5):.3f} "
+        f"http_cache_hit_p50_ms={median(results['http_hit']):.3f} "
+        f"healthz_p50_ms={median(results['healthz']):.3f}"
     )
 
 

@@ -12,49 +12,31 @@ resident memory at the peak of N streams, less before them, divided by N.
 import asyncio
 import json
 import os
-import resource
-import socket
-import subprocess
-import sys
 import time
 
 import aiohttp
 import uvloop
 import websockets
 
-from bench.common import ROOT, machine, percentile, print_table, setup_django, upstreams
+from bench.common import (
+    asgi_server,
+    keep_off_server_cores,
+    machine,
+    percentile,
+    print_table,
+    setup_django,
+    upstreams,
+)
 from iridium.core.serving import settle_garbage_collector
 
 LEVELS = [int(n) for n in os.environ.get("BENCH_STREAM_LEVELS", "100,300,500").split(",")]
 TOKEN_INTERVAL = 0.1  # seconds between tokens of one stream, at the upstream
 TARGET_MS = 20.0
-SERVER_CPUS = {0} if os.environ.get("BENCH_PIN", "1") == "1" and os.cpu_count() > 1 else set()
 START_SPREAD = 5.0  # seconds over which the N messages are sent
-# BENCH_PROFILE=/tmp/server.prof runs the server under cProfile (read it with pstats).
-PROFILE = (
-    ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if "BENCH_PROFILE" in os.environ else []
-)
 # Answers of ANSWER_WORDS tokens (10 s each); the N messages are sent over START_SPREAD seconds,
 # as people press Enter at different moments, so that N answers are open at once for a while.
 ANSWER_WORDS = 100
 MESSAGE = f"Tell me about websockets [[demo:clock]] [[demo:words={ANSWER_WORDS}]]"
-
-
-def raise_file_limit():
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def server_preexec():
-    raise_file_limit()
-    if SERVER_CPUS:
-        os.sched_setaffinity(0, SERVER_CPUS)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rss_kb(pid: int) -> int:
@@ -63,26 +45,6 @@ def rss_kb(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
-
-
-def start_server(port: int) -> subprocess.Popen:
-    server = subprocess.Popen(
-        [sys.executable, *PROFILE, "-m", "uvicorn", "iridium.asgi:application",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-         "--no-access-log", "--ws-per-message-deflate", "false"],
-        cwd=ROOT,
-        env=os.environ.copy(),
-        preexec_fn=server_preexec,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return server
-        except OSError:
-            time.sleep(0.1)
-    server.kill()
-    raise RuntimeError("the ASGI server did not start")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -222,10 +184,8 @@ async def straight_from_upstream(provider_url, count):
 
 
 def main():
-    raise_file_limit()
+    keep_off_server_cores()
     settle_garbage_collector()  # the load generator's own pauses would count as delay
-    if SERVER_CPUS:
-        os.sched_setaffinity(0, set(range(os.cpu_count())) - SERVER_CPUS)
     with upstreams(token_delay=TOKEN_INTERVAL) as (provider_url, _):
         os.environ.update(OPENAI_BASE_URL=provider_url, ALLOWED_HOSTS="127.0.0.1,localhost")
         setup_django()
@@ -246,10 +206,8 @@ def main():
         cookie = f"sessionid={client.cookies['sessionid'].value}"
 
         (upstream_pid,) = children()
-        port = free_port()
-        server = start_server(port)
         rows, results = [], {}
-        try:
+        with asgi_server() as (server, port):
             for count in [10, *LEVELS]:  # the first round warms the server up, unreported
                 Conversation.objects.filter(user=user).delete()
                 ids = [Conversation.objects.create(user=user).pk for _ in range(count)]
@@ -278,10 +236,7 @@ def main():
                         f"{kb:.0f}",
                     ]
                 )
-        finally:
-            server.send_signal(2)
-            server.wait(timeout=30)
-            Conversation.objects.filter(user=user).delete()
+        Conversation.objects.filter(user=user).delete()
 
     print_table(
         f"bench.streams: one uvicorn worker, tokens every {TOKEN_INTERVAL * 1000:.0f} ms, "

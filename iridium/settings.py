@@ -125,6 +125,7 @@ if REDIS_URL:
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "iridium",
             "OPTIONS": {
+                "pool_class": "iridium.core.redis.SharedConnectionPool",
                 "socket_connect_timeout": REDIS_TIMEOUT,
                 "socket_timeout": REDIS_TIMEOUT,
             },

@@ -1,8 +1,11 @@
-"""Async Redis clients, one per event loop and address (a connection pool cannot cross loops)."""
+"""Redis connections: async clients, one per event loop and address (a connection pool cannot
+cross loops), and one connection pool per address for Django's cache in every thread."""
 
 import asyncio
+import threading
 import weakref
 
+import redis
 import redis.asyncio
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -29,3 +32,24 @@ def async_client(url: str) -> redis.asyncio.Redis:
 def _forget_clients(setting, **kwargs):
     if setting in ("REDIS_URL", "REDIS_TIMEOUT", "CACHES"):
         _clients.clear()
+
+
+class SharedConnectionPool(redis.ConnectionPool):
+    """The `pool_class` of the Django cache: one pool per address and options, for all threads.
+
+    Django makes a cache object, and so a connection pool, per thread; under ASGI each request's
+    sync code runs in a new thread, so each request opened a new connection to Redis (a TCP
+    handshake on every health check or cached lookup). redis-py's pools are thread-safe.
+    """
+
+    _pools: dict[str, redis.ConnectionPool] = {}
+    _lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url, **options):
+        key = f"{url} {sorted(options.items())!r}"
+        with cls._lock:
+            pool = cls._pools.get(key)
+            if pool is None:
+                pool = cls._pools[key] = redis.ConnectionPool.from_url(url, **options)
+            return pool
