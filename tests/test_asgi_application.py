@@ -1,4 +1,8 @@
-"""The application's ASGI lifespan: a server shutting down closes the AI provider's connections."""
+"""The ASGI application as a server process loads it: its lifespan (shutting down closes the AI
+provider's connections) and its garbage collector, settled once everything is loaded."""
+
+import subprocess
+import sys
 
 from iridium import ai
 from iridium.ai import provider
@@ -35,3 +39,18 @@ async def test_shutting_down_closes_the_provider_connections(ai_settings, user):
 
 async def test_shutting_down_without_a_client_is_fine(ai_settings):
     assert await run_lifespan() == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+def test_loading_the_application_settles_the_garbage_collector():
+    """In a fresh process, as a server worker loads it."""
+    code = (
+        "import gc, django; import iridium.asgi; "
+        "print(*gc.get_threshold(), gc.get_freeze_count(), len(gc.get_objects()))"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    thresholds, frozen, tracked = [int(x) for x in output[:3]], int(output[3]), int(output[4])
+    assert thresholds == [5000, 2, 100]
+    # Django, the apps and the libraries are out of the collector's reach; little is left in it.
+    assert frozen > 50_000 and tracked < frozen / 10
