@@ -134,7 +134,19 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "iridium:channels"},
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        # Each socket waits on Redis with a blocking pop of 5 s (channels-redis);
+                        # the client's own read timeout (5 s by default since redis-py 8) must
+                        # be longer, or every quiet socket is dropped after 5 s.
+                        "socket_timeout": 15,
+                        "socket_connect_timeout": REDIS_TIMEOUT,
+                    }
+                ],
+                "prefix": "iridium:channels",
+            },
         }
     }
 else:

@@ -89,7 +89,10 @@ def test_redis_url_selects_redis_cache_and_channel_layer():
     assert loaded["cache"] == "django.core.cache.backends.redis.RedisCache"
     assert loaded["cache_location"] == "redis://cache.internal:6379/2"
     assert loaded["layer"] == "channels_redis.core.RedisChannelLayer"
-    assert loaded["layer_hosts"] == ["redis://cache.internal:6379/2"]
+    [host] = loaded["layer_hosts"]
+    assert host["address"] == "redis://cache.internal:6379/2"
+    # Longer than channels-redis's 5 s blocking pop (test_idle_sockets shows why).
+    assert host["socket_timeout"] > 5
     assert loaded["engine"] == "django.db.backends.sqlite3"
 
 
