@@ -143,6 +143,9 @@ if REDIS_URL:
                         # be longer, or every quiet socket is dropped after 5 s.
                         "socket_timeout": 15,
                         "socket_connect_timeout": REDIS_TIMEOUT,
+                        # A connection per operation in flight (redis-py's default cap is 100,
+                        # which hundreds of sockets connecting at once, after a deploy, exceed).
+                        "max_connections": 1000,
                     }
                 ],
                 "prefix": "iridium:channels",

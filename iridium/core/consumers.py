@@ -67,9 +67,8 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.group = self.group_name()
-        if streams.single_process():
-            streams.subscribe(self.group, self)
-        else:
+        streams.subscribe(self.group, self)
+        if not streams.single_process():  # other workers reach it through the channel layer
             await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.send_json(await self.on_ready())
@@ -77,9 +76,8 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code):
         # The answer in progress goes on: it belongs to the object, not to this socket.
         if getattr(self, "group", None):
-            if streams.single_process():
-                streams.unsubscribe(self.group, self)
-            else:
+            streams.unsubscribe(self.group, self)
+            if not streams.single_process():
                 await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def dispatch(self, message):

@@ -1,10 +1,13 @@
 """Answers that stream to every socket watching an object, independent of any one socket.
 
 An answer runs in a task of its own (`start`), kept in this process's registry until it ends;
-closing the tab or losing the connection does not stop it. Each piece of it is sent to a Channels
-group, so every tab on the object sees it (across workers with channels-redis). A socket that
-joins late gets a snapshot of the text so far, and deltas carry their offset in the text, so a
-client can tell a gap and wait for the next snapshot (sent every SNAPSHOT_SECONDS).
+closing the tab or losing the connection does not stop it. Each piece of it goes to every socket
+watching the object (`group_send`): to this worker's sockets directly, and through channels-redis
+to the sockets of other workers that are in the object's Channels group, when there are any (so
+a worker streaming hundreds of answers to its own sockets does not pay a Redis round trip per
+token, and goes on streaming to them while Redis is unreachable). A socket that joins late gets
+a snapshot of the text so far, and deltas carry their offset in the text, so a client can tell a
+gap and wait for the next snapshot (sent every SNAPSHOT_SECONDS).
 
 Stopping: `stop(key)` cancels a local run at once; for a run on another worker, a stop request is
 left in Redis, which the run checks every STOP_POLL_SECONDS.
@@ -13,6 +16,8 @@ left in Redis, which the run checks every STOP_POLL_SECONDS.
 import asyncio
 import contextlib
 import logging
+import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -134,8 +139,8 @@ def _stop_key(key: str) -> str:
     return f"iridium:stream:stop:{key}"
 
 
-# Sockets of this process, by group. Without Redis there is one process: frames go straight to
-# its sockets, without the in-memory channel layer's copy, queue and dispatch for each of them.
+# Sockets of this process, by group. Frames go straight to them, without a channel layer's
+# copy, queue and dispatch for each socket (a process of its own has no other way to get them).
 _local_sockets: dict[str, set] = {}
 
 
@@ -156,11 +161,115 @@ def single_process() -> bool:
 
 
 async def group_send(group: str, frame: dict) -> None:
-    if not single_process():
-        await get_channel_layer().group_send(group, {"type": "stream.frame", "frame": frame})
-        return
+    """Send `frame` to every socket watching `group`: this worker's directly, other workers'
+    through the channel layer (channels-redis), only when there are any."""
     for consumer in list(_local_sockets.get(group, ())):
         try:
             await consumer.send_json(frame)
         except Exception:  # a socket that has gone: it unsubscribes when it disconnects
             logger.debug("could not send a frame to a closed socket", exc_info=True)
+    if not single_process():
+        await _send_to_other_workers(group, frame)
+
+
+# Sockets join the channel layer's group too, so that other workers can reach them; the group's
+# members (a sorted set in Redis) are read at most every MEMBERS_SECONDS per group, and frames go
+# only to members of other workers. A tab that opens on another worker meanwhile misses at most
+# that much, which the snapshot sent every second makes up (deltas carry their offset).
+MEMBERS_SECONDS = 0.5
+# When Redis cannot be read, other workers are not tried again for this long: the answer streams
+# on to this worker's sockets without waiting for Redis at every frame.
+RETRY_SECONDS = 5.0
+
+
+async def _send_to_other_workers(group: str, frame: dict) -> None:
+    layer = get_channel_layer()
+    try:
+        for channel in await _membership().others(layer, group):
+            await layer.send(channel, {"type": "stream.frame", "frame": frame})
+    except Exception as error:
+        _warn_now_and_then(f"could not relay a frame to other workers: {error!r}")
+
+
+class _Membership:
+    """The channels of other workers in each group, read from Redis at most every
+    MEMBERS_SECONDS per group, and for all groups whose reading is due in one round trip."""
+
+    def __init__(self):
+        self.known: dict[str, tuple[float, list[str]]] = {}  # group -> (until, channels)
+        self.due: dict[str, asyncio.Future] = {}
+        self.reading: asyncio.Task | None = None
+
+    async def others(self, layer, group: str) -> list[str]:
+        known = self.known.get(group)
+        if known is not None and time.monotonic() < known[0]:
+            return known[1]
+        future = self.due.get(group)
+        if future is None:
+            future = self.due[group] = asyncio.get_running_loop().create_future()
+            if self.reading is None or self.reading.done():
+                self.reading = asyncio.create_task(self._read_due(layer))
+        return await asyncio.shield(future)
+
+    async def _read_due(self, layer) -> None:
+        await asyncio.sleep(0)  # the other answers of this turn of the loop join the reading
+        while self.due:
+            due, self.due = self.due, {}
+            try:
+                members = await _read_members(layer, list(due))
+                until = time.monotonic() + MEMBERS_SECONDS
+            except Exception as error:
+                _warn_now_and_then(f"could not read which workers watch a stream: {error!r}")
+                members = {group: [] for group in due}
+                until = time.monotonic() + RETRY_SECONDS
+            own = f".{layer.client_prefix}!"
+            for group, future in due.items():
+                others = [name for name in members[group] if own not in name]
+                self.known[group] = (until, others)
+                future.set_result(others)
+            if len(self.known) > 10_000:  # groups of answers long finished
+                expired = time.monotonic() - 60
+                for group in [g for g, (until, _) in self.known.items() if until < expired]:
+                    del self.known[group]
+
+
+async def _read_members(layer, groups: list[str]) -> dict[str, list[str]]:
+    """The channel names in each group, as channels-redis's RedisChannelLayer stores them (a
+    sorted set per group, scored by when each joined), one pipeline per Redis shard."""
+    oldest = int(time.time()) - layer.group_expiry
+    by_shard: dict[int, list[str]] = {}
+    for group in groups:
+        by_shard.setdefault(layer.consistent_hash(group), []).append(group)
+    members = {}
+    for shard, shard_groups in by_shard.items():
+        async with layer.connection(shard).pipeline(transaction=False) as pipeline:
+            for group in shard_groups:
+                pipeline.zrangebyscore(layer._group_key(group), oldest, "+inf")
+            for group, names in zip(shard_groups, await pipeline.execute(), strict=True):
+                members[group] = [name.decode() for name in names]
+    return members
+
+
+_memberships: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Membership]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _membership() -> _Membership:
+    loop = asyncio.get_running_loop()
+    membership = _memberships.get(loop)
+    if membership is None:
+        membership = _memberships[loop] = _Membership()
+    return membership
+
+
+_last_warning = 0.0
+
+
+def _warn_now_and_then(message: str) -> None:
+    """Log a warning at most every 10 s: when Redis is down every frame would log one."""
+    global _last_warning
+    now = time.monotonic()
+    if now - _last_warning > 10:
+        _last_warning = now
+        logger.warning(message)

@@ -1,0 +1,110 @@
+"""How frames reach sockets with Redis: this worker's sockets directly and once, other workers'
+channels through channels-redis only when they are in the group, and this worker's sockets even
+while Redis is unreachable."""
+
+import asyncio
+import logging
+import time
+
+import pytest
+from channels.layers import get_channel_layer
+from channels_redis.core import RedisChannelLayer
+from django.conf import settings
+from django.test import override_settings
+
+from chat.models import Conversation
+from iridium.core import streams
+from tests.conftest import services_required
+from tests.test_chat_consumer import frames_until, idle, open_socket
+
+
+@pytest.fixture
+def redis_layer():
+    if not settings.REDIS_URL:
+        if services_required():
+            pytest.fail("CI sets REDIS_URL")
+        pytest.skip("needs REDIS_URL (CI sets it): without it there is one process")
+    layer = get_channel_layer()
+    assert isinstance(layer, RedisChannelLayer)
+    streams._memberships.clear()
+    return layer
+
+
+async def test_this_workers_socket_gets_each_frame_once(redis_layer, ai_settings, user):
+    conversation = await Conversation.objects.acreate(user=user)
+    socket, connected, _ = await open_socket(user, conversation.pk)
+    assert connected
+    await socket.receive_json_from()
+    await socket.send_json_to({"type": "send", "content": "Tell me [[demo:words=40]]"})
+    frames = await frames_until(socket, "answer_finished")
+    deltas = [f for f in frames if f["type"] == "delta"]
+    offsets = [f["offset"] for f in deltas]
+    assert offsets == sorted(set(offsets))  # no frame twice
+    text = "".join(f["text"] for f in deltas)
+    assert text == frames[-1]["message"]["content"]
+    await idle(conversation.pk)
+    await socket.disconnect()
+
+
+async def test_frames_reach_another_workers_channel_in_the_group(redis_layer, ai_settings, user):
+    # Another worker: a layer of its own (its own client prefix) with a channel in the group.
+    other_worker = RedisChannelLayer(**settings.CHANNEL_LAYERS["default"]["CONFIG"])
+    channel = await other_worker.new_channel()
+    conversation = await Conversation.objects.acreate(user=user)
+    group = f"chat-{conversation.pk}"
+    await other_worker.group_add(group, channel)
+    try:
+        socket, connected, _ = await open_socket(user, conversation.pk)
+        assert connected
+        await socket.receive_json_from()
+        await socket.send_json_to({"type": "send", "content": "Tell me [[demo:words=20]]"})
+        local = await frames_until(socket, "answer_finished")
+        relayed = []
+        while not relayed or relayed[-1]["type"] != "answer_finished":
+            message = await asyncio.wait_for(other_worker.receive(channel), 5)
+            assert message["type"] == "stream.frame"
+            relayed.append(message["frame"])
+        # The same frames, in the same order, as this worker's socket saw from the first answer
+        # frame (the other worker's channel was in the group before the question was sent).
+        assert relayed == [f for f in local if f["type"] != "ready"][-len(relayed) :]
+        assert {"answer_started", "delta", "answer_finished"} <= {f["type"] for f in relayed}
+        await idle(conversation.pk)
+        await socket.disconnect()
+    finally:
+        await other_worker.group_discard(group, channel)
+        await other_worker.flush()
+
+
+async def test_this_workers_sockets_get_frames_while_redis_is_unreachable(
+    redis_layer, caplog, monkeypatch
+):
+    received = []
+
+    class Socket:  # the one thing a local socket must do
+        async def send_json(self, frame):
+            received.append(frame)
+
+    unreachable = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:1/0", "socket_timeout": 0.5}]},
+        }
+    }
+    socket = Socket()
+    streams.subscribe("chat-unreachable", socket)
+    monkeypatch.setattr(streams, "_last_warning", 0.0)
+    try:
+        with override_settings(CHANNEL_LAYERS=unreachable), caplog.at_level(logging.WARNING):
+            for offset in range(3):
+                frame = {"type": "delta", "offset": offset, "text": "x"}
+                await streams.group_send("chat-unreachable", frame)
+    finally:
+        streams.unsubscribe("chat-unreachable", socket)
+    assert [f["offset"] for f in received] == [0, 1, 2]
+    warnings = [r for r in caplog.records if "could not read which workers" in r.getMessage()]
+    assert len(warnings) == 1  # not one per frame
+    # Redis is not asked again at every frame while it is unreachable.
+    [(until, others)] = [
+        v for g, v in streams._membership().known.items() if g == "chat-unreachable"
+    ]
+    assert others == [] and until - time.monotonic() > streams.MEMBERS_SECONDS
