@@ -2,11 +2,15 @@
 
 The upstream (the demo provider, in its own process) streams every answer at a fixed rate and
 writes into each token the wall-clock time it sent it (`[[demo:clock]]`). The benchmark opens N
-conversations on one uvicorn worker (another process), sends a message in each at once, and for
-every token received in the browser-side socket computes how long it took since the upstream sent
-it. The baseline is the same N streams read straight from the upstream with the openai SDK, in
-the same run: what Iridium adds is the difference. Memory per open conversation is the server's
-resident memory at the peak of N streams, less before them, divided by N.
+conversations on one uvicorn worker (another process, on a core of its own: bench.common), sends
+a message in each, spread over a few seconds, and for every token received in the browser-side
+socket computes how long it took since the upstream sent it. The baseline is the same N streams
+read straight from the upstream in the same run, as cheaply as a client can: what Iridium adds
+is the difference. Memory per open conversation is the server's resident memory at the peak of
+N streams, less before them, divided by N. Each round prints the CPU share every process used.
+
+BENCH_STREAM_LEVELS=100,500 picks the levels; BENCH_TIMELINE=1 prints the delays second by
+second (where a pause falls); REDIS_URL set runs the server as a deployment does (channels-redis).
 """
 
 import asyncio
