@@ -102,3 +102,18 @@ def page(browser):
     page = context.new_page()
     yield page
     context.close()
+
+
+async def run_lifespan(app) -> list[str]:
+    """Start and stop `app` as an ASGI server does; the types of what it sent back."""
+    incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent = []
+
+    async def receive():
+        return incoming.pop(0)
+
+    async def send(message):
+        sent.append(message["type"])
+
+    await app({"type": "lifespan"}, receive, send)
+    return sent

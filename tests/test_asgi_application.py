@@ -7,20 +7,9 @@ import sys
 from iridium import ai
 from iridium.ai import provider
 from iridium.asgi import application
+from tests.live import run_lifespan
 
-
-async def run_lifespan():
-    incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
-    sent = []
-
-    async def receive():
-        return incoming.pop(0)
-
-    async def send(message):
-        sent.append(message["type"])
-
-    await application({"type": "lifespan"}, receive, send)
-    return sent
+STARTED_AND_STOPPED = ["lifespan.startup.complete", "lifespan.shutdown.complete"]
 
 
 async def test_shutting_down_closes_the_provider_connections(ai_settings, user):
@@ -31,14 +20,20 @@ async def test_shutting_down_closes_the_provider_connections(ai_settings, user):
     client = provider.client()
     assert not client.is_closed()
 
-    assert await run_lifespan() == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert await run_lifespan(application) == [
+        "lifespan.startup.complete",
+        "lifespan.shutdown.complete",
+    ]
     assert client.is_closed()
     # A call after that (a test, a late task) gets a new client rather than a closed one.
     assert provider.client() is not client
 
 
 async def test_shutting_down_without_a_client_is_fine(ai_settings):
-    assert await run_lifespan() == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert await run_lifespan(application) == [
+        "lifespan.startup.complete",
+        "lifespan.shutdown.complete",
+    ]
 
 
 def test_loading_the_application_settles_the_garbage_collector():

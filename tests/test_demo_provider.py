@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from iridium.ai.demo_provider import MODELS, DemoProvider
-from tests.live import LiveASGIServer
+from tests.live import LiveASGIServer, run_lifespan
 
 SEARCH_TOOL = {
     "type": "function",
@@ -464,17 +464,7 @@ async def test_unknown_path_and_wrong_method(url, client):
 
 
 async def test_lifespan_is_acknowledged():
-    incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
-    sent = []
-
-    async def receive():
-        return incoming.pop(0)
-
-    async def send(message):
-        sent.append(message["type"])
-
-    await DemoProvider()({"type": "lifespan"}, receive, send)
-
+    sent = await run_lifespan(DemoProvider())
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
 
 

@@ -91,7 +91,7 @@ def test_redis_url_selects_redis_cache_and_channel_layer():
     assert loaded["layer"] == "channels_redis.core.RedisChannelLayer"
     [host] = loaded["layer_hosts"]
     assert host["address"] == "redis://cache.internal:6379/2"
-    # Longer than channels-redis's 5 s blocking pop (test_idle_sockets shows why).
+    # Longer than channels-redis's 5 s blocking pop (test_stream_relay shows why).
     assert host["socket_timeout"] > 5
     assert loaded["engine"] == "django.db.backends.sqlite3"
 

@@ -1,6 +1,6 @@
-"""How frames reach sockets with Redis: this worker's sockets directly and once, other workers'
+"""Sockets over Redis: frames reach this worker's sockets directly and once, other workers'
 channels through channels-redis only when they are in the group, and this worker's sockets even
-while Redis is unreachable."""
+while Redis is unreachable; a quiet socket stays open."""
 
 import asyncio
 import logging
@@ -105,6 +105,22 @@ async def test_this_workers_sockets_get_frames_while_redis_is_unreachable(
     assert len(warnings) == 1  # not one per frame
     # Redis is not asked again at every frame while it is unreachable.
     [(until, others)] = [
-        v for g, v in streams._membership().known.items() if g == "chat-unreachable"
+        v for g, v in streams._memberships.get().known.items() if g == "chat-unreachable"
     ]
     assert others == [] and until - time.monotonic() > streams.MEMBERS_SECONDS
+
+
+async def test_a_quiet_socket_stays_open(redis_layer, ai_settings, user):
+    """Longer than channels-redis's blocking read (5 s), which redis-py 8's default read
+    timeout (5 s) used to cut: every quiet socket was dropped."""
+    conversation = await Conversation.objects.acreate(user=user)
+    socket, connected, _ = await open_socket(user, conversation.pk)
+    assert connected
+    await socket.receive_json_from()
+    await asyncio.sleep(redis_layer.brpop_timeout + 1.5)
+    assert await socket.receive_nothing(timeout=0.1)
+    await socket.send_json_to({"type": "send", "content": "Still there?"})
+    frames = await frames_until(socket, "answer_finished")
+    assert frames[-1]["message"]["status"] == "complete"
+    await idle(conversation.pk)
+    await socket.disconnect()

@@ -9,7 +9,6 @@ task was cancelled), failed (the provider's error is kept for a Retry) or refuse
 import asyncio
 import logging
 import time
-import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from iridium import ai
 
 from . import streams
 from .db import on_kept_connection
+from .loops import PerLoop
 from .markdown import render
 from .models import StreamedAnswer
 
@@ -131,9 +131,7 @@ class ProgressWriter:
 
 
 _writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iridium-progress")
-_writers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ProgressWriter]" = (
-    weakref.WeakKeyDictionary()
-)
+_writers = PerLoop(ProgressWriter)
 
 
 def close_progress_connection() -> None:
@@ -143,11 +141,7 @@ def close_progress_connection() -> None:
 
 def progress() -> ProgressWriter:
     """The progress writer of the running event loop."""
-    loop = asyncio.get_running_loop()
-    writer = _writers.get(loop)
-    if writer is None:
-        writer = _writers[loop] = ProgressWriter()
-    return writer
+    return _writers.get()
 
 
 def describe_tool(event: ai.ToolCalled) -> dict:

@@ -17,13 +17,13 @@ import asyncio
 import contextlib
 import logging
 import time
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
+from .loops import PerLoop
 from .redis import async_client
 
 logger = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ RETRY_SECONDS = 5.0
 async def _send_to_other_workers(group: str, frame: dict) -> None:
     layer = get_channel_layer()
     try:
-        for channel in await _membership().others(layer, group):
+        for channel in await _memberships.get().others(layer, group):
             await layer.send(channel, {"type": "stream.frame", "frame": frame})
     except Exception as error:
         _warn_now_and_then(f"could not relay a frame to other workers: {error!r}")
@@ -250,17 +250,7 @@ async def _read_members(layer, groups: list[str]) -> dict[str, list[str]]:
     return members
 
 
-_memberships: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Membership]" = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _membership() -> _Membership:
-    loop = asyncio.get_running_loop()
-    membership = _memberships.get(loop)
-    if membership is None:
-        membership = _memberships[loop] = _Membership()
-    return membership
+_memberships = PerLoop(_Membership)
 
 
 _last_warning = 0.0
