@@ -1,6 +1,7 @@
 """The ASGI application as a server process loads it: its lifespan (shutting down closes the AI
 provider's connections) and its garbage collector, settled once everything is loaded."""
 
+import asyncio
 import subprocess
 import sys
 
@@ -27,6 +28,19 @@ async def test_shutting_down_closes_the_provider_connections(ai_settings, user):
     assert client.is_closed()
     # A call after that (a test, a late task) gets a new client rather than a closed one.
     assert provider.client() is not client
+
+
+def test_the_client_closes_with_its_event_loop(ai_settings, user):
+    """`asyncio.run`, `async_to_sync` and pytest shut their loops down: the client's connections
+    are closed then, not left to the garbage collector (aiohttp would warn of each)."""
+
+    async def call():
+        await ai.complete(user=user, feature="chat", messages=[{"role": "user", "content": "hi"}],
+                          trace_id="t-2")  # fmt: skip
+        return provider.client()
+
+    client = asyncio.run(call())
+    assert client.is_closed()
 
 
 async def test_shutting_down_without_a_client_is_fine(ai_settings):

@@ -20,6 +20,10 @@ _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpen
     weakref.WeakKeyDictionary()
 )
 
+_closers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, object]" = (
+    weakref.WeakKeyDictionary()
+)
+
 # The attempts of the call running in this task: a list the request hook appends to.
 current_attempts: contextvars.ContextVar[list | None] = contextvars.ContextVar(
     "iridium_ai_attempts", default=None
@@ -39,17 +43,37 @@ async def _note_status(response):
 
 
 def client() -> openai.AsyncOpenAI:
-    """The client for the running event loop (an HTTP connection pool cannot cross loops)."""
+    """The client for the running event loop (an HTTP connection pool cannot cross loops).
+
+    It is closed when the loop shuts down (`asyncio.run`, `async_to_sync` and pytest close their
+    loops that way), or earlier by `close()`."""
     loop = asyncio.get_running_loop()
     existing = _clients.get(loop)
     if existing is None:
         existing = _clients[loop] = _new_client()
+        _close_at_loop_shutdown(loop, existing)
     return existing
+
+
+def _close_at_loop_shutdown(loop, opened: openai.AsyncOpenAI) -> None:
+    # An event loop closes the async generators begun in it when it shuts down
+    # (`loop.shutdown_asyncgens()`): one waiting here closes the client then.
+    async def open_until_shutdown():
+        try:
+            yield
+        finally:
+            if not opened.is_closed():
+                await opened.close()
+
+    waiting = _closers[loop] = open_until_shutdown()  # the loop itself only keeps a weak ref
+    loop.create_task(anext(waiting), name="close the AI client at shutdown")
 
 
 async def close() -> None:
     """Close the running loop's client and its connections, if it has one."""
-    existing = _clients.pop(asyncio.get_running_loop(), None)
+    loop = asyncio.get_running_loop()
+    _closers.pop(loop, None)
+    existing = _clients.pop(loop, None)
     if existing is not None:
         await existing.close()
 
