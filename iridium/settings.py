@@ -106,9 +106,20 @@ else:
 
 # Under ASGI each request's sync code may run in a thread of its own, so a kept connection
 # would be left open in a thread that never runs again: connections close after each request
-# (Django's advice for ASGI). A pooler such as PgBouncer in front of PostgreSQL pays off.
+# (Django's advice for ASGI). On PostgreSQL "closing" returns the connection to a pool in the
+# process (psycopg_pool, Django's "pool" option) instead of a new connection per request, which
+# cost about 3.5 ms here (docs/performance.md). DB_POOL=false turns it off (PgBouncer in
+# transaction mode in front of PostgreSQL, for instance).
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
+    "DB_POOL", default=True
+):
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env.int("DB_POOL_MAX_SIZE", default=20),
+        "timeout": 10,  # seconds a request waits for a free connection before failing
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -4,6 +4,7 @@ configured and reachable, or the run stops at once: those tests must never pass 
 import os
 
 import pytest
+from channels.layers import channel_layers
 from django.conf import settings
 from django.core.cache import cache
 
@@ -55,6 +56,14 @@ def pytest_sessionstart(session):
 def _clean_cache():
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """Each test gets its own channel layer object: channels-redis's layer remembers the event
+    loop receiving on it, and a socket of an earlier test's (closed) loop must not count."""
+    channel_layers.backends.clear()
+    yield
 
 
 @pytest.fixture

@@ -61,3 +61,28 @@ def test_an_error_that_is_not_the_connections_is_raised_at_once(user):
             thread.submit(on_kept_connection, broken).result()
         thread.submit(connections.close_all).result()
     assert calls == [1]
+
+
+def test_a_request_threads_closed_connection_goes_back_to_the_pool():
+    """Under ASGI each request's sync code runs in a thread of its own, whose connection is
+    closed at the end of the request: on PostgreSQL the next request gets it from the pool."""
+    if connection.vendor != "postgresql":
+        if services_required():
+            pytest.fail("CI runs the suite on PostgreSQL")
+        pytest.skip("the pool is PostgreSQL's (CI runs it on PostgreSQL)")
+
+    def request_in_a_new_thread():
+        with ThreadPoolExecutor(1) as thread:
+
+            def serve():
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_backend_pid()")
+                    [(backend,)] = cursor.fetchall()
+                connection.close()  # what Django does when the request ends
+                return backend
+
+            return thread.submit(serve).result()
+
+    backends = {request_in_a_new_thread() for _ in range(5)}
+    # Without the pool each request would open a connection (a new backend) of its own.
+    assert len(backends) < 5

@@ -18,6 +18,7 @@ print(json.dumps({
     "engine": settings.DATABASES["default"]["ENGINE"],
     "db_name": str(settings.DATABASES["default"]["NAME"]),
     "db_host": settings.DATABASES["default"].get("HOST"),
+    "db_pool": settings.DATABASES["default"].get("OPTIONS", {}).get("pool"),
     "cache": settings.CACHES["default"]["BACKEND"],
     "cache_location": settings.CACHES["default"].get("LOCATION"),
     "layer": settings.CHANNEL_LAYERS["default"]["BACKEND"],
@@ -32,6 +33,7 @@ print(json.dumps({
 
 VARIABLES = [
     "DATABASE_URL",
+    "DB_POOL",
     "REDIS_URL",
     "SECRET_KEY",
     "DEBUG",
@@ -82,6 +84,15 @@ def test_database_url_selects_postgresql():
     assert loaded["db_name"] == "iridium"
     assert loaded["db_host"] == "db.internal"
     assert loaded["cache"] == "django.core.cache.backends.locmem.LocMemCache"
+    # Connections closed after each request go back to a pool in the process.
+    assert loaded["db_pool"]["max_size"] == 20
+
+
+def test_the_postgresql_pool_can_be_turned_off():
+    loaded = settings_with(
+        DATABASE_URL="postgres://iri:secret@db.internal/iridium", DB_POOL="false"
+    )
+    assert loaded["db_pool"] is None
 
 
 def test_redis_url_selects_redis_cache_and_channel_layer():
