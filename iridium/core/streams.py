@@ -184,11 +184,11 @@ RETRY_SECONDS = 5.0
 
 async def _send_to_other_workers(group: str, frame: dict) -> None:
     layer = get_channel_layer()
-    try:
-        for channel in await _memberships.get().others(layer, group):
+    for channel in await _memberships.get().others(layer, group):
+        try:
             await layer.send(channel, {"type": "stream.frame", "frame": frame})
-    except Exception as error:
-        _warn_now_and_then(f"could not relay a frame to other workers: {error!r}")
+        except Exception as error:  # Redis gone, or that socket's queue full (ChannelFull)
+            _warn_now_and_then(f"could not relay a frame to another worker: {error!r}")
 
 
 class _Membership:
@@ -217,16 +217,16 @@ class _Membership:
             due, self.due = self.due, {}
             try:
                 members = await _read_members(layer, list(due))
+                own = f".{layer.client_prefix}!"
+                others = {g: [name for name in members[g] if own not in name] for g in due}
                 until = time.monotonic() + MEMBERS_SECONDS
-            except Exception as error:
+            except Exception as error:  # the answers stream on to this worker's sockets
                 _warn_now_and_then(f"could not read which workers watch a stream: {error!r}")
-                members = {group: [] for group in due}
+                others = {group: [] for group in due}
                 until = time.monotonic() + RETRY_SECONDS
-            own = f".{layer.client_prefix}!"
             for group, future in due.items():
-                others = [name for name in members[group] if own not in name]
-                self.known[group] = (until, others)
-                future.set_result(others)
+                self.known[group] = (until, others[group])
+                future.set_result(others[group])
             if len(self.known) > 10_000:  # groups of answers long finished
                 expired = time.monotonic() - 60
                 for group in [g for g, (until, _) in self.known.items() if until < expired]:
