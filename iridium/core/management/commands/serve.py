@@ -37,6 +37,7 @@ class Command(BaseCommand):
                 host="127.0.0.1",
                 port=settings.DEMO_PROVIDER_PORT,
                 log_level="warning",
+                lifespan="off",  # it has nothing to start or stop
                 timeout_graceful_shutdown=1,
             )
             _, demo = await start(demo_config)
@@ -46,7 +47,9 @@ class Command(BaseCommand):
             "iridium.asgi:application",
             host=host,
             port=port,
-            lifespan="on",
+            # Two servers share this loop and its Ctrl+C; the AI client is closed when the loop
+            # shuts down (iridium.ai.provider), which is all the application's lifespan does.
+            lifespan="off",
             log_level="info",
             # Tokens are a few bytes: compressing each websocket frame costs more than it saves.
             ws_per_message_deflate=False,
