@@ -401,12 +401,14 @@ async def test_anonymous_calls_use_the_trace_as_distinct_id(ai_settings, fake_po
         ("500", errors.PROVIDER_FAILED, 500, 3),
         ("timeout", errors.PROVIDER_TIMEOUT, None, 1),
         ("cut", errors.PROVIDER_CUT, 200, 1),
+        # Words come, then the provider goes quiet for longer than the read timeout.
+        ("stall", errors.PROVIDER_CUT, 200, 1),
     ],
 )
 async def test_provider_faults_are_recorded_and_explained(
     ai_settings, user, fake_posthog, fault, message, status, attempts
 ):
-    if fault == "timeout":
+    if fault in ("timeout", "stall"):
         ai_settings.AI_READ_TIMEOUT = 0.3
         ai_settings.AI_MAX_RETRIES = 0
     deltas = []
@@ -422,7 +424,7 @@ async def test_provider_faults_are_recorded_and_explained(
     [row] = await generations()
     assert row.is_error and row.http_status == status and row.attempts == attempts
     assert f"{attempts} attempt(s)" in row.error
-    if fault == "cut":
+    if fault in ("cut", "stall"):  # the partial answer is kept
         assert deltas and row.output[0]["content"] == "".join(d.text for d in deltas)
     [event] = await asyncio.to_thread(delivered, fake_posthog, 1)
     assert_follows_schema(event, GENERATION_SCHEMA, ALWAYS_SENT | {"$ai_error"})

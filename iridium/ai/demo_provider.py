@@ -55,6 +55,9 @@ quotes), let tests and demos choose behaviour; an unknown or malformed directive
     connection closes without ``[DONE]`` or usage; a plain response sends half its JSON. The
     openai SDK raises ``openai.APIConnectionError`` (a plain response is retried like any dropped
     connection). uvicorn logs "ASGI callable returned without completing response.": expected.
+``[[demo:fault=stall]]``
+    Go quiet mid-answer: a stream sends its role chunk and a few words, then nothing for 30
+    seconds (until the client hangs up), so the client's read timeout fires mid-stream.
 ``[[demo:slow=SECONDS]]``
     Wait SECONDS before each streamed chunk (instead of the server's ``token_delay``).
 ``[[demo:cached=N]]``
@@ -90,7 +93,7 @@ DIRECTIVE = re.compile(
     r"\[\[demo:(?P<name>[a-z][a-z_-]*)(?:=(?P<value>[^\s\]]*))?(?:\s+(?P<args>\{.*?\}))?\s*\]\]",
     re.DOTALL,
 )
-FAULTS = ("429", "500", "timeout", "cut")
+FAULTS = ("429", "500", "timeout", "cut", "stall")
 CODE_WORDS = re.compile(
     r"\b(code|function|snippet|script|python|javascript|js|typescript|ts|sql|bash|shell)\b",
     re.IGNORECASE,
@@ -241,8 +244,9 @@ class DemoProvider:
                     reply,
                     delay,
                     hangup,
-                    directives.fault == "cut",
+                    directives.fault in ("cut", "stall"),
                     clock=directives.clock,
+                    stall=directives.fault == "stall",
                 )
             elif directives.fault == "cut":
                 payload = _json_bytes(_completion(request, reply))
@@ -352,7 +356,7 @@ async def _read_body(receive) -> bytes | None:
             return b"".join(chunks)
 
 
-async def _stream(respond, request, reply, delay, hangup, cut, *, clock=False):
+async def _stream(respond, request, reply, delay, hangup, cut, *, clock=False, stall=False):
     await respond.start(200, "text/event-stream; charset=utf-8", [(b"cache-control", b"no-cache")])
     include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
     chunk_id = f"chatcmpl-{uuid.uuid4().hex}"
@@ -392,6 +396,9 @@ async def _stream(respond, request, reply, delay, hangup, cut, *, clock=False):
 
     cut_at = min(CUT_AFTER_WORDS, len(pieces) - 1) if cut else None
     for number, piece in enumerate(pieces):
+        if number == cut_at and stall:
+            await hangup.pause(TIMEOUT_FAULT_SECONDS)
+            return
         if number == cut_at:
             # Return with the response unfinished: the server closes the connection without
             # the chunked-encoding terminator, so the client sees the stream break off. The
