@@ -1,6 +1,7 @@
 """Django's cache in every thread shares one Redis connection pool per address, instead of a
 pool (and a new connection) per thread, that is per request under ASGI."""
 
+import asyncio
 import threading
 
 import pytest
@@ -67,3 +68,21 @@ def test_the_settings_use_the_shared_pool():
     assert settings.CACHES["default"]["OPTIONS"]["pool_class"] == (
         "iridium.core.redis.SharedConnectionPool"
     )
+
+
+async def test_more_calls_at_once_than_connections_wait_their_turn():
+    """Hundreds of answers starting at once check their budgets together: past the pool's 100
+    connections a call waits for one, instead of failing as if Redis were down."""
+    if not settings.REDIS_URL:
+        if services_required():
+            pytest.fail("CI sets REDIS_URL")
+        pytest.skip("needs REDIS_URL (CI sets it)")
+    from iridium.core.redis import async_client
+
+    client = async_client(settings.REDIS_URL)
+    # Each holds its connection for 0.2 s (a blocking pop on an empty list).
+    results = await asyncio.gather(
+        *(client.blpop([f"iridium:test:empty:{n}"], timeout=0.2) for n in range(150))
+    )
+    assert results == [None] * 150
+    await client.aclose()

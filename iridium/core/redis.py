@@ -20,11 +20,17 @@ def async_client(url: str) -> redis.asyncio.Redis:
     by_url = _clients.setdefault(loop, {})
     client = by_url.get(url)
     if client is None:
-        client = by_url[url] = redis.asyncio.Redis.from_url(
+        # A blocking pool: with hundreds of answers starting at once, a call waits a moment for
+        # a free connection instead of failing (redis-py 8 caps a pool at 100 connections and
+        # raises "Too many connections" past that, which looked like Redis being down).
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
             url,
+            max_connections=100,
+            timeout=settings.REDIS_TIMEOUT,
             socket_timeout=settings.REDIS_TIMEOUT,
             socket_connect_timeout=settings.REDIS_TIMEOUT,
         )
+        client = by_url[url] = redis.asyncio.Redis(connection_pool=pool)
     return client
 
 
