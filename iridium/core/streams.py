@@ -86,15 +86,17 @@ def start(run: Run, produce: Callable[[Run], Awaitable[None]]) -> Run:
 
     async def main():
         # Without Redis there is one process, so no stop request can come from elsewhere.
-        watcher = asyncio.create_task(_watch_for_stop(run)) if settings.REDIS_URL else None
+        watching = settings.REDIS_URL and _stop_requests.get()
+        if watching:
+            watching.watch(run)
         try:
             await produce(run)
         except Exception:
             logger.exception("stream %s failed", run.key)
         finally:
             _runs.pop(run.key, None)
-            if watcher is not None:
-                watcher.cancel()
+            if watching:
+                watching.forget(run)
                 with contextlib.suppress(Exception):
                     await _clear_stop_request(run.key)
 
@@ -118,17 +120,44 @@ async def stop(key: str) -> None:
         logger.warning("could not leave a stop request for %s", key)
 
 
-async def _watch_for_stop(run: Run) -> None:
-    while True:
-        await asyncio.sleep(STOP_POLL_SECONDS)
-        try:
-            requested = await async_client(settings.REDIS_URL).get(_stop_key(run.key))
-        except Exception:
-            continue
-        if requested and run.task is not None:
-            run.stop_requested = True
-            run.task.cancel()
-            return
+class _StopRequests:
+    """Stop requests left in Redis for this worker's runs (by a Stop pressed on another
+    worker), read for all of them with one MGET every STOP_POLL_SECONDS."""
+
+    def __init__(self):
+        self.runs: dict[str, Run] = {}
+        self.polling: asyncio.Task | None = None
+
+    def watch(self, run: Run) -> None:
+        self.runs[run.key] = run
+        if self.polling is None or self.polling.done():
+            self.polling = asyncio.create_task(self._poll(), name="stream stop requests")
+
+    def forget(self, run: Run) -> None:
+        if self.runs.get(run.key) is run:
+            del self.runs[run.key]
+
+    async def _poll(self) -> None:
+        while self.runs:
+            await asyncio.sleep(STOP_POLL_SECONDS)
+            keys = list(self.runs)
+            if not keys:
+                return
+            try:
+                requested = await async_client(settings.REDIS_URL).mget(
+                    [_stop_key(key) for key in keys]
+                )
+            except Exception:
+                continue  # Redis unreachable: Stop works on this worker's own sockets meanwhile
+            for key, value in zip(keys, requested, strict=True):
+                run = self.runs.get(key)
+                if value and run is not None and run.task is not None:
+                    self.forget(run)
+                    run.stop_requested = True
+                    run.task.cancel()
+
+
+_stop_requests = PerLoop(_StopRequests)
 
 
 async def _clear_stop_request(key: str) -> None:
