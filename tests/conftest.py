@@ -18,6 +18,16 @@ def services_required() -> bool:
     return bool(os.environ.get("CI") or os.environ.get("IRIDIUM_REQUIRE_SERVICES"))
 
 
+def require(available, what: str) -> None:
+    """Skip a test that needs `what` when it is missing, but only outside CI: in CI (where
+    PostgreSQL, Redis and redis-server are always there) a missing service fails the test."""
+    if available:
+        return
+    if services_required():
+        pytest.fail(f"CI must provide {what}")
+    pytest.skip(f"needs {what} (CI provides it)")
+
+
 def pytest_sessionstart(session):
     if not services_required():
         return

@@ -8,7 +8,7 @@ from django.db import IntegrityError, connection, connections, transaction
 
 from iridium.accounts.models import User
 from iridium.core.db import on_kept_connection
-from tests.conftest import services_required
+from tests.conftest import require
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,10 +30,7 @@ def test_a_write_keeps_the_threads_connection(user):
 
 
 def test_a_connection_the_database_dropped_is_replaced_and_the_write_made(user):
-    if connection.vendor != "postgresql":
-        if services_required():
-            pytest.fail("CI runs the suite on PostgreSQL")
-        pytest.skip("a PostgreSQL server ending a session (CI runs it on PostgreSQL)")
+    require(connection.vendor == "postgresql", "PostgreSQL (a server ending a session)")
     with ThreadPoolExecutor(1) as thread:
         thread.submit(on_kept_connection, rename, user.pk, "one").result()
         backend = thread.submit(lambda: connection.connection.info.backend_pid).result()
@@ -66,10 +63,7 @@ def test_an_error_that_is_not_the_connections_is_raised_at_once(user):
 def test_a_request_threads_closed_connection_goes_back_to_the_pool():
     """Under ASGI each request's sync code runs in a thread of its own, whose connection is
     closed at the end of the request: on PostgreSQL the next request gets it from the pool."""
-    if connection.vendor != "postgresql":
-        if services_required():
-            pytest.fail("CI runs the suite on PostgreSQL")
-        pytest.skip("the pool is PostgreSQL's (CI runs it on PostgreSQL)")
+    require(connection.vendor == "postgresql", "PostgreSQL (its connection pool)")
 
     def request_in_a_new_thread():
         with ThreadPoolExecutor(1) as thread:

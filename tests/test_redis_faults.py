@@ -19,7 +19,7 @@ from iridium import ai
 from iridium.ai import budgets, errors
 from iridium.ai import cache as response_cache
 from iridium.analytics.models import Generation
-from tests.conftest import services_required
+from tests.conftest import require
 from tests.test_ai_policy import ask, spend
 
 
@@ -69,10 +69,7 @@ class PrivateRedis:
 @pytest.fixture
 def private_redis():
     binary = shutil.which("redis-server")
-    if binary is None:
-        if services_required():
-            pytest.fail("redis-server is needed for the Redis fault tests")
-        pytest.skip("redis-server is not installed (CI installs and requires it)")
+    require(binary is not None, "redis-server (to stop and restart a private one)")
     server = PrivateRedis(binary)
     server.start()
     yield server

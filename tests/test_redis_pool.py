@@ -4,13 +4,12 @@ pool (and a new connection) per thread, that is per request under ASGI."""
 import asyncio
 import threading
 
-import pytest
 from django.conf import settings
 from django.core.cache import caches
 from django.test import override_settings
 
 from iridium.core.redis import SharedConnectionPool
-from tests.conftest import services_required
+from tests.conftest import require
 
 SHARED = {
     "default": {
@@ -48,10 +47,7 @@ def pools_and_values_in_threads(count):
 
 
 def test_threads_have_their_own_cache_objects_but_one_pool():
-    if not settings.REDIS_URL:
-        if services_required():
-            pytest.fail("CI sets REDIS_URL")
-        pytest.skip("needs REDIS_URL (CI sets it)")
+    require(settings.REDIS_URL, "REDIS_URL")
     with override_settings(CACHES=SHARED):
         found = pools_and_values_in_threads(4)
     caches_seen = {id(cache) for cache, _, _ in found}
@@ -61,10 +57,7 @@ def test_threads_have_their_own_cache_objects_but_one_pool():
 
 
 def test_the_settings_use_the_shared_pool():
-    if not settings.REDIS_URL:
-        if services_required():
-            pytest.fail("CI sets REDIS_URL")
-        pytest.skip("without REDIS_URL the cache is in local memory")
+    require(settings.REDIS_URL, "REDIS_URL (the Redis cache)")
     assert settings.CACHES["default"]["OPTIONS"]["pool_class"] == (
         "iridium.core.redis.SharedConnectionPool"
     )
@@ -73,10 +66,7 @@ def test_the_settings_use_the_shared_pool():
 async def test_more_calls_at_once_than_connections_wait_their_turn():
     """Hundreds of answers starting at once check their budgets together: past the pool's 100
     connections a call waits for one, instead of failing as if Redis were down."""
-    if not settings.REDIS_URL:
-        if services_required():
-            pytest.fail("CI sets REDIS_URL")
-        pytest.skip("needs REDIS_URL (CI sets it)")
+    require(settings.REDIS_URL, "REDIS_URL")
     from iridium.core.redis import async_client
 
     client = async_client(settings.REDIS_URL)

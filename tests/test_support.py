@@ -14,7 +14,7 @@ from iridium.ai.recorder import recorder
 from iridium.analytics.models import Generation
 from support import answers, selectors, services
 from support.models import Article, Ticket, TicketMessage
-from tests.conftest import services_required
+from tests.conftest import require
 from tests.test_chat_consumer import frames_until, session_cookie
 
 TICKET = {
@@ -323,10 +323,7 @@ def test_word_ranking_fallback(articles):
 
 
 def test_full_text_search_on_postgresql_stems_words(articles):
-    if connection.vendor != "postgresql":
-        if services_required():
-            pytest.fail("CI runs the suite on PostgreSQL")
-        pytest.skip("PostgreSQL full-text search (CI runs it on PostgreSQL)")
+    require(connection.vendor == "postgresql", "PostgreSQL (full-text search)")
     # "passwords" and "resets" match "password" and "reset" through English stemming.
     assert selectors.search_articles("resets passwords")[0] == articles["reset"]
     assert selectors.search_articles("invoices")[0] == articles["billing"]

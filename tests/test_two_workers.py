@@ -17,7 +17,7 @@ from django.conf import settings
 from django.test import Client
 
 from chat.models import Conversation
-from tests.conftest import services_required
+from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,10 +31,8 @@ def free_port() -> int:
 @pytest.fixture
 def workers(ai_settings, demo_provider_server):
     database = settings.DATABASES["default"]
-    if database["ENGINE"] != "django.db.backends.postgresql" or not settings.REDIS_URL:
-        if services_required():
-            pytest.fail("the two-worker test needs PostgreSQL and Redis")
-        pytest.skip("needs DATABASE_URL (PostgreSQL) and REDIS_URL (CI sets both)")
+    on_postgresql = database["ENGINE"] == "django.db.backends.postgresql"
+    require(on_postgresql and settings.REDIS_URL, "PostgreSQL (DATABASE_URL) and Redis (REDIS_URL)")
     user = database["USER"] or "postgres"
     host = database["HOST"] or "127.0.0.1"
     port = database["PORT"] or 5432
