@@ -15,11 +15,13 @@ left in Redis, which the run checks every STOP_POLL_SECONDS.
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from asgiref.sync import SyncToAsync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
@@ -101,8 +103,22 @@ def start(run: Run, produce: Callable[[Run], Awaitable[None]]) -> Run:
                     await _clear_stop_request(run.key)
 
     _runs[run.key] = run
-    run.task = asyncio.create_task(main(), name=f"stream {run.key}")
+    run.task = asyncio.create_task(main(), name=f"stream {run.key}", context=_outside_request())
     return run
+
+
+def _outside_request() -> contextvars.Context:
+    """The caller's context without the thread of the HTTP request (if any) that starts a run.
+
+    Django runs each request's synchronous work (the ORM's included) in a thread of the
+    request's own, which lives as long as the request. A run outlives the request that started
+    it (generate, a new ticket): in the request's context, its database work after the request
+    would go to a fresh thread per request, each keeping a connection that is never returned.
+    Outside it, the run's database work goes where a websocket's does (asgiref's one thread for
+    synchronous work in the process), on the one connection that thread keeps."""
+    context = contextvars.copy_context()
+    context.run(SyncToAsync.thread_sensitive_context.set, None)
+    return context
 
 
 async def stop(key: str) -> None:

@@ -1,0 +1,140 @@
+"""Iridium as production runs it, in processes of its own: uvicorn workers with DEBUG off,
+PostgreSQL through the pool, Redis, the demo provider and the loopback PostHog server.
+
+Tests that need it call `require_production_services()` first; in CI a missing service fails.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from django.conf import settings
+from django.test import Client
+
+from tests.conftest import require
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, *, timeout: float = 30, process=None) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"the process serving :{port} exited") from None
+            assert time.monotonic() < deadline, f"nothing listens on :{port}"
+            time.sleep(0.05)
+
+
+def require_production_services() -> None:
+    database = settings.DATABASES["default"]
+    on_postgresql = database["ENGINE"] == "django.db.backends.postgresql"
+    require(on_postgresql and settings.REDIS_URL, "PostgreSQL (DATABASE_URL) and Redis (REDIS_URL)")
+
+
+def database_url(**changes) -> str:
+    """The test database's URL, as a worker process reads it from DATABASE_URL."""
+    database = {**settings.DATABASES["default"], **changes}
+    user = database["USER"] or "postgres"
+    host = database["HOST"] or "127.0.0.1"
+    port = database["PORT"] or 5432
+    return f"postgres://{user}:{database['PASSWORD'] or ''}@{host}:{port}/{database['NAME']}"
+
+
+def production_environment(*, ai_base_url: str, posthog_url: str = "", **extra) -> dict:
+    """The environment of a production worker, pointed at the test database and services."""
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "POSTHOG_", "DB_"))
+    }
+    environment.update(
+        DEBUG="false",
+        # The test process's own key, so that the sessions it makes are valid in the workers.
+        SECRET_KEY=settings.SECRET_KEY,
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        # Served over plain HTTP on loopback: cookies may not ask for TLS.
+        SESSION_COOKIE_SECURE="false",
+        CSRF_COOKIE_SECURE="false",
+        IRIDIUM_ENV_FILE="/nonexistent",
+        DATABASE_URL=database_url(),
+        REDIS_URL=settings.REDIS_URL,
+        OPENAI_BASE_URL=ai_base_url,
+        POSTHOG_API_KEY="phc_test" if posthog_url else "",
+        POSTHOG_HOST=posthog_url or "https://us.i.posthog.com",
+    )
+    environment.update({key: str(value) for key, value in extra.items()})
+    return environment
+
+
+class Server:
+    """`uvicorn iridium.asgi:application` with `workers` worker processes, as README runs it."""
+
+    def __init__(self, environment: dict, *, workers: int = 1):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-m", "uvicorn", "iridium.asgi:application", "--host"]
+        command += ["127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
+        command += ["--ws-per-message-deflate", "false"]
+        if workers > 1:
+            command += ["--workers", str(workers)]
+        self.process = subprocess.Popen(command, cwd=ROOT, env=environment)
+        wait_for_port(self.port, process=self.process)
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=timeout)
+
+
+def session_cookie(user) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+class Browser:
+    """An HTTP client signed in as a user, that sends forms with their CSRF token as a browser
+    does (the token read from the page, the cookie kept)."""
+
+    def __init__(self, base_url: str, session: str, *, timeout: float = 30):
+        self.client = httpx.Client(
+            base_url=base_url,
+            cookies={settings.SESSION_COOKIE_NAME: session},
+            timeout=timeout,
+            headers={"Origin": base_url},
+        )
+
+    def post_form(self, page: str, action: str, data: dict) -> httpx.Response:
+        form_page = self.client.get(page)
+        form_page.raise_for_status()
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form_page.text)[1]
+        return self.client.post(action, data={"csrfmiddlewaretoken": token, **data})
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def connections_to(database_name: str) -> int:
+    """Connections other than this one open to `database_name` right now."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [database_name],
+        )
+        return cursor.fetchone()[0]
