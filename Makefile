@@ -33,6 +33,7 @@ test: .venv/.synced browser
 lint: .venv/.synced
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/lint-imports
 
 format: .venv/.synced
 	.venv/bin/ruff check --fix .

@@ -61,7 +61,7 @@ def fill(rows: int) -> float:
 
     from iridium.accounts.models import Plan, User
     from iridium.accounts.services import ensure_default_plans
-    from iridium.analytics.models import Generation
+    from iridium.ai.models import Generation
 
     ensure_default_plans()
     have = Generation.objects.count()
@@ -116,7 +116,7 @@ def main():
 
     setup_test_environment()
     filled = fill(ROWS)
-    from iridium.analytics.models import Generation
+    from iridium.ai.models import Generation
     from iridium.analytics.rollups import rollup
 
     # What the nightly `manage.py rollup_generations` does; the pages then read the roll-ups

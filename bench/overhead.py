@@ -48,19 +48,23 @@ async def bare_stream(client, model):
 
 
 async def service_call(ai, user, index):
-    await ai.complete(user=user, feature="bench", messages=MESSAGES, trace_id=f"bench-{index}")
+    await ai.complete(
+        ai.Request(user=user, feature="bench", messages=MESSAGES, trace_id=f"bench-{index}")
+    )
 
 
 async def service_stream(ai, user, index):
     async for _ in ai.stream(
-        user=user, feature="bench", messages=MESSAGES, trace_id=f"bench-{index}"
+        ai.Request(user=user, feature="bench", messages=MESSAGES, trace_id=f"bench-{index}")
     ):
         pass
 
 
 async def service_cache_hit(ai, user, index):
     completion = await ai.complete(
-        user=user, feature="bench", messages=MESSAGES, trace_id=f"bench-{index}", cache=True
+        ai.Request(
+            user=user, feature="bench", messages=MESSAGES, trace_id=f"bench-{index}", cache=True
+        )
     )
     assert completion.from_cache or index == 0
 
@@ -161,9 +165,9 @@ def main():
         )
         from iridium.accounts.models import User
         from iridium.accounts.services import ensure_default_plans
+        from iridium.ai import posthog
+        from iridium.ai.models import Generation
         from iridium.ai.recorder import recorder
-        from iridium.analytics import posthog
-        from iridium.analytics.models import Generation
 
         ensure_default_plans()
         user, _ = User.objects.get_or_create(username="bench-user")

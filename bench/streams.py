@@ -31,7 +31,7 @@ from bench.common import (
     setup_django,
     upstreams,
 )
-from iridium.core.serving import settle_garbage_collector
+from iridium.infra.serving import settle_garbage_collector
 
 LEVELS = [int(n) for n in os.environ.get("BENCH_STREAM_LEVELS", "100,300,500").split(",")]
 TOKEN_INTERVAL = 0.1  # seconds between tokens of one stream, at the upstream

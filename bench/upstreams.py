@@ -15,8 +15,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "iridium.settings")
 
 
 async def main(token_delay: float):
-    from iridium.ai.demo_provider import DemoProvider
-    from iridium.core.serving import settle_garbage_collector, start
+    from iridium.demo_provider import DemoProvider
+    from iridium.infra.serving import settle_garbage_collector, start
     from tests.fakes.posthog_server import FakePostHog
 
     settle_garbage_collector()

@@ -1,88 +1,101 @@
 """Writing the assistant's answer in a conversation: the user's message is saved, an answer is
-streamed to every tab through iridium.core.streams, and saved when it ends however it ends
-(complete, stopped, failed). A refused request (limit, budget, kill switch) leaves nothing behind,
-so the page can give the person their text back."""
-
-from datetime import timedelta
+streamed to every tab (iridium.live), and saved when it ends however it ends (complete,
+stopped, failed). A refused request (limit, budget, kill switch) leaves nothing behind, so the
+page can give the person their text back."""
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
-from iridium.core import streams
-from iridium.core.answering import write_answer
+from iridium import ai
+from iridium.infra.errors import Busy, DomainError
+from iridium.live import fanout, protocol, runs, writer
+from iridium.live.consumers import Target
+from iridium.live.models import INTERRUPTED_AFTER
+from iridium.live.rendering import message_html
 
 from .models import Conversation, Message
 from .tools import CHAT_TOOLS
 
+TARGET = Target(prefix="chat", noun="conversation")
 SYSTEM_PROMPT = (
     "You are Iridium's assistant. Answer clearly and briefly, in Markdown. Search the knowledge "
     "base for how-to questions, and file a support ticket when the person asks for a human or "
     "the problem needs staff."
 )
 HISTORY_MESSAGES = 40  # the most recent messages sent to the model
-# A message still "being written" whose run has not been heard of for this long was interrupted
-# (its worker stopped); it is marked failed so that it can be retried.
-INTERRUPTED_AFTER = timedelta(seconds=15)
 
 BUSY = "An answer is still being written in this conversation. Stop it or wait for it."
 NOTHING_TO_REGENERATE = "There is no answer to regenerate yet."
-EMPTY = "Type a message first."
-INTERRUPTED = "The answer was interrupted. Retry to get a new one."
 
 
-class ChatError(Exception):
-    """A request the conversation cannot take now; the message is for the person."""
+class NothingToRegenerate(DomainError):
+    code = "nothing_to_regenerate"
+    http_status = 409
 
 
 def run_key(conversation_id: int) -> str:
-    return f"chat-{conversation_id}"
-
-
-def group_for(conversation_id: int) -> str:
-    return f"chat-{conversation_id}"
+    return TARGET.key(conversation_id)
 
 
 # --- Starting answers -------------------------------------------------------------------------
 
 
 async def send(*, conversation: Conversation, user, content: str, client_id: str = "") -> None:
-    user_message, answer = await sync_to_async(_save_question)(conversation, content)
-    await streams.group_send(
-        group_for(conversation.pk),
+    """Save `content` as the user's message and start the answer. Raises Busy (with the text
+    given back) while an answer is being written."""
+    question, answer = await sync_to_async(_save_question)(conversation, content)
+    await fanout.group_send(
+        run_key(conversation.pk),
         {
-            "type": "user_message",
-            "message": user_message.frame(),
+            "type": protocol.USER_MESSAGE,
+            "message": question.frame(),
+            "html": message_html(question),
             "title": conversation.title,
         },
     )
-    _start(conversation, user, answer, question=user_message, client_id=client_id)
+    _start(conversation, user, answer, question=question, client_id=client_id)
 
 
 async def regenerate(*, conversation: Conversation, user) -> None:
+    """A new answer to the last question (the last answer, if any, is replaced)."""
     answer = await sync_to_async(_replace_last_answer)(conversation)
     _start(conversation, user, answer, question=None, client_id="")
 
 
 def _start(conversation, user, answer, *, question, client_id):
-    run = streams.Run(
-        key=run_key(conversation.pk), group=group_for(conversation.pk), message_id=answer.pk
-    )
+    async def ask():
+        messages = await sync_to_async(_history)(conversation, answer)
+        return ai.Request(
+            user=user,
+            feature="chat",
+            messages=messages,
+            trace_id=conversation.trace_id,
+            properties={
+                "conversationId": conversation.pk,
+                "messageCount": len(messages) - 1,
+                "hasTools": True,
+            },
+            tools=CHAT_TOOLS,
+        )
 
-    async def produce(run):
-        await _write_answer(run, conversation, user, answer, question, client_id)
+    async def on_refused(refusal):
+        question_id = question.pk if question else None
+        await sync_to_async(_forget)(answer, question)
+        return {
+            "text": question.content if question else "",
+            "client_id": client_id,
+            "question_id": question_id,
+        }
 
-    streams.start(run, produce)
+    writer.start(run_key(conversation.pk), answer, ask=ask, on_refused=on_refused)
 
 
 @transaction.atomic
 def _save_question(conversation: Conversation, content: str):
-    content = content.strip()
-    if not content:
-        raise ChatError(EMPTY)
-    _check_not_busy(conversation)
+    _check_not_busy(conversation, text=content)
     question = Message.objects.create(
-        conversation=conversation, role=Message.Role.USER, content=content
+        conversation=conversation, role=Message.Role.USER, content=content.strip()
     )
     answer = Message.objects.create(
         conversation=conversation, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING
@@ -98,7 +111,7 @@ def _replace_last_answer(conversation: Conversation) -> Message:
     _check_not_busy(conversation)
     last = conversation.messages.order_by("-created_at", "-pk").first()
     if last is None:
-        raise ChatError(NOTHING_TO_REGENERATE)
+        raise NothingToRegenerate(NOTHING_TO_REGENERATE)
     if last.role == Message.Role.ASSISTANT:
         last.delete()
     answer = Message.objects.create(
@@ -108,30 +121,23 @@ def _replace_last_answer(conversation: Conversation) -> Message:
     return answer
 
 
-def _check_not_busy(conversation: Conversation) -> None:
-    if streams.running(run_key(conversation.pk)):
-        raise ChatError(BUSY)
+def _check_not_busy(conversation: Conversation, **given_back) -> None:
+    if runs.running(run_key(conversation.pk)):
+        raise Busy(BUSY, **given_back)
     streaming = conversation.messages.filter(status=Message.Status.STREAMING)
     if streaming.filter(updated_at__gte=timezone.now() - INTERRUPTED_AFTER).exists():
-        raise ChatError(BUSY)  # being written by another worker
-    streaming.update(status=Message.Status.ERROR, error=INTERRUPTED)
+        raise Busy(BUSY, **given_back)  # being written by another worker
+    streaming.update(status=Message.Status.ERROR, error=Message.INTERRUPTED)
 
 
 def mark_interrupted(conversation: Conversation) -> None:
     """Answers left "being written" by a worker that stopped become failed ones (with Retry)."""
-    if streams.running(run_key(conversation.pk)):
-        return
-    conversation.messages.filter(
-        status=Message.Status.STREAMING, updated_at__lt=timezone.now() - INTERRUPTED_AFTER
-    ).update(status=Message.Status.ERROR, error=INTERRUPTED)
+    Message.mark_interrupted(conversation.messages.all(), key=run_key(conversation.pk))
 
 
 def _title_from(content: str) -> str:
     first_line = content.strip().splitlines()[0]
     return first_line[:60] + ("…" if len(first_line) > 60 else "")
-
-
-# --- The answer itself ------------------------------------------------------------------------
 
 
 def _history(conversation: Conversation, answer: Message) -> list[dict]:
@@ -140,38 +146,6 @@ def _history(conversation: Conversation, answer: Message) -> list[dict]:
     return [{"role": "system", "content": SYSTEM_PROMPT}] + [
         {"role": m.role, "content": m.content} for m in recent
     ]
-
-
-async def _write_answer(run, conversation, user, answer, question, client_id):
-    messages = await sync_to_async(_history)(conversation, answer)
-    plan = await sync_to_async(lambda: user.effective_plan.slug)()
-
-    async def on_refused(refusal):
-        await sync_to_async(_forget)(answer, question)
-        return {
-            "text": question.content if question else "",
-            "client_id": client_id,
-            "question_id": question.pk if question else None,
-        }
-
-    await write_answer(
-        run,
-        answer,
-        ask={
-            "user": user,
-            "feature": "chat",
-            "messages": messages,
-            "trace_id": conversation.trace_id,
-            "properties": {
-                "conversationId": conversation.pk,
-                "messageCount": len(messages) - 1,
-                "hasTools": True,
-                "userPlan": plan,
-            },
-            "tools": CHAT_TOOLS,
-        },
-        on_refused=on_refused,
-    )
 
 
 def _forget(answer: Message, question: Message | None) -> None:

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.db import models
 
-from iridium.core.models import StreamedAnswer
+from iridium.live.models import StreamedAnswer
 
 
 class Conversation(models.Model):
@@ -39,5 +39,11 @@ class Message(StreamedAnswer):
     def __str__(self):
         return f"{self.role}: {self.content[:40]}"
 
-    def frame_extra(self) -> dict:
-        return {"role": self.role}
+    @property
+    def is_answer(self) -> bool:
+        return self.role == self.Role.ASSISTANT
+
+    @property
+    def author_label(self) -> str:
+        # Only its owner sees a conversation.
+        return "Assistant" if self.is_answer else "You"

@@ -1,30 +1,13 @@
-"""The assistant's tools. Each acts for the user who is chatting (`context.user`), whatever the
-model puts in its arguments."""
+"""The chat assistant's tools: the knowledge-base search (support's) and filing a ticket. Each
+acts for the user who is chatting (`context.user`), whatever the model puts in its arguments."""
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from iridium import ai
-from support.selectors import search_articles
 from support.services import create_ticket
-
-
-async def _search(arguments: dict, context: ai.ToolContext):
-    query = str(arguments.get("query") or "").strip()
-    if not query:
-        raise ai.ToolFailed("Give a search query.")
-    articles = await sync_to_async(search_articles)(query, limit=5)
-    return {
-        "results": [
-            {
-                "title": article.title,
-                "url": reverse("support:article", args=[article.pk]),
-                "excerpt": article.body[:400],
-            }
-            for article in articles
-        ]
-    }
+from support.tools import SEARCH_KNOWLEDGE_BASE
 
 
 async def _create_ticket(arguments: dict, context: ai.ToolContext):
@@ -44,16 +27,6 @@ async def _create_ticket(arguments: dict, context: ai.ToolContext):
     }
 
 
-SEARCH_KNOWLEDGE_BASE = ai.Tool(
-    name="search_knowledge_base",
-    description="Search the help articles of the knowledge base. Use it for how-to questions.",
-    parameters={
-        "type": "object",
-        "properties": {"query": {"type": "string", "description": "What to look for."}},
-        "required": ["query"],
-    },
-    run=_search,
-)
 CREATE_SUPPORT_TICKET = ai.Tool(
     name="create_support_ticket",
     description="File a support ticket for the signed-in user when they ask for help from a "

@@ -1,27 +1,19 @@
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
-from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from . import answers
+from . import access, answers
 from .models import Conversation
 
 TITLE_REQUIRED = "A conversation needs a title."
 
 
-def _get_conversation_for_user(request, pk) -> Conversation:
-    """The signed-in user's conversation, or 404: other people's conversations do not exist."""
-    conversation = get_object_or_404(Conversation, pk=pk)
-    if conversation.user_id != request.user.pk:
-        raise Http404
-    return conversation
-
-
 @login_required
 def index(request):
     query = request.GET.get("q", "").strip()[:200]
-    conversations = Conversation.objects.filter(user=request.user)
+    conversations = access.conversations_for(request.user)
     if query:
         conversations = conversations.filter(
             Q(title__icontains=query) | Q(messages__content__icontains=query)
@@ -45,7 +37,8 @@ def _conversation_page(request, conversation, *, status=200, **extra):
         {
             "conversation": conversation,
             "chat_messages": conversation.messages.all(),
-            "recent": Conversation.objects.filter(user=request.user)[:30],
+            "recent": access.conversations_for(request.user)[:30],
+            "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
             **extra,
         },
         status=status,
@@ -54,7 +47,7 @@ def _conversation_page(request, conversation, *, status=200, **extra):
 
 @login_required
 def conversation(request, pk):
-    conversation = _get_conversation_for_user(request, pk)
+    conversation = access.get_conversation(request.user, pk)
     answers.mark_interrupted(conversation)
     return _conversation_page(request, conversation)
 
@@ -62,7 +55,7 @@ def conversation(request, pk):
 @login_required
 @require_POST
 def rename(request, pk):
-    conversation = _get_conversation_for_user(request, pk)
+    conversation = access.get_conversation(request.user, pk)
     title = request.POST.get("title", "").strip()[:120]
     if not title:
         return _conversation_page(request, conversation, status=400, rename_error=TITLE_REQUIRED)
@@ -73,7 +66,7 @@ def rename(request, pk):
 
 @login_required
 def delete(request, pk):
-    conversation = _get_conversation_for_user(request, pk)
+    conversation = access.get_conversation(request.user, pk)
     if request.method == "POST":
         conversation.delete()
         return redirect("chat:index")

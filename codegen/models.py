@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.db import models
 
-from iridium.core.models import StreamedAnswer
+from iridium.live.models import StreamedAnswer
 
 LANGUAGES = [
     ("python", "Python"),
@@ -65,6 +65,12 @@ class Creation(StreamedAnswer):
 
     def __str__(self):
         return f"{self.kind}: {self.prompt[:40]}"
+
+    INTERRUPTED = "The generation was interrupted. Retry to run it again."
+
+    @property
+    def author_label(self) -> str:
+        return "Result"
 
     @property
     def title(self) -> str:

@@ -2,22 +2,16 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from . import answers
+from iridium import ai
+
+from . import access, answers
 from .forms import CodeForm, ContentForm
 from .models import Creation
 
 FORMS = {Creation.Kind.CODE: CodeForm, Creation.Kind.CONTENT: ContentForm}
-
-
-def _get_creation_for_user(request, pk) -> Creation:
-    """The user's own creation, or 404: nobody else's history exists for them."""
-    creation = get_object_or_404(Creation, pk=pk)
-    if creation.user_id != request.user.pk:
-        raise Http404
-    return creation
 
 
 def _page(request, *, code_form=None, content_form=None, status=200):
@@ -27,7 +21,7 @@ def _page(request, *, code_form=None, content_form=None, status=200):
         {
             "code_form": code_form or CodeForm(),
             "content_form": content_form or ContentForm(),
-            "history": Creation.objects.filter(user=request.user)[:50],
+            "history": access.creations_for(request.user)[:50],
         },
         status=status,
     )
@@ -57,23 +51,24 @@ async def create(request, kind):
         status=Creation.Status.STREAMING,
         **form.cleaned_data,
     )
-    run = await answers.start(creation, user)
-    first = await run.wait_for_output(timeout=settings.AI_DEADLINE_SECONDS)
-    if first is not None and first["type"] == "refused":
-        await sync_to_async(form.add_error)(None, first["message"])
-        return await sync_to_async(_page)(request, **forms, status=429)
+    run = answers.start(creation, user)
+    try:
+        await run.started(timeout=settings.AI_DEADLINE_SECONDS)
+    except ai.Refused as refusal:
+        await sync_to_async(form.add_error)(None, refusal.message)
+        return await sync_to_async(_page)(request, **forms, status=refusal.http_status)
     return redirect("codegen:creation", pk=creation.pk)
 
 
 @login_required
 def creation(request, pk):
-    found = _get_creation_for_user(request, pk)
-    return render(request, "codegen/creation.html", {"creation": found, "message": found})
+    found = access.get_creation(request.user, pk)
+    return render(request, "codegen/creation.html", {"creation": found})
 
 
 @login_required
 def download(request, pk):
-    found = _get_creation_for_user(request, pk)
+    found = access.get_creation(request.user, pk)
     response = HttpResponse(found.content, content_type="text/plain; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{found.download_name}"'
     return response
@@ -81,7 +76,7 @@ def download(request, pk):
 
 @login_required
 def delete(request, pk):
-    found = _get_creation_for_user(request, pk)
+    found = access.get_creation(request.user, pk)
     if request.method == "POST":
         found.delete()
         return redirect("codegen:index")

@@ -17,9 +17,9 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 import iridium.ai.service  # noqa: E402, F401  (loaded now, not during the first request)
-from iridium.core.lifespan import lifespan  # noqa: E402
-from iridium.core.serving import settle_garbage_collector  # noqa: E402
+from iridium.infra.serving import settle_garbage_collector  # noqa: E402
 from iridium.routing import websocket_urlpatterns  # noqa: E402
+from iridium.web.lifespan import lifespan  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -33,4 +33,4 @@ application = ProtocolTypeRouter(
     }
 )
 
-settle_garbage_collector()  # everything is loaded: see iridium.core.serving
+settle_garbage_collector()  # everything is loaded: see iridium.infra.serving

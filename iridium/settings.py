@@ -43,13 +43,14 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
-    "iridium.core",
     "iridium.accounts",
     "iridium.ai",
+    "iridium.live",
     "iridium.analytics",
     "chat",
     "support",
     "codegen",
+    "iridium.web",
 ]
 
 MIDDLEWARE = [
@@ -75,7 +76,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "iridium.core.context_processors.layout",
+                "iridium.web.context_processors.layout",
             ],
         },
     },
@@ -136,7 +137,7 @@ if REDIS_URL:
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "iridium",
             "OPTIONS": {
-                "pool_class": "iridium.core.redis.SharedConnectionPool",
+                "pool_class": "iridium.infra.redis.SharedConnectionPool",
                 "socket_connect_timeout": REDIS_TIMEOUT,
                 "socket_timeout": REDIS_TIMEOUT,
             },
@@ -165,7 +166,7 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    CHANNEL_LAYERS = {"default": {"BACKEND": "iridium.core.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "iridium.infra.layers.InMemoryChannelLayer"}}
 
 # --- Accounts -------------------------------------------------------------------------------
 

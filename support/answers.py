@@ -4,14 +4,15 @@ the ticket's thread, until a person takes over. It acts for the ticket's owner o
 from asgiref.sync import sync_to_async
 from django.db import transaction
 
-from chat.tools import SEARCH_KNOWLEDGE_BASE
 from iridium import ai
-from iridium.core import streams
-from iridium.core.answering import write_answer
+from iridium.live import runs, writer
+from iridium.live.consumers import Target
 
 from . import services
 from .models import Ticket, TicketMessage
+from .tools import SEARCH_KNOWLEDGE_BASE
 
+TARGET = Target(prefix="ticket", noun="ticket")
 SYSTEM_PROMPT = (
     "You are Iridium's support assistant, answering a customer's ticket. Search the knowledge "
     "base before answering how-to questions and cite the articles you use. Be precise and "
@@ -23,11 +24,7 @@ HANDED_OVER = "A member of staff will take over this ticket."
 
 
 def run_key(ticket_id: int) -> str:
-    return f"ticket-{ticket_id}"
-
-
-def group_for(ticket_id: int) -> str:
-    return f"ticket-{ticket_id}"
+    return TARGET.key(ticket_id)
 
 
 def _hand_over_tool(ticket_id: int) -> ai.Tool:
@@ -56,11 +53,16 @@ def _prepare(ticket_id: int):
         .select_related("user", "assigned_to")
         .get(pk=ticket_id)
     )
-    if streams.running(run_key(ticket.pk)) or not ticket.ai_answers:
-        return None, None, None
+    if runs.running(run_key(ticket.pk)) or not ticket.ai_answers:
+        return None, None
     answer = TicketMessage.objects.create(
         ticket=ticket, kind=TicketMessage.Kind.ASSISTANT, status=TicketMessage.Status.STREAMING
     )
+    return ticket, answer
+
+
+def _thread(ticket: Ticket, answer: TicketMessage) -> tuple[list[dict], bool]:
+    """The ticket's thread as the model reads it, and whether this is the first answer."""
     thread = [{"role": "system", "content": SYSTEM_PROMPT}]
     first = True
     for message in ticket.messages.exclude(pk=answer.pk).exclude(content=""):
@@ -72,45 +74,39 @@ def _prepare(ticket_id: int):
         else:
             thread.append({"role": "user", "content": message.content})
     thread[1]["content"] = f"Ticket: {ticket.title}\n\n{thread[1]['content']}"
-    return ticket, answer, (thread, first)
+    return thread, first
 
 
 async def start_answer(ticket_id: int) -> bool:
     """Start the assistant's answer if it should answer now; False if it should not."""
-    ticket, answer, prepared = await sync_to_async(_prepare)(ticket_id)
+    ticket, answer = await sync_to_async(_prepare)(ticket_id)
     if ticket is None:
         return False
-    thread, first_response = prepared
-    run = streams.Run(key=run_key(ticket.pk), group=group_for(ticket.pk), message_id=answer.pk)
+
+    async def ask():
+        thread, first_response = await sync_to_async(_thread)(ticket, answer)
+        return ai.Request(
+            user=ticket.user,  # the AI acts for the ticket's owner, whoever watches
+            feature="customer-support",
+            messages=thread,
+            trace_id=ticket.trace_id,
+            properties={
+                "ticketId": ticket.pk,
+                "ticketPriority": ticket.priority,
+                "ticketCategory": ticket.category,
+                "agentAssigned": (
+                    ticket.assigned_to.get_username() if ticket.assigned_to else "ai-only"
+                ),
+                "firstResponse": first_response,
+            },
+            tools=[SEARCH_KNOWLEDGE_BASE, _hand_over_tool(ticket.pk)],
+        )
 
     async def on_refused(refusal):
         await answer.adelete()
         return {}
 
-    async def produce(run):
-        await write_answer(
-            run,
-            answer,
-            ask={
-                "user": ticket.user,  # the AI acts for the ticket's owner, whoever watches
-                "feature": "customer-support",
-                "messages": thread,
-                "trace_id": ticket.trace_id,
-                "properties": {
-                    "ticketId": ticket.pk,
-                    "ticketPriority": ticket.priority,
-                    "ticketCategory": ticket.category,
-                    "agentAssigned": (
-                        ticket.assigned_to.get_username() if ticket.assigned_to else "ai-only"
-                    ),
-                    "firstResponse": first_response,
-                },
-                "tools": [SEARCH_KNOWLEDGE_BASE, _hand_over_tool(ticket.pk)],
-            },
-            on_refused=on_refused,
-        )
-
-    streams.start(run, produce)
+    writer.start(run_key(ticket.pk), answer, ask=ask, on_refused=on_refused)
     return True
 
 

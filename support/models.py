@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.db import models
 
-from iridium.core.models import StreamedAnswer
+from iridium.live.models import StreamedAnswer
 
 
 class Ticket(models.Model):
@@ -91,8 +91,26 @@ class TicketMessage(StreamedAnswer):
     def __str__(self):
         return f"{self.kind}: {self.content[:40]}"
 
-    def frame_extra(self) -> dict:
-        return {"kind": self.kind, "author": self.author.get_username() if self.author else ""}
+    @property
+    def is_answer(self) -> bool:
+        return self.kind == self.Kind.ASSISTANT
+
+    @property
+    def author_label(self) -> str:
+        if self.is_answer:
+            return "Support assistant"
+        name = self.author.get_username() if self.author else ""
+        if self.kind == self.Kind.AGENT:
+            return f"{name} (staff)"
+        return name or "Customer"
+
+    @property
+    def author_username(self) -> str:
+        return self.author.get_username() if self.author and not self.is_answer else ""
+
+    @property
+    def author_kind(self) -> str:
+        return "" if self.is_answer else self.kind
 
 
 class Article(models.Model):

@@ -6,7 +6,7 @@ from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
 from django.db import connection
 from django.db.models import Q, Sum
 
-from iridium.analytics.models import Generation
+from iridium.ai.models import Generation
 
 from .models import Article, Ticket
 

@@ -8,19 +8,11 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from iridium.core.markdown import render as render_markdown
+from iridium.live.rendering import render_markdown
 
-from . import answers, selectors, services
+from . import access, answers, selectors, services
 from .forms import QueueFilterForm, TicketForm
 from .models import Article, Ticket
-
-
-def _get_ticket_for_user(request, pk) -> Ticket:
-    """The ticket if it is the user's own or the user is staff; 404 otherwise."""
-    ticket = get_object_or_404(Ticket.objects.select_related("user", "assigned_to"), pk=pk)
-    if ticket.user_id != request.user.pk and not request.user.is_staff:
-        raise Http404
-    return ticket
 
 
 @login_required
@@ -56,7 +48,7 @@ async def new(request):
 
 @login_required
 def ticket(request, pk):
-    found = _get_ticket_for_user(request, pk)
+    found = access.get_ticket(request.user, pk)
     context = {"ticket": found, "thread": found.messages.select_related("author")}
     if request.user.is_staff:
         context["agents"] = get_user_model().objects.filter(is_staff=True).order_by("username")

@@ -8,12 +8,12 @@ import pytest
 from asgiref.sync import SyncToAsync
 from django.db import connections
 
+from iridium.ai import posthog
 from iridium.ai.callers import forget_callers
-from iridium.ai.demo_provider import DemoProvider
 from iridium.ai.flags import flag_store
 from iridium.ai.recorder import recorder
-from iridium.analytics import posthog
-from iridium.core.answering import close_progress_connection
+from iridium.demo_provider import DemoProvider
+from iridium.live.progress import close_progress_connection
 from tests.fakes.posthog_server import FakePostHog
 from tests.live import LiveASGIServer
 

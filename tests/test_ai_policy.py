@@ -11,11 +11,9 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from iridium import ai
-from iridium.ai import budgets, errors
-from iridium.ai.models import FlagOverride, PriceOverride
+from iridium.ai import budgets, errors, posthog
+from iridium.ai.models import BudgetWarning, FlagOverride, Generation, PriceOverride
 from iridium.ai.recorder import recorder
-from iridium.analytics import posthog
-from iridium.analytics.models import BudgetWarning, Generation
 from tests.fakes.posthog_server import SilentServer
 
 
@@ -55,7 +53,9 @@ def override(key, value, payload=None):
 
 
 async def test_plan_default_model_and_reason(ai_settings, pro_user):
-    completion = await ai.complete(user=pro_user, feature="chat", messages=ask(), trace_id="r-1")
+    completion = await ai.complete(
+        ai.Request(user=pro_user, feature="chat", messages=ask(), trace_id="r-1")
+    )
     assert completion.model == "gpt-4o-mini"
     [row] = await rows()
     assert row.routing_reason == "plan default" and row.flags == {} and row.variant == ""
@@ -63,11 +63,13 @@ async def test_plan_default_model_and_reason(ai_settings, pro_user):
 
 async def test_complexity_hint_picks_the_advanced_model(ai_settings, pro_user):
     completion = await ai.complete(
-        user=pro_user,
-        feature="code-generation",
-        messages=ask(),
-        trace_id="r-2",
-        complexity="advanced",
+        ai.Request(
+            user=pro_user,
+            feature="code-generation",
+            messages=ask(),
+            trace_id="r-2",
+            complexity="advanced",
+        )
     )
     assert completion.model == "gpt-4o"
     [row] = await rows()
@@ -77,7 +79,9 @@ async def test_complexity_hint_picks_the_advanced_model(ai_settings, pro_user):
 async def test_posthog_flag_turns_on_the_advanced_model(ai_settings, pro_user, fake_posthog):
     ai_settings.AI_FLAGS_WAIT_SECONDS = 5  # the first evaluation; bounded, never the default 0.05
     fake_posthog.flags = {"advanced-ai-model": True}
-    completion = await ai.complete(user=pro_user, feature="chat", messages=ask(), trace_id="r-3")
+    completion = await ai.complete(
+        ai.Request(user=pro_user, feature="chat", messages=ask(), trace_id="r-3")
+    )
     assert completion.model == "gpt-4o"
     [row] = await rows()
     assert row.routing_reason == "flag advanced-ai-model"
@@ -93,7 +97,9 @@ async def test_overrides_win_over_posthog(ai_settings, pro_user, fake_posthog):
     ai_settings.AI_FLAGS_WAIT_SECONDS = 5
     fake_posthog.flags = {"advanced-ai-model": True}
     await sync_to_async(override)("advanced-ai-model", "false")
-    completion = await ai.complete(user=pro_user, feature="chat", messages=ask(), trace_id="r-4")
+    completion = await ai.complete(
+        ai.Request(user=pro_user, feature="chat", messages=ask(), trace_id="r-4")
+    )
     assert completion.model == "gpt-4o-mini"
     [row] = await rows()
     assert row.flags == {"advanced-ai-model": False}
@@ -102,13 +108,17 @@ async def test_overrides_win_over_posthog(ai_settings, pro_user, fake_posthog):
 async def test_overrides_work_without_posthog(ai_settings, pro_user):
     ai_settings.POSTHOG_API_KEY = ""
     await sync_to_async(override)("advanced-ai-model", "true")
-    completion = await ai.complete(user=pro_user, feature="chat", messages=ask(), trace_id="r-5")
+    completion = await ai.complete(
+        ai.Request(user=pro_user, feature="chat", messages=ask(), trace_id="r-5")
+    )
     assert completion.model == "gpt-4o"
 
 
 async def test_experiment_variant_chooses_the_model(ai_settings, pro_user):
     await sync_to_async(override)("ai-model-experiment", "mini-41", {"model": "gpt-4.1-mini"})
-    completion = await ai.complete(user=pro_user, feature="chat", messages=ask(), trace_id="r-6")
+    completion = await ai.complete(
+        ai.Request(user=pro_user, feature="chat", messages=ask(), trace_id="r-6")
+    )
     assert completion.model == "gpt-4.1-mini"
     [row] = await rows()
     assert row.variant == "mini-41" and row.routing_reason == "experiment variant mini-41"
@@ -118,7 +128,7 @@ async def test_experiment_variant_chooses_the_model(ai_settings, pro_user):
 async def test_experiment_variant_can_change_the_prompt(ai_settings, pro_user):
     await sync_to_async(override)("ai-model-experiment", "brief", {"system_prompt": "Be brief."})
     messages = [{"role": "system", "content": "Be thorough."}, *ask()]
-    await ai.complete(user=pro_user, feature="chat", messages=messages, trace_id="r-7")
+    await ai.complete(ai.Request(user=pro_user, feature="chat", messages=messages, trace_id="r-7"))
     [row] = await rows()
     assert row.input[0] == {"role": "system", "content": "Be brief."}
     assert row.model == "gpt-4o-mini" and row.variant == "brief"
@@ -127,14 +137,16 @@ async def test_experiment_variant_can_change_the_prompt(ai_settings, pro_user):
 async def test_kill_switch_refuses_with_a_clear_message(ai_settings, pro_user, provider_calls):
     await sync_to_async(override)("ai-kill-switch", "refuse")
     with pytest.raises(ai.AIError) as raised:
-        await ai.complete(user=pro_user, feature="chat", messages=ask(), trace_id="r-8")
+        await ai.complete(ai.Request(user=pro_user, feature="chat", messages=ask(), trace_id="r-8"))
     assert str(raised.value) == errors.AI_DISABLED
     assert provider_calls() == 0 and await rows() == []
 
 
 async def test_kill_switch_can_force_the_cheapest_model(ai_settings, pro_user):
     await sync_to_async(override)("ai-kill-switch", "cheapest")
-    completion = await ai.complete(user=pro_user, feature="chat", messages=ask(), trace_id="r-9")
+    completion = await ai.complete(
+        ai.Request(user=pro_user, feature="chat", messages=ask(), trace_id="r-9")
+    )
     assert completion.model == "gpt-4.1-nano"
     [row] = await rows()
     assert row.routing_reason == "kill switch: cheapest model"
@@ -146,7 +158,9 @@ async def test_kill_switch_from_posthog_uses_the_configured_mode(
     ai_settings.AI_FLAGS_WAIT_SECONDS = 5
     ai_settings.AI_KILL_SWITCH_MODE = "cheapest"
     fake_posthog.flags = {"ai-kill-switch": True}
-    completion = await ai.complete(user=pro_user, feature="chat", messages=ask(), trace_id="r-10")
+    completion = await ai.complete(
+        ai.Request(user=pro_user, feature="chat", messages=ask(), trace_id="r-10")
+    )
     assert completion.model == "gpt-4.1-nano"
 
 
@@ -155,7 +169,7 @@ async def test_unreachable_posthog_does_not_stall_a_call(ai_settings, pro_user):
         ai_settings.POSTHOG_HOST = silent.url
         started = time.perf_counter()
         completion = await ai.complete(
-            user=pro_user, feature="chat", messages=ask(), trace_id="r-11"
+            ai.Request(user=pro_user, feature="chat", messages=ask(), trace_id="r-11")
         )
         elapsed = time.perf_counter() - started
         posthog.reset(flush_timeout=0)
@@ -168,13 +182,17 @@ async def test_last_known_flag_values_are_kept_when_posthog_goes_away(
 ):
     ai_settings.AI_FLAGS_WAIT_SECONDS = 5
     fake_posthog.flags = {"advanced-ai-model": True}
-    first = await ai.complete(user=pro_user, feature="chat", messages=ask(), trace_id="r-12")
+    first = await ai.complete(
+        ai.Request(user=pro_user, feature="chat", messages=ask(), trace_id="r-12")
+    )
     assert first.model == "gpt-4o"
     with SilentServer() as silent:
         ai_settings.AI_FLAGS_TTL_SECONDS = 0  # every call wants a new evaluation
         ai_settings.POSTHOG_HOST = silent.url
         started = time.perf_counter()
-        second = await ai.complete(user=pro_user, feature="chat", messages=ask(), trace_id="r-13")
+        second = await ai.complete(
+            ai.Request(user=pro_user, feature="chat", messages=ask(), trace_id="r-13")
+        )
         assert time.perf_counter() - started < 1
         posthog.reset(flush_timeout=0)
     assert second.model == "gpt-4o"
@@ -187,18 +205,22 @@ async def test_cache_hit_for_the_same_user_is_free_and_records_what_it_saved(
     ai_settings, user, fake_posthog, provider_calls
 ):
     first = await ai.complete(
-        user=user,
-        feature="code-generation",
-        messages=ask("a python function"),
-        trace_id="c-1",
-        cache=True,
+        ai.Request(
+            user=user,
+            feature="code-generation",
+            messages=ask("a python function"),
+            trace_id="c-1",
+            cache=True,
+        )
     )
     second = await ai.complete(
-        user=user,
-        feature="code-generation",
-        messages=ask("a python function"),
-        trace_id="c-2",
-        cache=True,
+        ai.Request(
+            user=user,
+            feature="code-generation",
+            messages=ask("a python function"),
+            trace_id="c-2",
+            cache=True,
+        )
     )
     assert provider_calls() == 1
     assert second.from_cache and not first.from_cache
@@ -219,11 +241,13 @@ async def test_a_streamed_cache_hit_streams(ai_settings, user, provider_calls):
         events = [
             e
             async for e in ai.stream(
-                user=user,
-                feature="chat",
-                messages=ask("tell me a story"),
-                trace_id=trace,
-                cache=True,
+                ai.Request(
+                    user=user,
+                    feature="chat",
+                    messages=ask("tell me a story"),
+                    trace_id=trace,
+                    cache=True,
+                )
             )
         ]
     deltas = [e.text for e in events if isinstance(e, ai.TextDelta)]
@@ -237,7 +261,13 @@ async def test_another_user_never_gets_the_cached_answer(
     other = await sync_to_async(make_user)("otto")
     for caller in (user, other):
         completion = await ai.complete(
-            user=caller, feature="chat", messages=ask("same question"), trace_id="c-3", cache=True
+            ai.Request(
+                user=caller,
+                feature="chat",
+                messages=ask("same question"),
+                trace_id="c-3",
+                cache=True,
+            )
         )
         assert not completion.from_cache
     assert provider_calls() == 2
@@ -245,11 +275,13 @@ async def test_another_user_never_gets_the_cached_answer(
 
 async def test_cached_answers_expire_after_their_ttl(ai_settings, user, provider_calls):
     for _ in range(2):
-        await ai.complete(user=user, feature="chat", messages=ask("q"), trace_id="c-4", cache=1)
+        await ai.complete(
+            ai.Request(user=user, feature="chat", messages=ask("q"), trace_id="c-4", cache=1)
+        )
     assert provider_calls() == 1
     await asyncio.sleep(1.2)
     expired = await ai.complete(
-        user=user, feature="chat", messages=ask("q"), trace_id="c-4", cache=1
+        ai.Request(user=user, feature="chat", messages=ask("q"), trace_id="c-4", cache=1)
     )
     assert not expired.from_cache and provider_calls() == 2
 
@@ -257,10 +289,12 @@ async def test_cached_answers_expire_after_their_ttl(ai_settings, user, provider
 async def test_per_feature_ttl_and_opt_in(ai_settings, user, provider_calls):
     ai_settings.AI_CACHE_TTLS = {"chat": 600}
     for _ in range(2):
-        await ai.complete(user=user, feature="chat", messages=ask("q2"), trace_id="c-5")
+        await ai.complete(ai.Request(user=user, feature="chat", messages=ask("q2"), trace_id="c-5"))
     assert provider_calls() == 2  # not opted in
     for _ in range(2):
-        await ai.complete(user=user, feature="chat", messages=ask("q2"), trace_id="c-5", cache=True)
+        await ai.complete(
+            ai.Request(user=user, feature="chat", messages=ask("q2"), trace_id="c-5", cache=True)
+        )
     assert provider_calls() == 3
 
 
@@ -271,12 +305,14 @@ async def test_tool_calls_are_never_cached(ai_settings, user, provider_calls):
     tool = ai.Tool("search_knowledge_base", "Search.", {"type": "object"}, search)
     for _ in range(2):
         await ai.complete(
-            user=user,
-            feature="chat",
-            messages=ask("how do I log in?"),
-            trace_id="c-6",
-            tools=[tool],
-            cache=True,
+            ai.Request(
+                user=user,
+                feature="chat",
+                messages=ask("how do I log in?"),
+                trace_id="c-6",
+                tools=[tool],
+                cache=True,
+            )
         )
     assert provider_calls() == 4  # two steps each time
 
@@ -289,9 +325,11 @@ async def test_daily_request_limit(ai_settings, user, plans, provider_calls):
     free.daily_request_limit = 3
     await free.asave()
     for index in range(3):
-        await ai.complete(user=user, feature="chat", messages=ask(f"{index}"), trace_id="b-1")
+        await ai.complete(
+            ai.Request(user=user, feature="chat", messages=ask(f"{index}"), trace_id="b-1")
+        )
     with pytest.raises(errors.LimitReached) as raised:
-        await ai.complete(user=user, feature="chat", messages=ask("4"), trace_id="b-1")
+        await ai.complete(ai.Request(user=user, feature="chat", messages=ask("4"), trace_id="b-1"))
     assert str(raised.value) == errors.DAILY_LIMIT_REACHED.format(limit=3)
     assert provider_calls() == 3 and len(await rows()) == 3
 
@@ -302,9 +340,11 @@ async def test_a_failed_call_does_not_count_as_a_request(ai_settings, user, plan
     await free.asave()
     with pytest.raises(ai.ProviderError):
         await ai.complete(
-            user=user, feature="chat", messages=ask("[[demo:fault=500]]"), trace_id="b-2"
+            ai.Request(
+                user=user, feature="chat", messages=ask("[[demo:fault=500]]"), trace_id="b-2"
+            )
         )
-    await ai.complete(user=user, feature="chat", messages=ask("ok"), trace_id="b-2")
+    await ai.complete(ai.Request(user=user, feature="chat", messages=ask("ok"), trace_id="b-2"))
 
 
 def spend(amount, **subject):
@@ -324,7 +364,7 @@ def spend(amount, **subject):
 async def test_monthly_budget_of_the_plan(ai_settings, user, plans, provider_calls):
     await sync_to_async(spend)("1.00", user=user)  # the free plan's whole budget
     with pytest.raises(errors.LimitReached) as raised:
-        await ai.complete(user=user, feature="chat", messages=ask(), trace_id="b-3")
+        await ai.complete(ai.Request(user=user, feature="chat", messages=ask(), trace_id="b-3"))
     assert str(raised.value) == errors.USER_BUDGET_REACHED.format(budget=Decimal("1.00"))
     assert provider_calls() == 0
     warnings = [w async for w in BudgetWarning.objects.filter(user=user).order_by("percent")]
@@ -340,7 +380,7 @@ async def test_monthly_budget_of_the_organization(
     colleague = await sync_to_async(make_user)("carl", organization=organization)
     await sync_to_async(spend)("5.00", user=colleague, organization=organization)
     with pytest.raises(errors.LimitReached) as raised:
-        await ai.complete(user=member, feature="chat", messages=ask(), trace_id="b-4")
+        await ai.complete(ai.Request(user=member, feature="chat", messages=ask(), trace_id="b-4"))
     assert str(raised.value) == errors.ORGANIZATION_BUDGET_REACHED.format(budget=Decimal("5.00"))
     assert provider_calls() == 0
 
@@ -358,14 +398,16 @@ def costly_model(plans):
 
 
 async def test_warning_at_80_percent_is_recorded_once(ai_settings, user, costly_model):
-    first = await ai.complete(user=user, feature="chat", messages=ask("x"), trace_id="b-5")
+    first = await ai.complete(
+        ai.Request(user=user, feature="chat", messages=ask("x"), trace_id="b-5")
+    )
     per_call = first.cost.total_usd
     assert per_call > Decimal("0.01")
     # Just under 80% of the $1 budget, counting the call already made.
     await sync_to_async(spend)(str(Decimal("0.79") - per_call), user=user)
     await _forget_counters()
-    await ai.complete(user=user, feature="chat", messages=ask("x"), trace_id="b-5")
-    await ai.complete(user=user, feature="chat", messages=ask("x"), trace_id="b-5")
+    await ai.complete(ai.Request(user=user, feature="chat", messages=ask("x"), trace_id="b-5"))
+    await ai.complete(ai.Request(user=user, feature="chat", messages=ask("x"), trace_id="b-5"))
     warnings = [w async for w in BudgetWarning.objects.filter(user=user)]
     assert [w.percent for w in warnings] == [80]
     assert warnings[0].budget_usd == Decimal("1.00")
@@ -382,7 +424,9 @@ async def _forget_counters():
 async def test_concurrent_calls_overspend_by_at_most_those_in_flight(
     ai_settings, user, costly_model
 ):
-    probe = await ai.complete(user=user, feature="chat", messages=ask("x"), trace_id="b-6")
+    probe = await ai.complete(
+        ai.Request(user=user, feature="chat", messages=ask("x"), trace_id="b-6")
+    )
     per_call = probe.cost.total_usd
     budget = Decimal("1.00")
     room = 3  # calls that fit in the budget after the spending below
@@ -396,7 +440,9 @@ async def test_concurrent_calls_overspend_by_at_most_those_in_flight(
         async with gate:
             try:
                 await ai.complete(
-                    user=user, feature="chat", messages=ask("x"), trace_id=f"b-6-{index}"
+                    ai.Request(
+                        user=user, feature="chat", messages=ask("x"), trace_id=f"b-6-{index}"
+                    )
                 )
                 outcomes.append("ok")
             except errors.LimitReached:
@@ -420,7 +466,9 @@ async def test_flags_are_evaluated_locally_with_a_secret_key(ai_settings, pro_us
         "ai-kill-switch": False,
         "ai-model-experiment": False,
     }
-    completion = await ai.complete(user=pro_user, feature="chat", messages=ask(), trace_id="r-14")
+    completion = await ai.complete(
+        ai.Request(user=pro_user, feature="chat", messages=ask(), trace_id="r-14")
+    )
     assert completion.model == "gpt-4o"
     assert fake_posthog.definition_requests and fake_posthog.flag_requests == []
 
@@ -431,7 +479,7 @@ async def test_cached_answers_are_ordinary_django_cache_entries(ai_settings, use
     from iridium.ai import cache as response_cache
 
     completion = await ai.complete(
-        user=user, feature="chat", messages=ask("q3"), trace_id="c-7", cache=True
+        ai.Request(user=user, feature="chat", messages=ask("q3"), trace_id="c-7", cache=True)
     )
     key = response_cache.key_for(
         user_id=user.pk, model=completion.model, messages=ask("q3"), parameters={}
@@ -441,6 +489,6 @@ async def test_cached_answers_are_ordinary_django_cache_entries(ai_settings, use
     assert entry["text"] == completion.text and entry["model"] == completion.model
     await asyncio.to_thread(cache.delete, key)
     again = await ai.complete(
-        user=user, feature="chat", messages=ask("q3"), trace_id="c-7", cache=True
+        ai.Request(user=user, feature="chat", messages=ask("q3"), trace_id="c-7", cache=True)
     )
     assert not again.from_cache

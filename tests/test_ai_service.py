@@ -14,11 +14,9 @@ from genai_prices import calc_price
 
 from iridium import ai
 from iridium.accounts.models import Plan
-from iridium.ai import errors
-from iridium.ai.models import PriceOverride, UnpricedModel
+from iridium.ai import errors, posthog
+from iridium.ai.models import Generation, PriceOverride, Span, UnpricedModel
 from iridium.ai.recorder import recorder
-from iridium.analytics import posthog
-from iridium.analytics.models import Generation, Span
 from tests.fakes.posthog_server import SilentServer, refused_url
 
 # PostHog's documented $ai_generation properties and their JSON types.
@@ -95,7 +93,7 @@ def user_message(text):
 
 
 async def collect(**kwargs):
-    events = [event async for event in ai.stream(**kwargs)]
+    events = [event async for event in ai.stream(ai.Request(**kwargs))]
     return events, events[-1]
 
 
@@ -182,10 +180,12 @@ async def test_stream_records_a_generation_and_reports_it(ai_settings, member, f
 
 async def test_complete_calls_without_streaming(ai_settings, user, fake_posthog):
     completion = await ai.complete(
-        user=user,
-        feature="code-generation",
-        messages=user_message("a python function"),
-        trace_id="codegen-1-1",
+        ai.Request(
+            user=user,
+            feature="code-generation",
+            messages=user_message("a python function"),
+            trace_id="codegen-1-1",
+        )
     )
     assert "```" in completion.text
     [row] = await generations()
@@ -199,11 +199,13 @@ async def test_complete_calls_without_streaming(ai_settings, user, fake_posthog)
 async def test_advanced_complexity_uses_the_plans_advanced_model(ai_settings, make_user):
     pro_user = await sync_to_async(make_user)("pria", plan="pro")
     completion = await ai.complete(
-        user=pro_user,
-        feature="code-generation",
-        messages=user_message("hard task"),
-        trace_id="t-adv",
-        complexity="advanced",
+        ai.Request(
+            user=pro_user,
+            feature="code-generation",
+            messages=user_message("hard task"),
+            trace_id="t-adv",
+            complexity="advanced",
+        )
     )
     assert completion.model == "gpt-4o"
     assert completion.text.startswith("Demo answer (gpt-4o)")
@@ -382,7 +384,7 @@ async def test_privacy_mode_keeps_content_out_of_everything(
 
 async def test_anonymous_calls_use_the_trace_as_distinct_id(ai_settings, fake_posthog):
     await ai.complete(
-        user=None, feature="public-demo", messages=user_message("hi"), trace_id="t-anon"
+        ai.Request(user=None, feature="public-demo", messages=user_message("hi"), trace_id="t-anon")
     )
     [row] = await generations()
     assert row.user_id is None and row.plan_id == (await Plan.objects.aget(slug="free")).pk
@@ -414,10 +416,12 @@ async def test_provider_faults_are_recorded_and_explained(
     deltas = []
     with pytest.raises(ai.ProviderError) as raised:
         async for event in ai.stream(
-            user=user,
-            feature="chat",
-            messages=user_message(f"hello [[demo:fault={fault}]]"),
-            trace_id="c-fault",
+            ai.Request(
+                user=user,
+                feature="chat",
+                messages=user_message(f"hello [[demo:fault={fault}]]"),
+                trace_id="c-fault",
+            )
         ):
             deltas.append(event)
     assert str(raised.value) == message
@@ -435,10 +439,12 @@ async def test_provider_faults_are_recorded_and_explained(
 async def test_stopping_a_stream_records_the_partial_answer(ai_settings, user):
     received = []
     stream = ai.stream(
-        user=user,
-        feature="chat",
-        messages=user_message("a long story [[demo:slow=0.01]]"),
-        trace_id="c-stop",
+        ai.Request(
+            user=user,
+            feature="chat",
+            messages=user_message("a long story [[demo:slow=0.01]]"),
+            trace_id="c-stop",
+        )
     )
     async for event in stream:
         received.append(event.text)
@@ -457,10 +463,12 @@ async def test_stopping_a_stream_records_the_partial_answer(ai_settings, user):
 
 async def test_cached_input_tokens_are_priced_as_cached(ai_settings, user):
     completion = await ai.complete(
-        user=user,
-        feature="chat",
-        messages=user_message("x" * 4000 + " [[demo:cached=512]]"),
-        trace_id="c-cache",
+        ai.Request(
+            user=user,
+            feature="chat",
+            messages=user_message("x" * 4000 + " [[demo:cached=512]]"),
+            trace_id="c-cache",
+        )
     )
     usage = completion.usage
     assert usage.cached_tokens == 512
@@ -490,7 +498,7 @@ async def test_unknown_model_price_is_recorded_as_unknown_and_listed(
     free.default_model = "acme-finetune-v1"
     await free.asave()
     completion = await ai.complete(
-        user=user, feature="chat", messages=user_message("hi"), trace_id="c-x"
+        ai.Request(user=user, feature="chat", messages=user_message("hi"), trace_id="c-x")
     )
     assert completion.cost is None
     [row] = await generations()
@@ -507,7 +515,9 @@ async def test_unknown_model_price_is_recorded_as_unknown_and_listed(
         output_usd_per_mtok=Decimal("8"),
     )
     priced = await ai.complete(
-        user=user, feature="chat", messages=user_message("hi [[demo:cached=1]]"), trace_id="c-y"
+        ai.Request(
+            user=user, feature="chat", messages=user_message("hi [[demo:cached=1]]"), trace_id="c-y"
+        )
     )
     usage = priced.usage
     expected_input = (Decimal(usage.input_tokens - 1) * 2 + 1) / 1_000_000
@@ -529,7 +539,9 @@ async def test_calls_go_on_at_full_speed_when_posthog_is_unreachable(
         for index in range(20):
             started = time.perf_counter()
             await ai.complete(
-                user=user, feature="chat", messages=user_message(f"q{index}"), trace_id="c-ph"
+                ai.Request(
+                    user=user, feature="chat", messages=user_message(f"q{index}"), trace_id="c-ph"
+                )
             )
             durations.append(time.perf_counter() - started)
         # A call that waited for PostHog would take its 30 s timeout; these take milliseconds.
@@ -544,10 +556,12 @@ async def test_the_deadline_bounds_all_attempts(ai_settings, user):
     started = time.perf_counter()
     with pytest.raises(ai.ProviderError) as raised:
         await ai.complete(
-            user=user,
-            feature="chat",
-            messages=user_message("[[demo:fault=timeout]]"),
-            trace_id="c-deadline",
+            ai.Request(
+                user=user,
+                feature="chat",
+                messages=user_message("[[demo:fault=timeout]]"),
+                trace_id="c-deadline",
+            )
         )
     assert time.perf_counter() - started < 5
     assert str(raised.value) == errors.PROVIDER_TIMEOUT
@@ -559,7 +573,9 @@ async def test_without_a_posthog_key_nothing_is_sent_and_rows_are_still_written(
     ai_settings, user, fake_posthog
 ):
     ai_settings.POSTHOG_API_KEY = ""
-    await ai.complete(user=user, feature="chat", messages=user_message("hi"), trace_id="c-off")
+    await ai.complete(
+        ai.Request(user=user, feature="chat", messages=user_message("hi"), trace_id="c-off")
+    )
     assert len(await generations()) == 1
     await asyncio.to_thread(posthog.flush)
     assert fake_posthog.events() == [] and fake_posthog.requests == []

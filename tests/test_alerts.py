@@ -10,8 +10,9 @@ from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
 
+from iridium.ai.models import Generation
 from iridium.analytics import alerts
-from iridium.analytics.models import AlertRule, FiredAlert, Generation
+from iridium.analytics.models import AlertRule, FiredAlert
 from tests.live import LiveASGIServer
 
 

@@ -12,8 +12,9 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
+from iridium.ai.models import Generation
 from iridium.analytics import rollups, selectors
-from iridium.analytics.models import DailyUsage, Generation
+from iridium.analytics.models import DailyUsage
 
 TABLE = Generation._meta.db_table
 

@@ -15,7 +15,9 @@ STARTED_AND_STOPPED = ["lifespan.startup.complete", "lifespan.shutdown.complete"
 
 async def test_shutting_down_closes_the_provider_connections(ai_settings, user):
     completion = await ai.complete(
-        user=user, feature="chat", messages=[{"role": "user", "content": "hi"}], trace_id="t-1"
+        ai.Request(
+            user=user, feature="chat", messages=[{"role": "user", "content": "hi"}], trace_id="t-1"
+        )
     )
     assert completion.text
     client = provider.client()
@@ -35,8 +37,8 @@ def test_the_client_closes_with_its_event_loop(ai_settings, user):
     are closed then, not left to the garbage collector (aiohttp would warn of each)."""
 
     async def call():
-        await ai.complete(user=user, feature="chat", messages=[{"role": "user", "content": "hi"}],
-                          trace_id="t-2")  # fmt: skip
+        await ai.complete(ai.Request(user=user, feature="chat", trace_id="t-2",
+                                     messages=[{"role": "user", "content": "hi"}]))  # fmt: skip
         return provider.client()
 
     client = asyncio.run(call())

@@ -2,7 +2,7 @@ import pytest
 from django.core.checks import run_checks
 from django.test import override_settings
 
-from iridium.core import checks
+from iridium.infra import checks
 
 pytestmark = pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
 

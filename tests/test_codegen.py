@@ -12,10 +12,10 @@ from django.urls import reverse
 
 from codegen import answers
 from codegen.models import Creation
-from iridium.ai import errors
+from iridium.ai import errors, posthog
+from iridium.ai.models import Generation
 from iridium.ai.recorder import recorder
-from iridium.analytics import posthog
-from iridium.analytics.models import Generation
+from iridium.live import runs
 
 CODE = {"prompt": "A function that adds two numbers", "language": "python", "framework": "",
         "complexity": "simple"}  # fmt: skip
@@ -33,7 +33,7 @@ async def generate(user, kind, data):
 
 async def finished(creation_id, timeout=10):
     deadline = asyncio.get_running_loop().time() + timeout
-    while answers.streams.running(answers.run_key(creation_id)):
+    while runs.running(answers.run_key(creation_id)):
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.02)
     return await Creation.objects.aget(pk=creation_id)
@@ -130,7 +130,6 @@ async def test_writing_is_private_everywhere_but_the_authors_history(
         "contentType": "product-description",
         "tone": "playful",
         "targetLength": 120,
-        "userPlan": "free",
     }
     await asyncio.to_thread(posthog.flush)
     [event] = fake_posthog.wait_for(1, name="$ai_generation")

@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from iridium.ai.demo_provider import MODELS, DemoProvider
+from iridium.demo_provider import MODELS, DemoProvider
 from tests.live import LiveASGIServer, run_lifespan
 
 SEARCH_TOOL = {

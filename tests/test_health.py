@@ -3,8 +3,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from iridium.accounts.management.commands.seed_demo import DEMO_PASSWORD, DEMO_USERS
 from iridium.accounts.models import Organization, User
+from iridium.web.demo import DEMO_PASSWORD, DEMO_USERS
 from support.models import Article
 
 UNREACHABLE_REDIS = {

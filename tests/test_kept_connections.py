@@ -7,7 +7,7 @@ import pytest
 from django.db import IntegrityError, connection, connections, transaction
 
 from iridium.accounts.models import User
-from iridium.core.db import on_kept_connection
+from iridium.infra.db import on_kept_connection
 from tests.conftest import require
 
 pytestmark = pytest.mark.django_db(transaction=True)

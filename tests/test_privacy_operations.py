@@ -11,10 +11,10 @@ from django.utils import timezone
 from chat.models import Conversation, Message
 from codegen.models import Creation
 from iridium import ai
+from iridium.ai import posthog
+from iridium.ai.models import Generation, Span
+from iridium.ai.pseudonyms import pseudonym
 from iridium.ai.recorder import recorder
-from iridium.analytics import posthog
-from iridium.analytics.models import Generation, Span
-from iridium.analytics.pseudonyms import pseudonym
 from support import services as support
 from support.models import Ticket
 
@@ -78,8 +78,8 @@ async def test_pseudonymous_plans_reach_posthog_under_a_pseudonym(
 
     ai_settings.ANALYTICS_PSEUDONYMOUS_PLANS = ["pro"]
     pro = await sync_to_async(make_user)("paula", plan="pro")
-    await ai.complete(user=pro, feature="chat", messages=[{"role": "user", "content": "hi"}],
-                      trace_id="t-p")  # fmt: skip
+    await ai.complete(ai.Request(user=pro, feature="chat", trace_id="t-p",
+                                 messages=[{"role": "user", "content": "hi"}]))  # fmt: skip
     await asyncio.to_thread(recorder.flush)
     await asyncio.to_thread(posthog.flush)
     [event] = fake_posthog.wait_for(1, name="$ai_generation")

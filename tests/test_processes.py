@@ -76,8 +76,8 @@ django.setup()
 from iridium import ai
 from iridium.accounts.models import User
 user = User.objects.create_user("exiting")
-asyncio.run(ai.complete(user=user, feature="chat", trace_id="t-exit",
-                        messages=[{"role": "user", "content": "bye"}]))
+asyncio.run(ai.complete(ai.Request(user=user, feature="chat", trace_id="t-exit",
+                                   messages=[{"role": "user", "content": "bye"}])))
 print("called")
 """
 

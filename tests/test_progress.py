@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 
 from chat.models import Conversation, Message
 from codegen.models import Creation
-from iridium.core import answering, streams
+from iridium.live import progress, runs
 from tests.test_chat_consumer import frames_until, idle
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,7 +34,7 @@ async def test_the_progress_of_many_answers_is_saved_together(user):
     creation = await Creation.objects.acreate(
         user=user, kind="code", prompt="p", status="streaming"
     )
-    writer = answering.progress()
+    writer = progress.writer()
     for number, message in enumerate(messages):
         writer.note(message, f"answer {number} so far")
     writer.note(creation, "def greet(")
@@ -56,7 +56,7 @@ async def test_the_progress_of_many_answers_is_saved_together(user):
 
 async def test_a_late_write_never_overwrites_a_finished_answer(user):
     [message] = await sync_to_async(streaming_answers)(user, 1)
-    writer = answering.progress()
+    writer = progress.writer()
     writer.note(message, "Half an ans")
     await settled(writer)
     # The answer finishes; the text noted a moment before is written after it.
@@ -70,7 +70,7 @@ async def test_a_late_write_never_overwrites_a_finished_answer(user):
 
 async def test_a_failed_write_is_logged_and_the_next_one_goes_ahead(user, caplog):
     [message] = await sync_to_async(streaming_answers)(user, 1)
-    writer = answering.progress()
+    writer = progress.writer()
     writer.note(message, "x" * 10)
     writer.pending[(Message, "not a key")] = "cannot be written"
     await settled(writer)
@@ -86,7 +86,7 @@ async def test_a_streaming_answer_is_saved_as_it_grows(ai_settings, user, monkey
     worker that stops mid-answer leaves what was written."""
     from tests.test_chat_consumer import open_socket
 
-    monkeypatch.setattr(streams, "SNAPSHOT_SECONDS", 0.05)
+    monkeypatch.setattr(runs, "SNAPSHOT_SECONDS", 0.05)
     conversation = await Conversation.objects.acreate(user=user)
     socket, connected, _ = await open_socket(user, conversation.pk)
     assert connected

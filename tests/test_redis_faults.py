@@ -18,7 +18,7 @@ from django.urls import reverse
 from iridium import ai
 from iridium.ai import budgets, errors
 from iridium.ai import cache as response_cache
-from iridium.analytics.models import Generation
+from iridium.ai.models import Generation
 from tests.conftest import require
 from tests.test_ai_policy import ask, spend
 
@@ -102,7 +102,7 @@ def provider_calls(demo_provider_server):
 
 async def cached_call(user, text="same question"):
     return await ai.complete(
-        user=user, feature="chat", messages=ask(text), trace_id="redis-1", cache=True
+        ai.Request(user=user, feature="chat", messages=ask(text), trace_id="redis-1", cache=True)
     )
 
 

@@ -8,14 +8,14 @@ from django.conf import settings
 from django.core.cache import caches
 from django.test import override_settings
 
-from iridium.core.redis import SharedConnectionPool
+from iridium.infra.redis import SharedConnectionPool
 from tests.conftest import require
 
 SHARED = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": settings.REDIS_URL or "redis://127.0.0.1:6379/1",
-        "OPTIONS": {"pool_class": "iridium.core.redis.SharedConnectionPool", "socket_timeout": 1},
+        "OPTIONS": {"pool_class": "iridium.infra.redis.SharedConnectionPool", "socket_timeout": 1},
     }
 }
 
@@ -59,7 +59,7 @@ def test_threads_have_their_own_cache_objects_but_one_pool():
 def test_the_settings_use_the_shared_pool():
     require(settings.REDIS_URL, "REDIS_URL (the Redis cache)")
     assert settings.CACHES["default"]["OPTIONS"]["pool_class"] == (
-        "iridium.core.redis.SharedConnectionPool"
+        "iridium.infra.redis.SharedConnectionPool"
     )
 
 
@@ -67,7 +67,7 @@ async def test_more_calls_at_once_than_connections_wait_their_turn():
     """Hundreds of answers starting at once check their budgets together: past the pool's 100
     connections a call waits for one, instead of failing as if Redis were down."""
     require(settings.REDIS_URL, "REDIS_URL")
-    from iridium.core.redis import async_client
+    from iridium.infra.redis import async_client
 
     client = async_client(settings.REDIS_URL)
     # Each holds its connection for 0.2 s (a blocking pop on an empty list).

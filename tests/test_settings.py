@@ -72,7 +72,7 @@ def test_embedded_defaults_with_nothing_set():
     assert loaded["engine"] == "django.db.backends.sqlite3"
     assert loaded["db_name"].endswith("var/iridium.sqlite3")
     assert loaded["cache"] == "django.core.cache.backends.locmem.LocMemCache"
-    assert loaded["layer"] == "iridium.core.layers.InMemoryChannelLayer"
+    assert loaded["layer"] == "iridium.infra.layers.InMemoryChannelLayer"
     assert loaded["debug"] is True
     assert loaded["allowed_hosts"] == ["localhost", "127.0.0.1", "[::1]"]
     assert loaded["posthog_host"] == "https://us.i.posthog.com"

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.test import override_settings
 
 from chat.models import Conversation
-from iridium.core import streams
+from iridium.live import fanout
 from tests.conftest import require
 from tests.test_chat_consumer import frames_until, idle, open_socket
 
@@ -23,7 +23,7 @@ def redis_layer():
     require(settings.REDIS_URL, "REDIS_URL")
     layer = get_channel_layer()
     assert isinstance(layer, RedisChannelLayer)
-    streams._memberships.clear()
+    fanout._memberships.clear()
     return layer
 
 
@@ -88,23 +88,23 @@ async def test_this_workers_sockets_get_frames_while_redis_is_unreachable(
         }
     }
     socket = Socket()
-    streams.subscribe("chat-unreachable", socket)
-    monkeypatch.setattr(streams, "_last_warning", 0.0)
+    fanout.subscribe("chat-unreachable", socket)
+    monkeypatch.setattr(fanout, "_last_warning", 0.0)
     try:
         with override_settings(CHANNEL_LAYERS=unreachable), caplog.at_level(logging.WARNING):
             for offset in range(3):
                 frame = {"type": "delta", "offset": offset, "text": "x"}
-                await streams.group_send("chat-unreachable", frame)
+                await fanout.group_send("chat-unreachable", frame)
     finally:
-        streams.unsubscribe("chat-unreachable", socket)
+        fanout.unsubscribe("chat-unreachable", socket)
     assert [f["offset"] for f in received] == [0, 1, 2]
     warnings = [r for r in caplog.records if "could not read which workers" in r.getMessage()]
     assert len(warnings) == 1  # not one per frame
     # Redis is not asked again at every frame while it is unreachable.
     [(until, others)] = [
-        v for g, v in streams._memberships.get().known.items() if g == "chat-unreachable"
+        v for g, v in fanout._memberships.get().known.items() if g == "chat-unreachable"
     ]
-    assert others == [] and until - time.monotonic() > streams.MEMBERS_SECONDS
+    assert others == [] and until - time.monotonic() > fanout.MEMBERS_SECONDS
 
 
 async def test_a_quiet_socket_stays_open(redis_layer, ai_settings, user):

@@ -2,21 +2,23 @@
 
     from iridium import ai
 
-    async for event in ai.stream(user=user, feature="chat", messages=messages,
-                                 trace_id=f"conversation-{conversation.pk}", tools=[...]):
+    request = ai.Request(user=user, feature="chat", messages=messages,
+                         trace_id=f"conversation-{conversation.pk}", tools=[...])
+    async for event in ai.stream(request):
         ...  # ai.TextDelta, ai.ToolCalled, then ai.Completion
 
-    completion = await ai.complete(user=user, feature="code-generation", messages=messages,
-                                   trace_id=..., complexity="advanced")
+    completion = await ai.complete(ai.Request(user=user, feature="code-generation", ...))
 
-Errors are `ai.AIError` subclasses whose message can be shown to the user as it is.
+Errors are `ai.AIError` subclasses whose message can be shown to the user as it is: `ai.Refused`
+(`ai.LimitReached`, `ai.AIDisabled`) before any call was made, `ai.ProviderError` after.
 """
 
-from .errors import AIDisabled, AIError, LimitReached, ProviderError
+from .errors import AIDisabled, AIError, LimitReached, ProviderError, Refused
 from .types import (
     CHOSEN_MODEL,
     Completion,
     Cost,
+    Request,
     TextDelta,
     Tool,
     ToolCalled,
@@ -33,6 +35,8 @@ __all__ = [
     "Cost",
     "LimitReached",
     "ProviderError",
+    "Refused",
+    "Request",
     "TextDelta",
     "Tool",
     "ToolCalled",

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from .models import FlagOverride, PriceOverride, UnpricedModel
+from .models import BudgetWarning, FlagOverride, Generation, PriceOverride, Span, UnpricedModel
 
 
 @admin.register(PriceOverride)
@@ -51,3 +51,55 @@ class FlagOverrideAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         obj.updated_by = request.user
         super().save_model(request, obj, form, change)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written by the service (or by alerts); admins read them, nobody edits them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Generation)
+class GenerationAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "feature",
+        "model",
+        "user",
+        "input_tokens",
+        "output_tokens",
+        "total_cost_usd",
+        "latency_ms",
+        "is_error",
+    ]
+    list_filter = ["feature", "model", "is_error", "cache_hit", "privacy_mode", "stream", "plan"]
+    search_fields = ["trace_id", "span_id", "user__username", "model"]
+    list_select_related = ["user"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(Span)
+class SpanAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "name", "feature", "trace_id", "latency_ms", "is_error"]
+    list_filter = ["feature", "is_error"]
+    search_fields = ["trace_id", "span_id", "name"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(BudgetWarning)
+class BudgetWarningAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "period",
+        "percent",
+        "user",
+        "organization",
+        "budget_usd",
+        "spent_usd",
+    ]
+    list_filter = ["percent", "period"]
+    search_fields = ["user__username", "organization__name"]

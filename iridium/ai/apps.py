@@ -11,6 +11,7 @@ class AIConfig(AppConfig):
         from iridium.accounts.models import Organization, Plan, User
 
         from .callers import forget_callers
+        from .deletion import user_deleted
         from .flags import flag_store
         from .models import FlagOverride, PriceOverride
         from .pricing import overrides
@@ -26,3 +27,5 @@ class AIConfig(AppConfig):
         post_delete.connect(forget_overrides, sender=PriceOverride, weak=False)
         post_save.connect(flag_store.forget, sender=FlagOverride, weak=False)
         post_delete.connect(flag_store.forget, sender=FlagOverride, weak=False)
+        # What a user's deletion must also remove outside the database's own cascades.
+        post_delete.connect(user_deleted, sender=User, weak=False)

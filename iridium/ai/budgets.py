@@ -32,11 +32,11 @@ from django.core.signals import setting_changed
 from django.db.models import Sum
 from django.dispatch import receiver
 
-from iridium.analytics.models import BudgetWarning, Generation
-from iridium.core.breaker import Breaker
-from iridium.core.redis import async_client
+from iridium.infra.breaker import Breaker
+from iridium.infra.redis import async_client
 
 from . import errors
+from .models import BudgetWarning, Generation
 from .records import Caller
 
 logger = logging.getLogger(__name__)

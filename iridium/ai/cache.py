@@ -15,8 +15,8 @@ from django.core.cache import cache, caches
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache, RedisSerializer
 
-from iridium.core.breaker import Breaker
-from iridium.core.redis import async_client
+from iridium.infra.breaker import Breaker
+from iridium.infra.redis import async_client
 
 breaker = Breaker("AI response cache")
 

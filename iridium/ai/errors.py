@@ -1,4 +1,7 @@
-"""The exceptions apps get from iridium.ai. Each carries a message a person can read as it is."""
+"""The exceptions apps get from iridium.ai. Each carries a message a person can read as it is,
+and a code; the edges (websocket, HTTP) map them like every other domain error."""
+
+from iridium.infra.errors import DomainError
 
 PROVIDER_BUSY = "The AI service is busy right now (rate limited). Please try again in a moment."
 PROVIDER_FAILED = "The AI service had a problem answering. Please try again."
@@ -8,14 +11,14 @@ PROVIDER_CUT = "The answer was cut off by the AI service. Please try again."
 PROVIDER_REJECTED = "The AI service could not process this request."
 
 
-class AIError(Exception):
+class AIError(DomainError):
     """Base of every error iridium.ai raises; `str(error)` is safe to show to the user."""
 
     code = "ai_error"
+    http_status = 503
 
     def __init__(self, message: str, *, detail: str = ""):
         super().__init__(message)
-        self.message = message
         # For logs and the generation record, never shown to the user.
         self.detail = detail
 
@@ -24,14 +27,11 @@ class ProviderError(AIError):
     """The provider failed after the SDK's retries (or the total deadline passed)."""
 
     code = "provider_error"
+    http_status = 502
 
     def __init__(self, message: str, *, detail: str = "", status: int | None = None):
         super().__init__(message, detail=detail)
         self.status = status
-
-
-class ToolStepLimit(AIError):
-    code = "tool_step_limit"
 
 
 DAILY_LIMIT_REACHED = (
@@ -48,13 +48,20 @@ ORGANIZATION_BUDGET_REACHED = (
 AI_DISABLED = "AI features are switched off for the moment. Please try again later."
 
 
-class LimitReached(AIError):
+class Refused(AIError):
+    """The service refused the call before making it: nothing was asked of the provider."""
+
+    code = "refused"
+
+
+class LimitReached(Refused):
     """A plan's daily request limit or a monthly budget is used up: no call was made."""
 
     code = "limit_reached"
+    http_status = 429
 
 
-class AIDisabled(AIError):
+class AIDisabled(Refused):
     """The kill switch refuses AI calls."""
 
     code = "ai_disabled"

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 
-from iridium.analytics import posthog
+from iridium.ai import posthog
 
 from .models import FlagOverride
 

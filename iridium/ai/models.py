@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 
 
@@ -80,3 +81,162 @@ class FlagOverride(models.Model):
         if lowered in ("false", "off", "0", "no"):
             return False
         return self.value.strip()
+
+
+class Generation(models.Model):
+    """One provider call made through iridium.ai, or one answer served from its cache.
+
+    Written by the AI service only (iridium.ai.recorder); the analytics console reads it.
+    Content (`input`, `output`) is empty when privacy mode was on; costs are NULL when the
+    model's price is unknown (never 0 for "unknown").
+    """
+
+    created_at = models.DateTimeField(db_index=True, help_text="When the call started.")
+    trace_id = models.CharField(max_length=200, db_index=True)
+    span_id = models.CharField(max_length=64, unique=True)
+    parent_id = models.CharField(max_length=200, blank=True)
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="generations",
+    )
+    organization = models.ForeignKey(
+        "accounts.Organization",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="generations",
+    )
+    plan = models.ForeignKey(
+        "accounts.Plan", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    feature = models.CharField(max_length=50)
+
+    provider = models.CharField(max_length=50)
+    model = models.CharField(max_length=100)
+    base_url = models.CharField(max_length=300, blank=True)
+    stream = models.BooleanField(default=False)
+    step = models.PositiveSmallIntegerField(
+        default=1, help_text="Step of the tool loop (1 = first)."
+    )
+
+    input_tokens = models.PositiveIntegerField(default=0, help_text="Includes cached tokens.")
+    output_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    input_cost_usd = models.DecimalField(max_digits=14, decimal_places=10, null=True, blank=True)
+    output_cost_usd = models.DecimalField(max_digits=14, decimal_places=10, null=True, blank=True)
+    total_cost_usd = models.DecimalField(max_digits=14, decimal_places=10, null=True, blank=True)
+
+    latency_ms = models.FloatField(help_text="From the request to the last byte of the answer.")
+    time_to_first_token_ms = models.FloatField(null=True, blank=True)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=1, help_text="HTTP attempts (retries + 1).")
+    is_error = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    finish_reason = models.CharField(max_length=30, blank=True)
+
+    cache_hit = models.BooleanField(default=False)
+    saved_cost_usd = models.DecimalField(
+        max_digits=14, decimal_places=10, null=True, blank=True, help_text="Cost a cache hit saved."
+    )
+    estimated_input_tokens = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Estimated before the call, to compare with the count."
+    )
+    estimate_ratio = models.FloatField(
+        null=True, blank=True, help_text="Counted input tokens per estimated one (1.0 = exact)."
+    )
+    routing_reason = models.CharField(max_length=100, blank=True)
+    flags = models.JSONField(default=dict, blank=True, help_text="Flags that decided the call.")
+    variant = models.CharField(max_length=100, blank=True, help_text="Experiment variant.")
+
+    privacy_mode = models.BooleanField(default=False)
+    tools = models.JSONField(default=list, blank=True, help_text="Names of the tools offered.")
+    properties = models.JSONField(default=dict, blank=True, help_text="The app's properties.")
+    input = models.JSONField(
+        null=True, blank=True, help_text="Messages sent (not in privacy mode)."
+    )
+    output = models.JSONField(null=True, blank=True, help_text="Answer (not in privacy mode).")
+
+    class Meta:
+        db_table = "analytics_generation"  # where it was first created: no data moved
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["feature", "created_at"]),
+            models.Index(fields=["user", "created_at"]),
+            models.Index(fields=["organization", "created_at"]),
+            models.Index(fields=["plan", "created_at"]),
+            models.Index(fields=["model", "created_at"]),
+        ]
+
+    def __str__(self):
+        return f"{self.feature} {self.model} {self.span_id}"
+
+
+class Span(models.Model):
+    """A step of a traced call that is not a provider call: a tool run, or the whole tool loop."""
+
+    created_at = models.DateTimeField(db_index=True)
+    trace_id = models.CharField(max_length=200, db_index=True)
+    span_id = models.CharField(max_length=64, unique=True)
+    parent_id = models.CharField(max_length=200, blank=True)
+    name = models.CharField(max_length=100)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    feature = models.CharField(max_length=50)
+    latency_ms = models.FloatField()
+    is_error = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    privacy_mode = models.BooleanField(default=False)
+    input_state = models.JSONField(null=True, blank=True)
+    output_state = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        db_table = "analytics_span"
+        ordering = ["created_at", "pk"]
+
+    def __str__(self):
+        return f"{self.name} {self.span_id}"
+
+
+class BudgetWarning(models.Model):
+    """A budget reached 80% or 100% in a period: recorded once per budget, period and level."""
+
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    period = models.CharField(max_length=7, help_text="YYYY-MM")
+    percent = models.PositiveSmallIntegerField()
+    budget_usd = models.DecimalField(max_digits=10, decimal_places=2)
+    spent_usd = models.DecimalField(max_digits=14, decimal_places=6)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "analytics_budgetwarning"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "period", "percent"],
+                condition=models.Q(organization__isnull=True),
+                name="one_user_budget_warning_per_level",
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "period", "percent"],
+                condition=models.Q(user__isnull=True),
+                name="one_organization_budget_warning_per_level",
+            ),
+        ]
+
+    def __str__(self):
+        subject = self.organization or self.user
+        return f"{subject}: {self.percent}% of ${self.budget_usd} in {self.period}"

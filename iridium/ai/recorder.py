@@ -15,11 +15,10 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from iridium.analytics import posthog
-from iridium.analytics.models import Generation, Span
-from iridium.core.db import on_kept_connection
+from iridium.ai import posthog
+from iridium.infra.db import on_kept_connection
 
-from .models import UnpricedModel
+from .models import Generation, Span, UnpricedModel
 from .records import GenerationRecord, SpanRecord
 
 logger = logging.getLogger(__name__)

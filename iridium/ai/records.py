@@ -11,9 +11,9 @@ from typing import Any
 
 from django.conf import settings
 
-from iridium.analytics.models import Generation, Span
-from iridium.analytics.pseudonyms import pseudonym
+from iridium.ai.pseudonyms import pseudonym
 
+from .models import Generation, Span
 from .types import Cost, Usage
 
 

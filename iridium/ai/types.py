@@ -1,6 +1,6 @@
 """What apps hand to iridium.ai and what they get back."""
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -82,6 +82,31 @@ class Cost:
             self.output_usd + other.output_usd,
             self.total_usd + other.total_usd,
         )
+
+
+@dataclass(frozen=True)
+class Request:
+    """What an app asks of the service: who, for which feature, the messages, and the policy.
+    Never which model: the service chooses it (by plan, flags, experiments and `complexity`).
+
+    `cache`: True to answer an identical request of the same user from the cache (for the
+    feature's TTL), a number of seconds for another TTL; tool-using calls are never cached.
+    `privacy`: keep prompt and answer out of analytics (also forced by the plan or the feature).
+    `properties`: the app's own event properties (camelCase, as PostHog's examples write them).
+    """
+
+    user: Any  # the signed-in user, or None for anonymous calls
+    feature: str
+    messages: Sequence[dict]
+    trace_id: str
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    tools: Sequence[Tool] = ()
+    max_steps: int | None = None
+    privacy: bool = False
+    complexity: Complexity = "simple"
+    cache: bool | int | None = None
+    temperature: float | None = None
+    max_output_tokens: int | None = None
 
 
 # --- Events of a streamed call ----------------------------------------------------------------

@@ -19,8 +19,9 @@ from django.db.models import Avg, Count, Q, Sum
 from django.utils import timezone
 
 from iridium.accounts.models import User
+from iridium.ai.models import Generation
 
-from .models import AlertRule, FiredAlert, Generation
+from .models import AlertRule, FiredAlert
 from .selectors import percentile
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,9 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from .models import DailyLatency, DailyUsage, Generation, RollupMark
+from iridium.ai.models import Generation
+
+from .models import DailyLatency, DailyUsage, RollupMark
 
 KEEP_DAYS = 90
 

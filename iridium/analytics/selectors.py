@@ -14,8 +14,10 @@ from django.db import connection
 from django.db.models import Count, F, Max, Min, Q, Sum
 from django.utils import timezone
 
+from iridium.ai.models import Generation, Span
+
 from . import rollups
-from .models import DailyLatency, Generation, Span
+from .models import DailyLatency
 
 PERIODS = {"today": "Today", "7d": "7 days", "30d": "30 days", "90d": "90 days"}
 DEFAULT_PERIOD = "30d"

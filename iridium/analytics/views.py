@@ -6,9 +6,10 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import render
 
+from iridium.ai.models import Generation
+
 from . import selectors
 from .charts import bar_chart
-from .models import Generation
 
 EXPORT_FIELDS = [
     "created_at", "trace_id", "span_id", "parent_id", "feature", "user_id", "organization_id",
@@ -69,9 +70,7 @@ def trace(request, trace_id):
 @staff_member_required
 def budgets(request):
     """Budgets, flags, prices and plans in one place, with links to change them in admin."""
-    from iridium.ai.models import FlagOverride, PriceOverride, UnpricedModel
-
-    from .models import BudgetWarning
+    from iridium.ai.models import BudgetWarning, FlagOverride, PriceOverride, UnpricedModel
 
     return render(
         request,

@@ -1,10 +1,11 @@
-// A page where AI answers stream in (a chat conversation, a support ticket): one websocket,
-// reconnecting by itself; answers stream in as plain text (textContent, never HTML) and are
-// replaced by the server's sanitised rendering when they finish.
+// A page where AI answers stream in (a chat conversation, a support ticket, a creation): one
+// websocket, reconnecting by itself. It speaks the frame protocol of iridium/live/protocol.py.
+// Messages arrive rendered by the server (one template, live/_message.html, sanitised); the
+// answer being written streams in as plain text (textContent, never HTML) and is replaced by
+// the server's rendering when it finishes.
 
 const root = document.querySelector("[data-stream]");
-const objectId = Number(root.dataset.id);
-const noun = root.dataset.noun; // "conversation" or "ticket"
+const noun = root.dataset.noun; // "conversation", "ticket" or "creation"
 const username = root.dataset.username;
 const list = root.querySelector("[data-messages]");
 // A page without a composer (a generated snippet) only watches its answer stream.
@@ -20,6 +21,10 @@ const connection = root.querySelector("[data-connection]");
 const clientId = Math.random().toString(36).slice(2);
 const scheme = location.protocol === "https:" ? "wss://" : "ws://";
 const socketUrl = `${scheme}${location.host}${root.dataset.socket}`;
+
+// Close codes of iridium/live/protocol.py.
+const CLOSE_UNAUTHENTICATED = 4401;
+const CLOSE_FORBIDDEN = 4403;
 
 let socket = null;
 let attempts = 0;
@@ -37,7 +42,7 @@ function connect() {
   socket.addEventListener("message", (event) => handle(JSON.parse(event.data)));
   socket.addEventListener("close", (event) => {
     delete root.dataset.connected;
-    if (event.code === 4401 || event.code === 4403) {
+    if (event.code === CLOSE_UNAUTHENTICATED || event.code === CLOSE_FORBIDDEN) {
       connection.textContent = `You are signed out or cannot see this ${noun}. Reload the page.`;
       return;
     }
@@ -52,7 +57,7 @@ function connect() {
 const outbox = [];
 
 function send(frame) {
-  const text = JSON.stringify({ [noun]: objectId, ...frame });
+  const text = JSON.stringify(frame);
   if (!socket || socket.readyState !== WebSocket.OPEN) {
     outbox.push(text);
     connection.textContent = "Connecting… your message will be sent as soon as the connection is back.";
@@ -69,21 +74,21 @@ function handle(frame) {
     case "ready":
       root.dataset.connected = "true";
       if (frame.in_progress) {
-        startAnswer(frame.in_progress.message_id);
+        startAnswer(frame.in_progress.message_id, frame.in_progress.html);
         setText(frame.in_progress.text);
       } else {
         setBusy(false);
       }
       break;
     case "user_message":
-      if (!findMessage(frame.message.id)) list.append(humanMessage(frame.message));
+      if (!findMessage(frame.message.id)) list.append(fromServer(frame.html));
       if (frame.title) {
         document.getElementById("stream-title").textContent = frame.title;
         document.title = `${frame.title} · Iridium`;
       }
       break;
     case "answer_started":
-      startAnswer(frame.message_id);
+      startAnswer(frame.message_id, frame.html);
       announce("The assistant is answering.");
       break;
     case "delta":
@@ -93,17 +98,17 @@ function handle(frame) {
       if (current && current.id === frame.message_id) setText(frame.text);
       break;
     case "tool":
-      addToolNote(findMessage(frame.message_id), frame);
+      findMessage(frame.message_id)?.querySelector(".tool-notes")?.append(fromServer(frame.html));
       break;
     case "answer_finished":
-      finishAnswer(frame.message);
+      finishAnswer(frame);
       break;
     case "refused":
       refused(frame);
       break;
-    case "handed_over":
+    case "notice":
       showNotice(frame.message);
-      if (humanButton) humanButton.hidden = true;
+      if (frame.code === "handed_over" && humanButton) humanButton.hidden = true;
       break;
     case "error":
       showNotice(frame.message);
@@ -112,11 +117,11 @@ function handle(frame) {
   }
 }
 
-function startAnswer(id) {
+function startAnswer(id, html) {
   hideNotice();
   let element = findMessage(id);
   if (!element) {
-    element = assistantMessage({ id, content: "", status: "streaming" });
+    element = fromServer(html);
     list.append(element);
   }
   current = { id, text: "", element };
@@ -145,9 +150,12 @@ function setText(text) {
   scrollToEnd();
 }
 
-function finishAnswer(message) {
-  const element = findMessage(message.id) || list.appendChild(assistantMessage(message));
-  element.replaceWith(assistantMessage(message));
+function finishAnswer(frame) {
+  const message = frame.message;
+  const element = fromServer(frame.html);
+  const previous = findMessage(message.id);
+  if (previous) previous.replaceWith(element);
+  else list.append(element);
   current = null;
   setBusy(false);
   announce(message.status === "complete" ? "The answer is complete." : `The answer ${message.status === "stopped" ? "was stopped" : "failed"}.`);
@@ -179,82 +187,17 @@ function element(tag, className, text) {
   return node;
 }
 
-function authorLabel(message) {
-  if (message.kind === "agent") return `${message.author} (staff)`;
-  if (message.kind === "customer" && message.author !== username) return message.author || "Customer";
-  return "You";
-}
-
-function humanMessage(message) {
-  const item = element("li", `message user${message.kind ? ` ${message.kind}` : ""}`);
-  item.dataset.messageId = message.id;
-  item.dataset.role = "user";
-  item.append(element("div", "message-author", authorLabel(message)), element("div", "message-body user-text", message.content));
-  return item;
-}
-
-function assistantMessage(message) {
-  const item = element("li", `message assistant${message.status && message.status !== "complete" ? ` ${message.status}` : ""}`);
-  item.dataset.messageId = message.id;
-  item.dataset.role = "assistant";
-  const body = element("div", "message-body answer-body markdown");
-  if (message.html) {
-    // Rendered and sanitised on the server (markdown-it-py + nh3).
-    body.innerHTML = message.html;
-  } else {
-    body.append(element("p", "streaming-text", message.content || ""));
+// A message rendered by the server (live/_message.html and its parts), made an element. The
+// server renders without knowing who looks: a person's own messages are labelled "You" here.
+function fromServer(html) {
+  const template = document.createElement("template");
+  template.innerHTML = html;
+  const node = template.content.firstElementChild;
+  for (const author of node.querySelectorAll("[data-author]")) {
+    if (author.dataset.author === username) author.textContent = "You";
   }
-  const raw = element("div", "answer-raw", message.content || "");
-  raw.hidden = true;
-  const tools = element("ul", "tool-notes");
-  const footer = element("div", "answer-footer");
-  item.append(element("div", "message-author", noun === "ticket" ? "Support assistant" : "Assistant"), body, raw, tools, footer);
-  for (const tool of message.tools || []) addToolNote(item, tool);
-  if (message.status === "stopped") footer.append(element("span", "status-note", "Stopped"));
-  if (message.status === "error") {
-    const error = element("span", "status-note error", message.error);
-    error.setAttribute("role", "alert");
-    footer.append(error, " ", retryButton());
-  }
-  if (message.model) {
-    const cost = message.cost_usd !== null && message.cost_usd !== undefined ? ` · $${Number(message.cost_usd).toFixed(6)}` : "";
-    const usage = element("span", "usage", `${message.model}${message.from_cache ? " · from cache" : ""} · ${message.input_tokens}+${message.output_tokens} tokens${cost}`);
-    usage.title = `${message.input_tokens} tokens in, ${message.output_tokens} out${cost ? `, ${cost.slice(3)}` : ""}`;
-    footer.append(usage);
-  }
-  if (message.content) footer.append(copyAnswerButton());
-  addCodeCopyButtons(item);
-  return item;
-}
-
-function addToolNote(item, tool) {
-  if (!item) return;
-  const note = element("li");
-  if (tool.name === "create_support_ticket" && tool.ticket) {
-    note.append("Filed ");
-    const link = element("a", "", `ticket #${tool.ticket.id}`);
-    link.href = tool.ticket.url;
-    note.append(link);
-  } else if (tool.name === "search_knowledge_base") {
-    note.textContent = "Searched the knowledge base";
-  } else if (tool.name === "hand_over_to_human") {
-    note.textContent = "Handed over to staff";
-  } else {
-    note.textContent = `Used ${tool.name}`;
-  }
-  item.querySelector(".tool-notes")?.append(note);
-}
-
-function retryButton() {
-  const button = element("button", "retry secondary small", "Retry");
-  button.type = "button";
-  return button;
-}
-
-function copyAnswerButton() {
-  const button = element("button", "copy-answer secondary small", "Copy answer");
-  button.type = "button";
-  return button;
+  addCodeCopyButtons(node);
+  return node;
 }
 
 function addCodeCopyButtons(scope) {

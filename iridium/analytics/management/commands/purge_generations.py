@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from iridium.analytics.models import Generation, Span
+from iridium.ai.models import Generation, Span
 
 BATCH = 5000
 

@@ -12,8 +12,7 @@ import threading
 import httpx
 from django.conf import settings
 
-from iridium.ai.cache import forget_user
-
+from .cache import forget_user
 from .pseudonyms import pseudonym
 
 logger = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ import uvicorn
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from iridium.ai.demo_provider import DemoProvider
-from iridium.core.serving import start
+from iridium.demo_provider import DemoProvider
+from iridium.infra.serving import start
 
 DEMO_TOKEN_DELAY = 0.02  # seconds between streamed words, so streaming is visible
 

@@ -1,7 +1,7 @@
 """The ASGI lifespan of the application: what a server does when it starts and stops.
 
 On shutdown the AI provider's connections are closed. (Queued generation rows and PostHog events
-are written when the process exits: see iridium.ai.recorder and iridium.analytics.posthog.)
+are written when the process exits: see iridium.ai.recorder and iridium.ai.posthog.)
 """
 
 import logging

@@ -1,9 +1,10 @@
 """Iridium's demo AI provider: a small, deterministic, OpenAI-compatible server.
 
 It is Iridium's default provider when no ``OPENAI_API_KEY`` is set (``manage.py demo_provider``
-serves it), and the tests drive it through the real ``openai`` SDK over real HTTP, so it speaks
-the same wire format as the OpenAI API rather than a look-alike. It is a bare ASGI application:
-any ASGI server runs it, and many concurrent streams cost one coroutine each.
+or ``python -m iridium.demo_provider`` serves it), and the tests drive it through the real
+``openai`` SDK over real HTTP, so it speaks the same wire format as the OpenAI API rather than
+a look-alike. It is a bare ASGI application: any ASGI server runs it, and many concurrent streams
+cost one coroutine each.
 
 Endpoints (everything else answers 404, a known path with the wrong method 405):
 

@@ -6,8 +6,8 @@ import contextlib
 import uvicorn
 from django.core.management.base import BaseCommand
 
-from iridium.ai.demo_provider import DemoProvider
-from iridium.core.serving import start
+from iridium.demo_provider import DemoProvider
+from iridium.infra.serving import start
 
 
 class Command(BaseCommand):

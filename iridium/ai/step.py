@@ -1,0 +1,152 @@
+"""One provider call: the request through the SDK (its retries, each attempt counted), the
+service's deadline, the answer read as it streams, the SDK's errors mapped to errors a person
+can read, and the generation recorded however the call ends (complete, failed or cancelled)."""
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+import openai
+from django.conf import settings
+from django.utils import timezone
+
+from . import errors, pricing, provider, wire
+from .call import Call, new_span_id
+from .types import Cost, TextDelta, Usage
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StepResult:
+    """The last item a step yields, after its `TextDelta`s."""
+
+    text: str
+    tool_calls: list[dict]
+    usage: Usage
+    cost: Cost | None
+    finish_reason: str
+
+
+async def provider_step(call: Call, conversation: list[dict], step: int, parent_id: str):
+    """Yield the answer's `TextDelta`s as they arrive, then its `StepResult`; raise
+    `errors.ProviderError` when the provider fails (after the SDK's retries)."""
+    tools = list(call.request.tools)
+    body = wire.build_request(
+        model=call.model,
+        messages=conversation,
+        parameters=wire.parameters(
+            temperature=call.request.temperature,
+            max_output_tokens=call.request.max_output_tokens,
+        ),
+        tools=tools,
+        allow_tools=bool(tools) and step < call.max_steps,
+        streaming=call.streaming,
+    )
+    span_id = new_span_id()
+    call.span_ids.append(span_id)
+    attempts: list[dict] = []
+    token = provider.current_attempts.set(attempts)
+    created_at = timezone.now()
+    started = time.perf_counter()
+    answer = wire.Answer(started)
+    outcome, error_text = "error", ""
+    try:
+        completions = provider.client().chat.completions
+        if call.streaming:
+            # The SDK makes the request (auth, retries, errors); the event stream is read line
+            # by line (iridium.ai.wire).
+            async with contextlib.AsyncExitStack() as stack:
+                async with asyncio.timeout(settings.AI_DEADLINE_SECONDS):
+                    response = await stack.enter_async_context(
+                        completions.with_streaming_response.create(**body)
+                    )
+                answer.answering = True
+                async for line in response.iter_lines():
+                    chunk = wire.event_data(line)
+                    if chunk is None:
+                        continue
+                    if chunk is wire.DONE:
+                        break
+                    delta_text = answer.take(chunk)
+                    if delta_text:
+                        yield TextDelta(delta_text)
+            if answer.finish_reason is None:
+                raise wire.CutStream()
+        else:
+            async with asyncio.timeout(settings.AI_DEADLINE_SECONDS):
+                completion = await completions.create(**body)
+            answer.take_whole(completion.model_dump())
+        outcome = "ok"
+    except (GeneratorExit, asyncio.CancelledError):
+        outcome = "cancelled"
+        answer.finish_reason = "cancelled"
+        raise
+    except Exception as error:
+        detail = f"{type(error).__name__}: {error}"
+        error_text = _describe_attempts(attempts, detail)
+        raise _provider_error(call, error, attempts, answer, detail) from error
+    finally:
+        provider.current_attempts.reset(token)
+        usage, estimated = answer.usage, False
+        if usage is None:
+            # The provider reports usage only at the end of a complete stream; for a stopped or
+            # cut answer it is estimated, and marked as estimated.
+            estimated = answer.produced
+            usage = wire.estimate_usage(conversation, answer.text) if estimated else Usage()
+        cost = pricing.price(provider=settings.AI_PROVIDER, model=call.model, usage=usage)
+        call.add_spent(cost)
+        call.record_generation(
+            created_at=created_at,
+            span_id=span_id,
+            parent_id=parent_id,
+            step=step,
+            body=body,
+            answer=answer,
+            usage=usage,
+            usage_estimated=estimated,
+            cost=cost,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            attempts=attempts,
+            error=error_text if outcome == "error" else "",
+        )
+    yield StepResult(
+        text=answer.text,
+        tool_calls=answer.tool_calls(),
+        usage=usage,
+        cost=cost,
+        finish_reason=answer.finish_reason or "stop",
+    )
+
+
+def _provider_error(call, error, attempts, answer, detail) -> errors.ProviderError:
+    status = getattr(error, "status_code", None)
+    if isinstance(error, wire.CutStream | wire.StreamError) or answer.answering:
+        # The stream had begun: the connection broke or the server sent an error event.
+        message = errors.PROVIDER_CUT
+    elif isinstance(error, openai.RateLimitError):
+        message = errors.PROVIDER_BUSY
+    elif isinstance(error, openai.APITimeoutError | TimeoutError):
+        message = errors.PROVIDER_TIMEOUT
+    elif isinstance(error, openai.APIConnectionError):
+        message = errors.PROVIDER_UNREACHABLE
+    elif isinstance(error, openai.APIStatusError) and error.status_code < 500:
+        message = errors.PROVIDER_REJECTED
+    else:
+        message = errors.PROVIDER_FAILED
+    logger.warning(
+        "AI call failed: feature=%s model=%s trace=%s attempts=%d: %s",
+        call.feature,
+        call.model,
+        call.trace_id,
+        len(attempts),
+        detail,
+    )
+    return errors.ProviderError(message, detail=detail, status=status)
+
+
+def _describe_attempts(attempts: list[dict], error: str) -> str:
+    statuses = ", ".join(str(a.get("status") or "no response") for a in attempts) or "none"
+    return f"{error} ({len(attempts)} attempt(s): {statuses})"

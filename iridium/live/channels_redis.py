@@ -1,0 +1,31 @@
+"""What Iridium needs of channels-redis beyond the channel layer's public API, in one place:
+which channels are members of a group, and whether a channel is this process's.
+
+channels-redis keeps a group as a sorted set (`_group_key(group)`), members scored by when they
+joined, on the shard `consistent_hash(group)`; a process's channels are named
+`<prefix>.<client_prefix>!<id>`. These are internals of channels-redis, so the version is pinned
+by uv.lock and tests/test_channels_redis.py checks them against the locked version.
+"""
+
+import time
+
+
+async def members(layer, groups: list[str]) -> dict[str, list[str]]:
+    """The channel names in each group, one pipeline per Redis shard."""
+    oldest = int(time.time()) - layer.group_expiry
+    by_shard: dict[int, list[str]] = {}
+    for group in groups:
+        by_shard.setdefault(layer.consistent_hash(group), []).append(group)
+    found = {}
+    for shard, shard_groups in by_shard.items():
+        async with layer.connection(shard).pipeline(transaction=False) as pipeline:
+            for group in shard_groups:
+                pipeline.zrangebyscore(layer._group_key(group), oldest, "+inf")
+            for group, names in zip(shard_groups, await pipeline.execute(), strict=True):
+                found[group] = [name.decode() for name in names]
+    return found
+
+
+def is_own(layer, channel: str) -> bool:
+    """True for a channel of this process (its receive loop delivers it here)."""
+    return f".{layer.client_prefix}!" in channel

@@ -1,0 +1,145 @@
+"""The websocket of one object whose answers stream (a conversation, a ticket, a creation).
+
+Apps declare, the base does the rest. An app's consumer names its `target` (the key of its
+runs and group), how to load the object for a user (the app's access rule, the same one its
+views use), the object's answers, and its handlers for frames. The base:
+
+- refuses anonymous sockets (close code 4401) and people who may not see the object (4403);
+- joins the object's group, here and (with Redis) for other workers;
+- sends `ready` with the answer being written, from this worker's registry or, for an answer
+  written by another worker, from its progress saved in the database; answers left "being
+  written" by a worker that stopped are marked interrupted first;
+- takes `stop` for every app;
+- validates every frame (iridium.live.protocol) and maps every domain error (a refused frame,
+  a busy object, an AI refusal) to an `error` frame once, here.
+"""
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.db.models import QuerySet
+
+from iridium.infra.errors import DomainError
+
+from . import fanout, protocol, runs
+from .models import StreamedAnswer
+from .rendering import message_html
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an app's answers are about: `prefix` names the keys ("chat" -> "chat-12"), `noun`
+    the object in messages to people ("conversation")."""
+
+    prefix: str
+    noun: str
+
+    def key(self, object_id: int) -> str:
+        return f"{self.prefix}-{object_id}"
+
+
+class StreamConsumer(AsyncJsonWebsocketConsumer):
+    target: ClassVar[Target]
+    # Frame type -> name of the method taking the validated frame (stop is the base's).
+    handlers: ClassVar[dict[str, str]] = {}
+
+    async def load(self, user, object_id: int):
+        """The object if `user` may watch it, else None (the app's access rule)."""
+        raise NotImplementedError
+
+    def answers(self) -> QuerySet:
+        """The object's AI answers."""
+        raise NotImplementedError
+
+    async def ready_state(self) -> dict:
+        """More for the `ready` frame (the object's state)."""
+        return {}
+
+    async def after_ready(self) -> None:
+        """Called once the socket is ready."""
+
+    # --- Connection -------------------------------------------------------------------------
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=protocol.CLOSE_UNAUTHENTICATED)
+            return
+        self.user = user
+        self.object_id = int(self.scope["url_route"]["kwargs"]["pk"])
+        self.object = await self.load(user, self.object_id)
+        if self.object is None:
+            await self.close(code=protocol.CLOSE_FORBIDDEN)
+            return
+        self.key = self.target.key(self.object_id)
+        fanout.subscribe(self.key, self)
+        if not fanout.single_process():  # other workers reach it through the channel layer
+            await self.channel_layer.group_add(self.key, self.channel_name)
+        await self.accept()
+        await self.send_json(
+            protocol.ready(await self._in_progress(), **(await self.ready_state()))
+        )
+        await self.after_ready()
+
+    async def _in_progress(self) -> dict | None:
+        """The answer being written (its text so far, its message rendered), if any."""
+        return await database_sync_to_async(self._answer_in_progress)()
+
+    def _answer_in_progress(self) -> dict | None:
+        answers = self.answers()
+        answers.model.mark_interrupted(answers, key=self.key)
+        run = runs.running(self.key)
+        if run is not None:
+            answer = answers.filter(pk=run.message_id).first()
+            text = run.text
+        else:
+            # Perhaps being written by another worker: its progress, saved every second.
+            answer = answers.filter(status=StreamedAnswer.Status.STREAMING).first()
+            text = answer.content if answer else ""
+        if answer is None:
+            return None
+        answer.content = text
+        return {"message_id": answer.pk, "text": text, "html": message_html(answer)}
+
+    async def disconnect(self, code):
+        # The answer in progress goes on: it belongs to the object, not to this socket.
+        if getattr(self, "key", None):
+            fanout.unsubscribe(self.key, self)
+            if not fanout.single_process():
+                await self.channel_layer.group_discard(self.key, self.channel_name)
+
+    async def dispatch(self, message):
+        # Channels runs close_old_connections() in the database thread before every handler:
+        # a thread hop per token per socket, all through one thread. Relayed frames touch no
+        # database, so they skip it.
+        if message["type"] == "stream.frame":
+            await self.stream_frame(message)
+            return
+        await super().dispatch(message)
+
+    async def stream_frame(self, event):
+        await self.send_json(event["frame"])
+
+    # --- Frames from the page ---------------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
+        try:
+            frame = protocol.parse(raw, max_chars=settings.WEBSOCKET_MAX_FRAME_CHARS)
+            await self._handler(frame["type"])(frame)
+        except DomainError as error:
+            await self.send_json(protocol.error(error.code, error.message, **error.extra))
+
+    def _handler(self, frame_type: str):
+        if frame_type == protocol.STOP:
+            return self.on_stop
+        name = self.handlers.get(frame_type)
+        if name is None:
+            raise protocol.UnknownType(protocol.UNKNOWN_TYPE.format(type=frame_type))
+        return getattr(self, name)
+
+    async def on_stop(self, frame):
+        await runs.stop(self.key)

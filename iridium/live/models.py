@@ -1,0 +1,97 @@
+from datetime import timedelta
+
+from django.db import models
+from django.utils import timezone
+
+from . import runs
+
+# A message still "being written" whose run has not been heard of for this long was interrupted
+# (its worker stopped): it is marked failed, so that it can be retried. Progress is saved every
+# second while an answer streams, so a live answer is never this quiet.
+INTERRUPTED_AFTER = timedelta(seconds=15)
+
+
+class StreamedAnswer(models.Model):
+    """A message that may be an AI answer streamed to the page: chat messages, ticket messages,
+    creations.
+
+    iridium.live.writer fills it as the answer streams and saves it when the answer ends,
+    however it ends. Every such message is shown by one template (live/_message.html), on the
+    page and in the frames that bring it live.
+    """
+
+    class Status(models.TextChoices):
+        COMPLETE = "complete", "Complete"
+        STREAMING = "streaming", "Being written"
+        STOPPED = "stopped", "Stopped"
+        ERROR = "error", "Failed"
+
+    INTERRUPTED = "The answer was interrupted. Retry to get a new one."
+
+    content = models.TextField(blank=True)
+    # AI answers rendered from Markdown and sanitised once, when the answer completes.
+    html = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=Status, default=Status.COMPLETE)
+    error = models.CharField(max_length=300, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=10, null=True, blank=True)
+    from_cache = models.BooleanField(default=False)
+    tool_events = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["created_at", "pk"]
+
+    # --- How the message is shown (live/_message.html) ----------------------------------------
+
+    @property
+    def is_answer(self) -> bool:
+        """An AI answer (the rest are people's messages)."""
+        return True
+
+    @property
+    def author_label(self) -> str:
+        return "Assistant"
+
+    @property
+    def author_username(self) -> str:
+        """A person's username, shown as "You" to that person; empty for the assistant."""
+        return ""
+
+    @property
+    def author_kind(self) -> str:
+        """A finer kind of author, where an app has one (support: customer or agent)."""
+        return ""
+
+    def frame(self) -> dict:
+        """The message's state as the page's script keeps it."""
+        return {
+            "id": self.pk,
+            "content": self.content,
+            "status": self.status,
+            "error": self.error,
+            "model": self.model,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": str(self.cost_usd) if self.cost_usd is not None else None,
+            "from_cache": self.from_cache,
+            "tools": self.tool_events,
+            "role": "assistant" if self.is_answer else "user",
+        }
+
+    # --- Answers whose worker stopped ---------------------------------------------------------
+
+    @classmethod
+    def mark_interrupted(cls, answers: models.QuerySet, *, key: str) -> int:
+        """Answers among `answers` left "being written" by a worker that stopped become failed
+        ones (with Retry). Not while this process is writing one of them (under `key`)."""
+        if runs.running(key):
+            return 0
+        stale = timezone.now() - INTERRUPTED_AFTER
+        return answers.filter(status=cls.Status.STREAMING, updated_at__lt=stale).update(
+            status=cls.Status.ERROR, error=cls.INTERRUPTED
+        )

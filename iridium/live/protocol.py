@@ -1,0 +1,156 @@
+"""The frames between a page and the socket of its object (a conversation, a ticket, a
+creation): their types, fields and error codes, in one place. static/js/stream-page.js speaks
+the same protocol (tests/test_protocol.py holds the two to each other).
+
+The socket's URL names its object, so no frame carries the object's id.
+
+From the page:
+    send {content, client_id}   a message (chat, support)
+    stop                        stop the answer being written
+    regenerate                  a new answer to the last question (chat)
+    retry                       answer again where the last answer failed
+    human                       ask for a person (support)
+
+To the page:
+    ready {in_progress}                      first frame; the answer being written, if any
+    user_message {message, html, title?}     a person's message, rendered
+    answer_started {message_id, html}        an answer begins (its empty message, rendered)
+    delta {message_id, offset, text}         more text; offset = length of the text before it
+    snapshot {message_id, text}              the whole text so far (every second)
+    tool {message_id, name, ok, html}        the assistant used a tool (its note, rendered)
+    answer_finished {message_id, message, html}   the answer ended (complete, stopped, failed)
+    refused {message_id, question_id, code, message, text, client_id}
+                                             refused before it began (limit, budget, switch)
+    notice {code, message}                   something the page should say (handed over, ...)
+    error {code, message, text?}             a frame that was refused; `text` gives back what
+                                             the person typed
+"""
+
+import json
+
+from iridium.infra.errors import DomainError
+from iridium.infra.text import TextRejected, check_text
+
+# Close codes (4000-4999 are the application's own).
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+
+# Frames from the page.
+SEND = "send"
+STOP = "stop"
+REGENERATE = "regenerate"
+RETRY = "retry"
+HUMAN = "human"
+FROM_PAGE = (SEND, STOP, REGENERATE, RETRY, HUMAN)
+
+# Frames to the page.
+READY = "ready"
+USER_MESSAGE = "user_message"
+ANSWER_STARTED = "answer_started"
+DELTA = "delta"
+SNAPSHOT = "snapshot"
+TOOL = "tool"
+ANSWER_FINISHED = "answer_finished"
+REFUSED = "refused"
+NOTICE = "notice"
+ERROR = "error"
+TO_PAGE = (
+    READY, USER_MESSAGE, ANSWER_STARTED, DELTA, SNAPSHOT, TOOL, ANSWER_FINISHED, REFUSED, NOTICE,
+    ERROR,
+)  # fmt: skip
+
+CLIENT_ID_CHARS = 64
+
+MALFORMED = "That message was not valid JSON."
+NOT_AN_OBJECT = "A message must be a JSON object with a type."
+UNKNOWN_TYPE = "Unknown message type: {type!r}."
+FRAME_TOO_LARGE = "That message is too large."
+EMPTY = "Type a message first."
+TOO_LONG = "That message is too long ({length} characters; the limit is {limit})."
+
+
+class FrameRejected(DomainError):
+    """A frame from the page that cannot be taken: the page gets an `error` frame."""
+
+    code = "malformed"
+
+
+class Malformed(FrameRejected):
+    code = "malformed"
+
+
+class TooLarge(FrameRejected):
+    code = "too_large"
+
+
+class UnknownType(FrameRejected):
+    code = "unknown_type"
+
+
+class EmptyText(FrameRejected):
+    code = "empty"
+
+
+class TooLong(FrameRejected):
+    code = "too_long"
+
+
+class InvalidText(FrameRejected):
+    code = "invalid_text"
+
+
+def parse(raw: str, *, max_chars: int) -> dict:
+    """The frame in a websocket message: a JSON object with a string `type`."""
+    if len(raw) > max_chars:
+        raise TooLarge(FRAME_TOO_LARGE)
+    try:
+        frame = json.loads(raw)
+    except ValueError:
+        raise Malformed(MALFORMED) from None
+    if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+        raise Malformed(NOT_AN_OBJECT)
+    return frame
+
+
+def text(frame: dict, field: str = "content", *, limit: int) -> str:
+    """A person's text in a frame: a non-empty string of at most `limit` characters that can be
+    stored as it is (no NUL, no lone surrogate). A refusal gives the text back to the page."""
+    value = frame.get(field)
+    given_back = value if isinstance(value, str) else ""
+    if not isinstance(value, str) or not value.strip():
+        raise EmptyText(EMPTY, text=given_back)
+    if len(value) > limit:
+        raise TooLong(TOO_LONG.format(length=len(value), limit=limit), text=value)
+    try:
+        check_text(value)
+    except TextRejected as error:
+        raise InvalidText(str(error), text=value) from None
+    return value
+
+
+def client_id(frame: dict) -> str:
+    value = frame.get("client_id")
+    return value[:CLIENT_ID_CHARS] if isinstance(value, str) else ""
+
+
+# --- Frames to the page ----------------------------------------------------------------------
+
+
+def ready(in_progress: dict | None, **state) -> dict:
+    return {"type": READY, "in_progress": in_progress, **state}
+
+
+def delta(message_id: int, offset: int, text: str) -> dict:
+    return {"type": DELTA, "message_id": message_id, "offset": offset, "text": text}
+
+
+def snapshot(message_id: int, text: str) -> dict:
+    return {"type": SNAPSHOT, "message_id": message_id, "text": text}
+
+
+def error(code: str, message: str, **extra) -> dict:
+    return {"type": ERROR, "code": code, "message": message, **extra}
+
+
+def notice(code: str, message: str, **extra) -> dict:
+    return {"type": NOTICE, "code": code, "message": message, **extra}

@@ -1,0 +1,20 @@
+"""How messages look, rendered once on the server: an answer's Markdown (markdown-it-py,
+pygments, nh3: iridium.live.markdown), and the message fragments that the pages include and the
+frames carry, from one template each (live/_message.html, live/_tool_note.html)."""
+
+from django.template.loader import render_to_string
+
+from .markdown import render as render_markdown
+from .models import StreamedAnswer
+
+__all__ = ["message_html", "render_markdown", "tool_note_html"]
+
+
+def message_html(message: StreamedAnswer) -> str:
+    """The message's `<li>`, as the page shows it (without a viewer: people's own messages are
+    labelled "You" by the page's script, which knows who is looking)."""
+    return render_to_string("live/_message.html", {"message": message})
+
+
+def tool_note_html(tool: dict) -> str:
+    return render_to_string("live/_tool_note.html", {"tool": tool})

@@ -1,0 +1,181 @@
+"""Answers that run independent of any socket: each in a task of its own, held in this
+process's registry until it ends, so closing the tab or losing the connection does not stop it.
+
+A run's key names its object ("chat-12") and is also the Channels group of the sockets watching
+it. Every piece of the answer goes to them (iridium.live.fanout). A socket that joins late gets
+a snapshot of the text so far, and deltas carry their offset in the text, so a page can tell a
+gap and wait for the next snapshot (sent every SNAPSHOT_SECONDS).
+
+Stopping: `stop(key)` cancels a local run at once; for a run on another worker, a stop request
+is left in Redis, which the run checks every STOP_POLL_SECONDS.
+"""
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from asgiref.sync import SyncToAsync
+from django.conf import settings
+
+from iridium.infra.loops import PerLoop
+from iridium.infra.redis import async_client
+
+from . import fanout, protocol
+
+logger = logging.getLogger(__name__)
+
+SNAPSHOT_SECONDS = 1.0
+STOP_POLL_SECONDS = 0.5
+
+
+@dataclass
+class Run:
+    key: str  # what the run is about, e.g. "chat-12"; also the group of its sockets
+    message_id: int
+    parts: list[str] = field(default_factory=list)
+    length: int = 0
+    task: asyncio.Task | None = None
+    stop_requested: bool = False
+    last_snapshot: float = 0.0
+    # Set when the service refused the answer before it began (a limit, a budget, the switch).
+    refusal: Exception | None = None
+    first_output: asyncio.Future = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    async def send(self, frame: dict) -> None:
+        if frame["type"] != protocol.ANSWER_STARTED and not self.first_output.done():
+            self.first_output.set_result(None)
+        await fanout.group_send(self.key, frame)
+
+    async def started(self, timeout: float) -> None:
+        """Wait until the answer has produced something (a token, a tool, its end) or `timeout`
+        passed; raise the refusal if the service refused it."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.first_output), timeout)
+        if self.refusal is not None:
+            raise self.refusal
+
+    async def delta(self, text: str) -> None:
+        offset = self.length
+        self.parts.append(text)
+        self.length += len(text)
+        await self.send(protocol.delta(self.message_id, offset, text))
+
+    async def snapshot(self) -> None:
+        await self.send(protocol.snapshot(self.message_id, self.text))
+
+
+_runs: dict[str, Run] = {}
+
+
+def running(key: str) -> Run | None:
+    return _runs.get(key)
+
+
+def start(run: Run, produce: Callable[[Run], Awaitable[None]]) -> Run:
+    """Run `produce(run)` in its own task; the registry holds it until it ends."""
+
+    async def main():
+        # Without Redis there is one process, so no stop request can come from elsewhere.
+        watching = settings.REDIS_URL and _stop_requests.get()
+        if watching:
+            watching.watch(run)
+        try:
+            await produce(run)
+        except Exception:
+            logger.exception("stream %s failed", run.key)
+        finally:
+            _runs.pop(run.key, None)
+            if watching:
+                watching.forget(run)
+                with contextlib.suppress(Exception):
+                    await _clear_stop_request(run.key)
+
+    _runs[run.key] = run
+    run.task = asyncio.create_task(main(), name=f"stream {run.key}", context=_outside_request())
+    return run
+
+
+def _outside_request() -> contextvars.Context:
+    """The caller's context without the thread of the HTTP request (if any) that starts a run.
+
+    Django runs each request's synchronous work (the ORM's included) in a thread of the
+    request's own, which lives as long as the request. A run outlives the request that started
+    it (generate, a new ticket): in the request's context, its database work after the request
+    would go to a fresh thread per request, each keeping a connection that is never returned.
+    Outside it, the run's database work goes where a websocket's does (asgiref's one thread for
+    synchronous work in the process), on the one connection that thread keeps."""
+    context = contextvars.copy_context()
+    context.run(SyncToAsync.thread_sensitive_context.set, None)
+    return context
+
+
+async def stop(key: str) -> None:
+    run = _runs.get(key)
+    if run is not None and run.task is not None:
+        run.stop_requested = True
+        run.task.cancel()
+        return
+    # The run may be on another worker: leave it a note in Redis.
+    if not settings.REDIS_URL:
+        return
+    try:
+        await async_client(settings.REDIS_URL).set(_stop_key(key), 1, ex=60)
+    except Exception:
+        logger.warning("could not leave a stop request for %s", key)
+
+
+class _StopRequests:
+    """Stop requests left in Redis for this worker's runs (by a Stop pressed on another
+    worker), read for all of them with one MGET every STOP_POLL_SECONDS."""
+
+    def __init__(self):
+        self.runs: dict[str, Run] = {}
+        self.polling: asyncio.Task | None = None
+
+    def watch(self, run: Run) -> None:
+        self.runs[run.key] = run
+        if self.polling is None or self.polling.done():
+            self.polling = asyncio.create_task(self._poll(), name="stream stop requests")
+
+    def forget(self, run: Run) -> None:
+        if self.runs.get(run.key) is run:
+            del self.runs[run.key]
+
+    async def _poll(self) -> None:
+        while self.runs:
+            await asyncio.sleep(STOP_POLL_SECONDS)
+            keys = list(self.runs)
+            if not keys:
+                return
+            try:
+                requested = await async_client(settings.REDIS_URL).mget(
+                    [_stop_key(key) for key in keys]
+                )
+            except Exception:
+                continue  # Redis unreachable: Stop works on this worker's own sockets meanwhile
+            for key, value in zip(keys, requested, strict=True):
+                run = self.runs.get(key)
+                if value and run is not None and run.task is not None:
+                    self.forget(run)
+                    run.stop_requested = True
+                    run.task.cancel()
+
+
+_stop_requests = PerLoop(_StopRequests)
+
+
+async def _clear_stop_request(key: str) -> None:
+    await async_client(settings.REDIS_URL).delete(_stop_key(key))
+
+
+def _stop_key(key: str) -> str:
+    return f"iridium:stream:stop:{key}"

@@ -1,0 +1,130 @@
+"""Writing one AI answer into a `StreamedAnswer` while every watching page sees it stream.
+
+Chat, support and generate say what to ask (an `ai.Request`) and what to do when the request is
+refused; this writes the tokens to the run's sockets, saves progress beside the stream, reports
+tool use, and saves the answer when it ends, whether complete, stopped (the task was cancelled),
+failed (the provider's error is kept for a Retry) or refused.
+"""
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import aclosing
+
+from iridium import ai
+
+from . import progress, protocol, runs
+from .models import StreamedAnswer
+from .rendering import message_html, render_markdown, tool_note_html
+
+Ask = Callable[[], Awaitable[ai.Request]]
+OnRefused = Callable[[ai.Refused], Awaitable[dict]]
+
+
+def start(key: str, answer: StreamedAnswer, *, ask: Ask, on_refused: OnRefused) -> runs.Run:
+    """Write `answer` in a run of its own under `key`: `ask()` builds the request (in the run,
+    so its database reads are off the caller's path); `on_refused(refusal)` cleans up after a
+    refusal and returns what to add to the `refused` frame."""
+    run = runs.Run(key=key, message_id=answer.pk)
+
+    async def produce(run):
+        await write(run, answer, request=await ask(), on_refused=on_refused)
+
+    return runs.start(run, produce)
+
+
+async def write(
+    run: runs.Run, answer: StreamedAnswer, *, request: ai.Request, on_refused: OnRefused
+) -> None:
+    """Stream `request` into `answer`, however it ends."""
+    await run.send(
+        {
+            "type": protocol.ANSWER_STARTED,
+            "message_id": answer.pk,
+            "html": message_html(answer),
+        }
+    )
+    run.last_snapshot = time.monotonic()
+    try:
+        async with aclosing(ai.stream(request)) as events:
+            async for event in events:
+                if run.stop_requested:
+                    # A library on the way may swallow the task's cancellation: the request to
+                    # stop is honoured at the next token whatever happens to it.
+                    raise asyncio.CancelledError
+                await _take(run, answer, event)
+    except ai.ProviderError as error:
+        await finish(run, answer, run.text, answer.Status.ERROR, error=str(error))
+    except ai.Refused as refusal:
+        run.refusal = refusal
+        extra = await on_refused(refusal)
+        await run.send(
+            {
+                "type": protocol.REFUSED,
+                "message_id": answer.pk,
+                "code": refusal.code,
+                "message": str(refusal),
+                **extra,
+            }
+        )
+    except BaseException:  # stopped (the task was cancelled) or failed unexpectedly
+        await finish(run, answer, run.text, answer.Status.STOPPED)
+        raise
+
+
+async def _take(run: runs.Run, answer: StreamedAnswer, event) -> None:
+    if isinstance(event, ai.TextDelta):
+        await run.delta(event.text)
+        if time.monotonic() - run.last_snapshot > runs.SNAPSHOT_SECONDS:
+            run.last_snapshot = time.monotonic()
+            # Saved beside the stream, never in its way: tokens keep flowing meanwhile.
+            progress.writer().note(answer, run.text)
+            await run.snapshot()
+    elif isinstance(event, ai.ToolCalled):
+        tool = describe_tool(event)
+        answer.tool_events.append(tool)
+        await run.send(
+            {"type": protocol.TOOL, "message_id": answer.pk, "html": tool_note_html(tool), **tool}
+        )
+    elif isinstance(event, ai.Completion):
+        await finish(run, answer, event.text, answer.Status.COMPLETE, completion=event)
+
+
+def describe_tool(event: ai.ToolCalled) -> dict:
+    """What the page shows of a tool the assistant used (never the tool's raw result)."""
+    tool = {"name": event.name, "ok": not event.is_error}
+    result = event.result if isinstance(event.result, dict) else {}
+    if event.name == "create_support_ticket" and "ticket_id" in result:
+        tool["ticket"] = {"id": result["ticket_id"], "url": result["url"]}
+    if event.name == "search_knowledge_base":
+        tool["results"] = len(result.get("results", []))
+    return tool
+
+
+async def finish(run, answer, text, status, *, completion=None, error=""):
+    answer.content = text
+    answer.status = status
+    answer.error = error
+    if completion is not None:
+        answer.model = completion.model
+        answer.input_tokens = completion.usage.input_tokens
+        answer.output_tokens = completion.usage.output_tokens
+        answer.cost_usd = completion.cost.total_usd if completion.cost else None
+        answer.from_cache = completion.from_cache
+    # Rendering (pygments, the template) takes milliseconds of CPU: off the event loop, so that
+    # the other answers' tokens are not held up behind it.
+    html = await asyncio.to_thread(_render, answer)
+    await answer.asave()
+    await run.send(
+        {
+            "type": protocol.ANSWER_FINISHED,
+            "message_id": answer.pk,
+            "message": answer.frame(),
+            "html": html,
+        }
+    )
+
+
+def _render(answer: StreamedAnswer) -> str:
+    answer.html = render_markdown(answer.content) if answer.content else ""
+    return message_html(answer)
