@@ -52,7 +52,7 @@ def _new_client() -> Posthog:
         timeout=settings.POSTHOG_TIMEOUT,
         on_error=_log_delivery_error,
         secret_key=settings.POSTHOG_SECRET_KEY or None,
-        # Flags are evaluated in the background (part 2): a request never waits for them.
+        # Flags are evaluated in a thread pool (iridium.ai.flags): a request never waits long.
         feature_flags_request_timeout_seconds=settings.POSTHOG_TIMEOUT,
     )
 
