@@ -4,8 +4,9 @@ Values come from admin overrides (`FlagOverride`, always winning, working with P
 absent), then from PostHog when it is configured (remote evaluation, or local evaluation with
 POSTHOG_SECRET_KEY), then from defaults. PostHog's client blocks for up to its timeout per
 remote evaluation, so it runs in a small thread pool: a request uses the values cached for its
-user and waits at most AI_FLAGS_WAIT_SECONDS for the first evaluation; past that, or when
-PostHog is unreachable, it uses the last known values, or the defaults.
+user; the call that starts a user's first evaluation waits for it at most AI_FLAGS_WAIT_SECONDS,
+and calls made while it is in flight do not wait at all. Past that, or when PostHog is
+unreachable, a call uses the last known values, or the defaults.
 """
 
 import asyncio
@@ -73,10 +74,13 @@ class FlagStore:
         if fresh:
             return cached[1]
         future = self._in_flight.get(distinct_id)
-        if future is None:
-            future = self._executor.submit(self._evaluate_remotely, distinct_id, groups)
-            self._in_flight[distinct_id] = future
-            future.add_done_callback(lambda _: self._in_flight.pop(distinct_id, None))
+        if future is not None:
+            # Another call is already waiting for this evaluation: only that one waits (for at
+            # most AI_FLAGS_WAIT_SECONDS); this one takes what is known, or the defaults, now.
+            return cached[1] if cached is not None else {}
+        future = self._executor.submit(self._evaluate_remotely, distinct_id, groups)
+        self._in_flight[distinct_id] = future
+        future.add_done_callback(lambda _: self._in_flight.pop(distinct_id, None))
         if cached is not None:
             return cached[1]  # stale while the new evaluation runs in the background
         try:

@@ -87,8 +87,10 @@ class Recorder:
                 records = [item for item in batch if item is not _STOP]
                 try:
                     self._write(records)
-                except Exception:  # the thread must outlive any one bad batch
-                    logger.exception("could not record %d AI call(s)", len(records))
+                except Exception as error:  # the thread must outlive any one bad batch
+                    logger.error(
+                        "could not record %d AI call(s): %s", len(records), type(error).__name__
+                    )
                 finally:
                     with self._idle:
                         self._pending -= len(records)
@@ -104,9 +106,28 @@ class Recorder:
         for record in records:
             try:
                 posthog.capture(record.to_event())
-            except Exception:
-                logger.exception("could not queue a PostHog event")
-        on_kept_connection(self._write_rows, records)
+            except Exception as error:
+                logger.error("could not queue a PostHog event: %s", type(error).__name__)
+        try:
+            on_kept_connection(self._write_rows, records)
+        except Exception as error:
+            # One bad row must not cost the others theirs: the batch is written again row by
+            # row. Logs name the rows, never their content (prompts, answers, arguments).
+            logger.warning(
+                "could not record %d AI call(s) at once (%s); recording them one by one",
+                len(records),
+                type(error).__name__,
+            )
+            for record in records:
+                try:
+                    on_kept_connection(self._write_rows, [record])
+                except Exception as error:
+                    logger.error(
+                        "could not record AI call %s of trace %s: %s",
+                        record.span_id,
+                        record.trace_id,
+                        type(error).__name__,
+                    )
 
     @staticmethod
     def _write_rows(records):

@@ -11,9 +11,10 @@ from typing import Any
 
 from django.conf import settings
 
-from iridium.ai.pseudonyms import pseudonym
+from iridium.infra.text import storable, storable_json
 
 from .models import Generation, Span
+from .pseudonyms import pseudonym
 from .types import Cost, Usage
 
 
@@ -104,13 +105,14 @@ class GenerationRecord:
             http_status=self.http_status,
             attempts=self.attempts,
             is_error=self.is_error,
-            error=self.error,
+            error=storable(self.error),
             finish_reason=self.finish_reason,
             privacy_mode=self.privacy_mode,
-            tools=[schema["function"]["name"] for schema in self.tool_schemas],
-            properties=self.properties,
-            input=None if self.privacy_mode else self.input,
-            output=None if self.privacy_mode else self.output,
+            tools=storable_json([schema["function"]["name"] for schema in self.tool_schemas]),
+            properties=storable_json(self.properties),
+            # PostgreSQL takes neither NUL nor a lone surrogate, which models and people do send.
+            input=None if self.privacy_mode else storable_json(self.input),
+            output=None if self.privacy_mode else storable_json(self.output),
             cache_hit=self.cache_hit,
             saved_cost_usd=self.saved_cost,
             estimated_input_tokens=self.estimated_input_tokens,
@@ -199,10 +201,10 @@ class SpanRecord:
             feature=self.feature,
             latency_ms=self.latency_ms,
             is_error=self.is_error,
-            error=self.error,
+            error=storable(self.error),
             privacy_mode=self.privacy_mode,
-            input_state=None if self.privacy_mode else self.input_state,
-            output_state=None if self.privacy_mode else self.output_state,
+            input_state=None if self.privacy_mode else storable_json(self.input_state),
+            output_state=None if self.privacy_mode else storable_json(self.output_state),
         )
 
     def to_event(self) -> dict:
