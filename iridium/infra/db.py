@@ -1,10 +1,15 @@
-"""Database work done by a long-lived thread of our own (the recorder, the progress writer).
+"""Database work on connections that outlive a request: long-lived threads of our own (the
+recorder, the progress writer), and asgiref's thread for synchronous work, where answers that
+outlive their request or socket are saved.
 
 Such a thread keeps its connection from one write to the next: opening one costs more than most
 of the writes (a new SQLite connection runs its PRAGMAs; a PostgreSQL one is a TCP handshake and
 authentication). Request threads close theirs after each request, as Django advises under ASGI.
+A kept connection can break under it (the database restarted, or ended it), so each write on one
+is made again, once, on a fresh connection.
 """
 
+from asgiref.sync import sync_to_async
 from django.db import InterfaceError, OperationalError, connection
 
 
@@ -19,3 +24,8 @@ def on_kept_connection(write, *args):
             raise
         connection.close()
         return write(*args)
+
+
+async def on_kept_connection_async(write, *args):
+    """`on_kept_connection` in asgiref's thread for synchronous work (where the async ORM runs)."""
+    return await sync_to_async(on_kept_connection)(write, *args)

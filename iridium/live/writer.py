@@ -7,15 +7,19 @@ failed (the provider's error is kept for a Retry) or refused.
 """
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 
 from iridium import ai
+from iridium.infra.db import on_kept_connection_async
 
 from . import progress, protocol, runs
 from .models import StreamedAnswer
 from .rendering import message_html, render_markdown, tool_note_html
+
+logger = logging.getLogger(__name__)
 
 Ask = Callable[[], Awaitable[ai.Request]]
 OnRefused = Callable[[ai.Refused], Awaitable[dict]]
@@ -114,7 +118,13 @@ async def finish(run, answer, text, status, *, completion=None, error=""):
     # Rendering (pygments, the template) takes milliseconds of CPU: off the event loop, so that
     # the other answers' tokens are not held up behind it.
     html = await asyncio.to_thread(_render, answer)
-    await answer.asave()
+    try:
+        # On a fresh connection if the kept one was ended meanwhile (the database restarted).
+        await on_kept_connection_async(answer.save)
+    except Exception:
+        # The page still gets the answer; the saved progress stays, and the answer is marked
+        # interrupted (with Retry) when its page is opened again.
+        logger.exception("could not save the answer %s of %s", answer.pk, run.key)
     await run.send(
         {
             "type": protocol.ANSWER_FINISHED,

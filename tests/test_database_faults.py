@@ -1,0 +1,67 @@
+"""PostgreSQL ends every connection while answers stream (a restart, a failover, an operator's
+pg_terminate_backend): the answers are saved on fresh connections and reach the page."""
+
+import asyncio
+
+import psycopg
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connection
+
+from chat.models import Conversation, Message
+from tests.conftest import require
+from tests.helpers.sockets import frames_until, idle, open_socket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def held_connection_pid() -> int:
+    """In asgiref's thread for synchronous work, where answers are saved: its connection's
+    server process (the connection stays checked out until something closes it)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def terminate(pid: int) -> bool:
+    settings = connection.settings_dict
+    with psycopg.connect(
+        host=settings["HOST"] or "127.0.0.1",
+        port=settings["PORT"] or 5432,
+        user=settings["USER"],
+        password=settings["PASSWORD"],
+        dbname=settings["NAME"],
+        autocommit=True,
+    ) as admin:
+        return admin.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone()[0]
+
+
+async def test_answers_finish_and_are_saved_when_postgresql_ends_the_connections(
+    ai_settings, make_user
+):
+    require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL)")
+    users = [await sync_to_async(make_user)(f"user{index}") for index in range(3)]
+    sockets, conversations = [], []
+    for user in users:
+        conversation = await Conversation.objects.acreate(user=user)
+        socket, connected, _ = await open_socket(user, "chat", conversation.pk)
+        assert connected
+        await socket.receive_json_from()  # ready
+        await socket.send_json_to(
+            {"type": "send", "content": "A long story [[demo:slow=0.03]] [[demo:words=40]]"}
+        )
+        sockets.append(socket)
+        conversations.append(conversation)
+    for socket in sockets:
+        await frames_until(socket, "delta")
+    # The database ends the connection the answers will be saved on.
+    pid = await sync_to_async(held_connection_pid)()
+    assert await asyncio.to_thread(terminate, pid)
+    for socket in sockets:
+        finished = (await frames_until(socket, "answer_finished"))[-1]["message"]
+        assert finished["status"] == "complete" and len(finished["content"].split()) >= 40
+        await socket.disconnect()
+    for conversation in conversations:
+        await idle("chat", conversation.pk)
+        answer = await Message.objects.aget(conversation=conversation, role="assistant")
+        assert answer.status == "complete" and len(answer.content.split()) >= 40
