@@ -3,8 +3,10 @@ streamed to every tab (iridium.live), and saved when it ends however it ends (co
 stopped, failed). A refused request (limit, budget, kill switch) leaves nothing behind, so the
 page can give the person their text back."""
 
+from contextlib import contextmanager
+
 from asgiref.sync import sync_to_async
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from iridium import ai
@@ -91,34 +93,48 @@ def _start(conversation, user, answer, *, question, client_id):
     writer.start(run_key(conversation.pk), answer, ask=ask, on_refused=on_refused)
 
 
-@transaction.atomic
 def _save_question(conversation: Conversation, content: str):
-    _check_not_busy(conversation, text=content)
-    question = Message.objects.create(
-        conversation=conversation, role=Message.Role.USER, content=content.strip()
-    )
-    answer = Message.objects.create(
-        conversation=conversation, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING
-    )
-    if conversation.title == Conversation._meta.get_field("title").default:
-        conversation.title = _title_from(content)
-    conversation.save(update_fields=["title", "updated_at"])
+    with _one_answer_at_a_time(text=content), transaction.atomic():
+        _check_not_busy(conversation, text=content)
+        question = Message.objects.create(
+            conversation=conversation, role=Message.Role.USER, content=content.strip()
+        )
+        answer = _new_answer(conversation)
+        if conversation.title == Conversation._meta.get_field("title").default:
+            conversation.title = _title_from(content)
+        conversation.save(update_fields=["title", "updated_at"])
     return question, answer
 
 
-@transaction.atomic
 def _replace_last_answer(conversation: Conversation) -> Message:
-    _check_not_busy(conversation)
-    last = conversation.messages.order_by("-created_at", "-pk").first()
-    if last is None:
-        raise NothingToRegenerate(NOTHING_TO_REGENERATE)
-    if last.role == Message.Role.ASSISTANT:
-        last.delete()
-    answer = Message.objects.create(
+    with _one_answer_at_a_time(), transaction.atomic():
+        _check_not_busy(conversation)
+        last = conversation.messages.order_by("-created_at", "-pk").first()
+        if last is None:
+            raise NothingToRegenerate(NOTHING_TO_REGENERATE)
+        if last.role == Message.Role.ASSISTANT:
+            last.delete()
+        answer = _new_answer(conversation)
+        conversation.save(update_fields=["updated_at"])
+    return answer
+
+
+def _new_answer(conversation: Conversation) -> Message:
+    return Message.objects.create(
         conversation=conversation, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING
     )
-    conversation.save(update_fields=["updated_at"])
-    return answer
+
+
+@contextmanager
+def _one_answer_at_a_time(**given_back):
+    """Two workers taking a "send" at once both find the conversation free; the database lets
+    one of them write its answer (one_answer_being_written_per_conversation), the other is busy."""
+    try:
+        yield
+    except IntegrityError as error:
+        if "one_answer_being_written" not in str(error):
+            raise
+        raise Busy(BUSY, **given_back) from error
 
 
 def _check_not_busy(conversation: Conversation, **given_back) -> None:

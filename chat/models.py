@@ -34,7 +34,14 @@ class Message(StreamedAnswer):
     role = models.CharField(max_length=10, choices=Role)
 
     class Meta(StreamedAnswer.Meta):
-        pass
+        constraints = [
+            # However many workers take a "send" at once, one answer is written at a time.
+            models.UniqueConstraint(
+                fields=["conversation"],
+                condition=models.Q(status="streaming"),
+                name="one_answer_being_written_per_conversation",
+            )
+        ]
 
     def __str__(self):
         return f"{self.role}: {self.content[:40]}"

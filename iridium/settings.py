@@ -11,6 +11,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from iridium.infra.redis import pool_options as redis_pool_options
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -149,17 +151,19 @@ if REDIS_URL:
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
                 "hosts": [
-                    {
-                        "address": REDIS_URL,
+                    # Through iridium.infra.redis.Connection, so that cancellations reach
+                    # channels-redis's receive loop (see there).
+                    redis_pool_options(
+                        REDIS_URL,
                         # Each socket waits on Redis with a blocking pop of 5 s (channels-redis);
                         # the client's own read timeout (5 s by default since redis-py 8) must
                         # be longer, or every quiet socket is dropped after 5 s.
-                        "socket_timeout": 15,
-                        "socket_connect_timeout": REDIS_TIMEOUT,
+                        socket_timeout=15,
+                        socket_connect_timeout=REDIS_TIMEOUT,
                         # A connection per operation in flight (redis-py's default cap is 100,
                         # which hundreds of sockets connecting at once, after a deploy, exceed).
-                        "max_connections": 1000,
-                    }
+                        max_connections=1000,
+                    )
                 ],
                 "prefix": "iridium:channels",
             },

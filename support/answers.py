@@ -2,7 +2,7 @@
 the ticket's thread, until a person takes over. It acts for the ticket's owner only."""
 
 from asgiref.sync import sync_to_async
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from iridium import ai
 from iridium.live import runs, writer
@@ -46,18 +46,30 @@ def _hand_over_tool(ticket_id: int) -> ai.Tool:
     )
 
 
-@transaction.atomic
 def _prepare(ticket_id: int):
-    ticket = (
-        Ticket.objects.select_for_update(of=("self",))
-        .select_related("user", "assigned_to")
-        .get(pk=ticket_id)
-    )
-    if runs.running(run_key(ticket.pk)) or not ticket.ai_answers:
+    """The ticket and its new answer, or (None, None) when the assistant should not answer now
+    (a person took over, or an answer is being written here or by another worker)."""
+    try:
+        with transaction.atomic():
+            ticket = (
+                Ticket.objects.select_for_update(of=("self",))
+                .select_related("user", "assigned_to")
+                .get(pk=ticket_id)
+            )
+            if runs.running(run_key(ticket.pk)) or not ticket.ai_answers:
+                return None, None
+            TicketMessage.mark_interrupted(
+                ticket.messages.filter(kind=TicketMessage.Kind.ASSISTANT), key=run_key(ticket.pk)
+            )
+            answer = TicketMessage.objects.create(
+                ticket=ticket,
+                kind=TicketMessage.Kind.ASSISTANT,
+                status=TicketMessage.Status.STREAMING,
+            )
+    except IntegrityError as error:  # one_answer_being_written_per_ticket: another worker's
+        if "one_answer_being_written" not in str(error):
+            raise
         return None, None
-    answer = TicketMessage.objects.create(
-        ticket=ticket, kind=TicketMessage.Kind.ASSISTANT, status=TicketMessage.Status.STREAMING
-    )
     return ticket, answer
 
 

@@ -86,7 +86,13 @@ class TicketMessage(StreamedAnswer):
     )
 
     class Meta(StreamedAnswer.Meta):
-        pass
+        constraints = [
+            models.UniqueConstraint(
+                fields=["ticket"],
+                condition=models.Q(status="streaming"),
+                name="one_answer_being_written_per_ticket",
+            )
+        ]
 
     def __str__(self):
         return f"{self.kind}: {self.content[:40]}"

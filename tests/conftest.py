@@ -8,10 +8,11 @@ from channels.layers import channel_layers
 from django.conf import settings
 from django.core.cache import cache
 
-from iridium.accounts.models import Organization, Plan, User
+from iridium.accounts.models import Organization, Plan
 from iridium.accounts.services import ensure_default_plans
+from tests import factories
 
-pytest_plugins = ["tests.live", "tests.fixtures_ai"]
+pytest_plugins = ["tests.live", "tests.fixtures_ai", "tests.helpers.redis_server"]
 
 
 def services_required() -> bool:
@@ -83,18 +84,12 @@ def plans(db):
     return {plan.slug: plan for plan in Plan.objects.all()}
 
 
-DEFAULT_PASSWORD = "a-Str0ng-pass!"
-
-
 @pytest.fixture
 def make_user(plans):
-    def make(
-        username="someone", *, plan="free", organization=None, password=DEFAULT_PASSWORD, **extra
-    ):
-        user = User(username=username, plan=plans[plan], organization=organization, **extra)
-        user.set_password(password)
-        user.save()
-        return user
+    """tests.factories.user, once the plans are there; `plan` is a slug."""
+
+    def make(username="someone", *, plan="free", **fields):
+        return factories.user(username, plan=plans[plan], **fields)
 
     return make
 
@@ -123,6 +118,8 @@ def _end_stray_connections(django_db_setup, django_db_blocker):
 
     if connection.vendor != "postgresql":
         return
+    if connection.settings_dict["NAME"] != connection.creation._get_test_db_name():
+        return  # no test of this run used the database, so no test database was made
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"

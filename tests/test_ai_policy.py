@@ -3,8 +3,6 @@ limits. Real openai and posthog SDKs over loopback; real Redis when REDIS_URL is
 
 import asyncio
 import time
-import uuid
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -15,10 +13,7 @@ from iridium.ai import budgets, errors, posthog
 from iridium.ai.models import BudgetWarning, FlagOverride, Generation, PriceOverride
 from iridium.ai.recorder import recorder
 from tests.fakes.posthog_server import SilentServer
-
-
-def ask(text="hello"):
-    return [{"role": "user", "content": text}]
+from tests.helpers.ai import ask, spend
 
 
 async def rows():
@@ -344,21 +339,11 @@ async def test_a_failed_call_does_not_count_as_a_request(ai_settings, user, plan
                 user=user, feature="chat", messages=ask("[[demo:fault=500]]"), trace_id="b-2"
             )
         )
-    await ai.complete(ai.Request(user=user, feature="chat", messages=ask("ok"), trace_id="b-2"))
-
-
-def spend(amount, **subject):
-    Generation.objects.create(
-        created_at=datetime.now(UTC),
-        trace_id="earlier",
-        span_id=uuid.uuid4().hex,
-        feature="chat",
-        provider="openai",
-        model="gpt-4o",
-        latency_ms=1,
-        total_cost_usd=Decimal(amount),
-        **subject,
+    # The limit of one request a day is not used up by the call that failed.
+    answered = await ai.complete(
+        ai.Request(user=user, feature="chat", messages=ask("ok"), trace_id="b-2")
     )
+    assert answered.text and not answered.from_cache
 
 
 async def test_monthly_budget_of_the_plan(ai_settings, user, plans, provider_calls):

@@ -368,13 +368,18 @@ async def test_privacy_mode_keeps_content_out_of_everything(
     )
     assert completion.text  # the user still gets their answer
     assert SECRET in calls[0][0]["query"]  # and the content did flow through the call
-    for row in await generations():
+    rows = await generations()
+    assert len(rows) == 2  # the step that called the tool, then the answer
+    for row in rows:
         assert row.privacy_mode and row.input is None and row.output is None
         assert SECRET not in str(row.properties)
-    for span in await spans():
+    recorded_spans = await spans()
+    assert len(recorded_spans) == 2  # the tool loop and the tool
+    for span in recorded_spans:
         assert span.input_state is None and span.output_state is None
     events = await asyncio.to_thread(delivered, fake_posthog, 2)
-    for event in [*events, *fake_posthog.events("$ai_span")]:
+    span_events = fake_posthog.wait_for(2, name="$ai_span")
+    for event in [*events, *span_events]:
         assert "$ai_input" not in event["properties"]
         assert "$ai_output_choices" not in event["properties"]
         assert "$ai_input_state" not in event["properties"]

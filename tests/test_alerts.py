@@ -1,7 +1,6 @@
 """Alert rules: thresholds, the minimum-calls guard, cool-downs, email and webhook delivery."""
 
 import json
-import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -10,9 +9,9 @@ from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
 
-from iridium.ai.models import Generation
 from iridium.analytics import alerts
 from iridium.analytics.models import AlertRule, FiredAlert
+from tests import factories
 from tests.live import LiveASGIServer
 
 
@@ -48,21 +47,16 @@ def webhook():
 
 
 def calls(count, *, minutes_ago=5, cost="0.01", latency=100.0, error=False, **extra):
-    Generation.objects.bulk_create(
-        Generation(
-            created_at=timezone.now() - timedelta(minutes=minutes_ago),
-            trace_id="t",
-            span_id=uuid.uuid4().hex,
-            feature=extra.pop("feature", "chat"),
-            provider="openai",
-            model="gpt-4o-mini",
-            latency_ms=latency,
-            total_cost_usd=Decimal(cost),
-            is_error=error,
-            **extra,
-        )
-        for _ in range(count)
-    )
+    """`count` calls, `minutes_ago`, of `cost` (USD) and `latency` (ms) each."""
+    row = {
+        "created_at": timezone.now() - timedelta(minutes=minutes_ago),
+        "trace_id": "t",
+        "latency_ms": latency,
+        "total_cost_usd": Decimal(cost),
+        "is_error": error,
+        **extra,
+    }
+    factories.create_generations([row] * count)
 
 
 def rule(kind, threshold, **fields):

@@ -3,7 +3,6 @@
 import csv
 import io
 import statistics
-import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -15,6 +14,7 @@ from django.utils import timezone
 from iridium.ai.models import Generation
 from iridium.analytics import rollups, selectors
 from iridium.analytics.models import DailyUsage
+from tests import factories
 
 TABLE = Generation._meta.db_table
 
@@ -80,9 +80,7 @@ def generations(make_user, plans):
                 "trace_id": "old",
             }
         )
-    Generation.objects.bulk_create(
-        Generation(span_id=uuid.uuid4().hex, provider="openai", **spec) for spec in specs
-    )
+    factories.create_generations(specs)
     return {"alice": alice, "bob": bob}
 
 

@@ -8,70 +8,32 @@ from decimal import Decimal
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.conf import settings
-from django.test import Client
 
-from chat import answers
 from chat.models import Conversation, Message
 from iridium.ai import errors
 from iridium.ai.models import Generation
 from iridium.ai.recorder import recorder
-from iridium.asgi import application
-from iridium.live import protocol, runs
+from iridium.live import protocol
 from iridium.live.models import INTERRUPTED_AFTER
 from support.models import Article, Ticket
-
-ORIGIN = b"http://127.0.0.1"
-
-
-def session_cookie(user) -> str:
-    client = Client()
-    client.force_login(user)
-    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
-
-
-async def open_socket(user, conversation_id, origin=ORIGIN):
-    headers = [(b"origin", origin), (b"host", b"127.0.0.1")]
-    if user is not None:
-        cookie = await sync_to_async(session_cookie)(user)
-        headers.append((b"cookie", cookie.encode()))
-    communicator = WebsocketCommunicator(application, f"/ws/chat/{conversation_id}/", headers)
-    connected, code = await communicator.connect(timeout=5)
-    return communicator, connected, code
-
-
-async def frames_until(communicator, frame_type, timeout=10):
-    """Every frame received up to and including the first of `frame_type`."""
-    received = []
-    while True:
-        frame = await communicator.receive_json_from(timeout=timeout)
-        received.append(frame)
-        if frame["type"] == frame_type:
-            return received
-
-
-async def idle(conversation_id, timeout=10):
-    """Wait until the conversation's answer task has ended (it outlives sockets)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while runs.running(answers.run_key(conversation_id)):
-        assert asyncio.get_running_loop().time() < deadline, "the answer never ended"
-        await asyncio.sleep(0.02)
+from tests import factories
+from tests.helpers.sockets import frames_until, idle, open_socket
 
 
 @pytest.fixture
 def conversation(user):
-    return Conversation.objects.create(user=user)
+    return factories.conversation(user)
 
 
 @pytest.fixture
 async def socket(ai_settings, user, conversation):
-    communicator, connected, _ = await open_socket(user, conversation.pk)
+    communicator, connected, _ = await open_socket(user, "chat", conversation.pk)
     assert connected
     ready = await communicator.receive_json_from()
     assert ready == {"type": "ready", "in_progress": None}
     yield communicator
-    await idle(conversation.pk)
+    await idle("chat", conversation.pk)
     await communicator.disconnect()
 
 
@@ -83,23 +45,25 @@ def messages_of(conversation):
 
 
 async def test_anonymous_sockets_are_refused(ai_settings, conversation):
-    _, connected, code = await open_socket(None, conversation.pk)
+    _, connected, code = await open_socket(None, "chat", conversation.pk)
     assert not connected and code == protocol.CLOSE_UNAUTHENTICATED
 
 
 async def test_only_the_owner_may_connect(ai_settings, conversation, make_user):
     stranger = await sync_to_async(make_user)("sam")
-    _, connected, code = await open_socket(stranger, conversation.pk)
+    _, connected, code = await open_socket(stranger, "chat", conversation.pk)
     assert not connected and code == protocol.CLOSE_FORBIDDEN
 
 
 async def test_a_missing_conversation_is_refused(ai_settings, user):
-    _, connected, code = await open_socket(user, 999_999)
+    _, connected, code = await open_socket(user, "chat", 999_999)
     assert not connected and code == protocol.CLOSE_FORBIDDEN
 
 
 async def test_another_origin_is_refused(ai_settings, user, conversation):
-    _, connected, _ = await open_socket(user, conversation.pk, origin=b"https://evil.example")
+    _, connected, _ = await open_socket(
+        user, "chat", conversation.pk, origin=b"https://evil.example"
+    )
     assert not connected
 
 
@@ -169,7 +133,7 @@ async def test_every_call_of_a_conversation_shares_its_trace(socket, conversatio
     for text in ("first question", "How do I reset my password?"):
         await socket.send_json_to({"type": "send", "content": text})
         await frames_until(socket, "answer_finished")
-        await idle(conversation.pk)
+        await idle("chat", conversation.pk)
     await asyncio.to_thread(recorder.flush)
     rows = [g async for g in Generation.objects.order_by("created_at", "step")]
     assert len(rows) == 3  # one, then two steps around the knowledge-base search
@@ -191,35 +155,35 @@ async def test_stop_keeps_the_partial_answer(socket, conversation):
     frames = await frames_until(socket, "answer_finished")
     finished = frames[-1]["message"]
     assert finished["status"] == "stopped" and finished["content"]
-    await idle(conversation.pk)
+    await idle("chat", conversation.pk)
     answer = await conversation.messages.aget(role="assistant")
     assert answer.status == "stopped" and answer.content == finished["content"]
 
 
 async def test_closing_the_socket_does_not_stop_the_answer(ai_settings, user, conversation):
-    first, _, _ = await open_socket(user, conversation.pk)
+    first, _, _ = await open_socket(user, "chat", conversation.pk)
     await first.receive_json_from()
     await first.send_json_to({"type": "send", "content": "Tell me more [[demo:slow=0.03]]"})
     await frames_until(first, "delta")
     await first.disconnect()
 
-    second, _, _ = await open_socket(user, conversation.pk)
+    second, _, _ = await open_socket(user, "chat", conversation.pk)
     ready = await second.receive_json_from()
     assert ready["in_progress"]["text"]  # the answer in progress, so far
     frames = await frames_until(second, "answer_finished")
-    await idle(conversation.pk)
+    await idle("chat", conversation.pk)
     answer = await conversation.messages.aget(role="assistant")
     assert answer.status == "complete" and answer.content == frames[-1]["message"]["content"]
     assert answer.content.startswith(ready["in_progress"]["text"])
     await second.disconnect()
 
-    third, _, _ = await open_socket(user, conversation.pk)
+    third, _, _ = await open_socket(user, "chat", conversation.pk)
     assert (await third.receive_json_from())["in_progress"] is None
     await third.disconnect()
 
 
 async def test_two_tabs_see_the_same_stream(socket, user, conversation):
-    other, connected, _ = await open_socket(user, conversation.pk)
+    other, connected, _ = await open_socket(user, "chat", conversation.pk)
     assert connected
     await other.receive_json_from()
     await socket.send_json_to({"type": "send", "content": "Hello both"})
@@ -247,12 +211,12 @@ async def test_provider_errors_show_with_retry(socket, conversation):
     frames = await frames_until(socket, "answer_finished")
     failed = frames[-1]["message"]
     assert failed["status"] == "error" and failed["error"] == errors.PROVIDER_FAILED
-    await idle(conversation.pk)
+    await idle("chat", conversation.pk)
     await socket.send_json_to({"type": "retry"})
     frames = await frames_until(socket, "answer_finished")
     # The retry asks again; the demo provider fails the same request again, deterministically.
     assert frames[-1]["message"]["status"] == "error"
-    await idle(conversation.pk)
+    await idle("chat", conversation.pk)
     statuses = await sync_to_async(messages_of)(conversation)
     assert [s[:2] for s in statuses] == [("user", "complete"), ("assistant", "error")]
 
@@ -260,11 +224,11 @@ async def test_provider_errors_show_with_retry(socket, conversation):
 async def test_regenerate_replaces_the_last_answer(socket, conversation):
     await socket.send_json_to({"type": "send", "content": "Hi"})
     first = (await frames_until(socket, "answer_finished"))[-1]["message"]
-    await idle(conversation.pk)
+    await idle("chat", conversation.pk)
     await socket.send_json_to({"type": "regenerate"})
     second = (await frames_until(socket, "answer_finished"))[-1]["message"]
     assert second["id"] != first["id"] and second["content"] == first["content"]
-    await idle(conversation.pk)
+    await idle("chat", conversation.pk)
     assert await conversation.messages.acount() == 2
 
 
@@ -277,7 +241,7 @@ async def test_limits_are_said_plainly_and_the_text_is_given_back(socket, conver
     refused = frames[-1]
     assert refused["message"] == errors.DAILY_LIMIT_REACHED.format(limit=0)
     assert refused["text"] == "Anyone there?" and refused["client_id"] == "tab-1"
-    await idle(conversation.pk)
+    await idle("chat", conversation.pk)
     assert await sync_to_async(messages_of)(conversation) == []
 
 
@@ -334,7 +298,7 @@ async def test_the_assistant_uses_at_most_five_steps(socket, conversation):
     frames = await frames_until(socket, "answer_finished")
     assert len([f for f in frames if f["type"] == "tool"]) == 4
     assert frames[-1]["message"]["status"] == "complete"
-    await idle(conversation.pk)
+    await idle("chat", conversation.pk)
     await asyncio.to_thread(recorder.flush)
     assert await Generation.objects.acount() == 5
 
@@ -351,7 +315,7 @@ async def test_an_answer_left_by_a_stopped_worker_is_marked_interrupted(ai_setti
     )
     stale = timezone.now() - INTERRUPTED_AFTER - timedelta(seconds=1)
     await Message.objects.filter(pk=answer.pk).aupdate(updated_at=stale)
-    communicator, connected, _ = await open_socket(user, conversation.pk)
+    communicator, connected, _ = await open_socket(user, "chat", conversation.pk)
     assert connected
     ready = await communicator.receive_json_from()
     assert ready["in_progress"] is None
@@ -361,5 +325,5 @@ async def test_an_answer_left_by_a_stopped_worker_is_marked_interrupted(ai_setti
     await communicator.send_json_to({"type": "retry"})
     frames = await frames_until(communicator, "answer_finished")
     assert frames[-1]["message"]["status"] == "complete"
-    await idle(conversation.pk)
+    await idle("chat", conversation.pk)
     await communicator.disconnect()

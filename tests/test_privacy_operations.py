@@ -1,11 +1,11 @@
 """Retention, pseudonymous ids, and what a user's deletion leaves behind (nothing)."""
 
 import asyncio
+import logging
 from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
-from django.test import override_settings
 from django.utils import timezone
 
 from chat.models import Conversation, Message
@@ -15,20 +15,15 @@ from iridium.ai import posthog
 from iridium.ai.models import Generation, Span
 from iridium.ai.pseudonyms import pseudonym
 from iridium.ai.recorder import recorder
-from support import services as support
 from support.models import Ticket
+from tests import factories
 
 
 def make_generation(days_ago, **extra):
-    import uuid
-
-    return Generation.objects.create(
+    """A chat call made `days_ago`, with its content."""
+    return factories.create_generation(
         created_at=timezone.now() - timedelta(days=days_ago),
         trace_id="t",
-        span_id=uuid.uuid4().hex,
-        feature="chat",
-        provider="openai",
-        model="gpt-4o-mini",
         latency_ms=1,
         input=[{"role": "user", "content": "old prompt"}],
         output=[{"role": "assistant", "content": "old answer"}],
@@ -40,10 +35,8 @@ def test_purge_clears_old_content_then_deletes_old_rows_in_batches(db, capsys):
     recent = make_generation(1)
     middle = make_generation(60)
     old = [make_generation(500) for _ in range(7)]
-    Span.objects.create(
-        created_at=timezone.now() - timedelta(days=500), trace_id="t", span_id="s-old",
-        name="tool:x", feature="chat", latency_ms=1,
-    )  # fmt: skip
+    factories.span(created_at=timezone.now() - timedelta(days=500), trace_id="t", name="tool:x",
+                   latency_ms=1)  # fmt: skip
     call_command("purge_generations", "--older-than", "400", "--content-older-than", "30",
                  "--batch", "3")  # fmt: skip
     assert "deleted 7 generation(s) and 1 span(s)" in capsys.readouterr().out
@@ -92,13 +85,11 @@ def test_deleting_a_user_leaves_nothing_of_theirs(user, make_user):
     from django.core.cache import cache
 
     other = make_user("olive")
-    conversation = Conversation.objects.create(user=user)
-    Message.objects.create(conversation=conversation, role="user", content="mine")
-    ticket = support.create_ticket(user=user, title="t", description="d")
-    Creation.objects.create(user=user, kind="code", prompt="p", trace_id="codegen-1-1")
+    factories.conversation(user, messages=[("user", "mine")])
+    ticket = factories.ticket(user, title="t", description="d")
+    factories.creation(user, prompt="p", trace_id="codegen-1-1")
     make_generation(1, user=user)
-    Span.objects.create(created_at=timezone.now(), trace_id="t", span_id="s1", name="x",
-                        feature="chat", latency_ms=1, user=user)  # fmt: skip
+    factories.span(trace_id="t", name="x", latency_ms=1, user=user)
     cache.set(f"user:{user.pk}:ai:abc", {"text": "cached answer"})
     cache.set(f"user:{other.pk}:ai:abc", {"text": "theirs"})
     kept = make_generation(1, user=other)
@@ -114,9 +105,44 @@ def test_deleting_a_user_leaves_nothing_of_theirs(user, make_user):
     assert cache.get(f"user:{other.pk}:ai:abc") == {"text": "theirs"}
 
 
-@override_settings(POSTHOG_API_KEY="")
-def test_user_deletion_without_posthog_needs_nothing_else(user):
-    user.delete()
+def test_user_deletion_without_posthog_needs_nothing_else(
+    user, posthog_server, settings, monkeypatch, caplog
+):
+    """Without a PostHog key nothing of the user is in PostHog: deleting them starts no thread,
+    sends PostHog no request and logs nothing, and their rows and cached answers still go."""
+    import threading
+
+    from django.core.cache import cache
+
+    from iridium.ai import deletion
+
+    # Everything a person deletion would need, but the project key: only the key is missing.
+    settings.POSTHOG_API_KEY = ""
+    settings.POSTHOG_HOST = posthog_server.url
+    settings.POSTHOG_PERSONAL_API_KEY = "phx_personal"
+    settings.POSTHOG_PROJECT_ID = "7"
+    posthog_server.app.clear()
+    asked = threading.Event()
+    real_delete_person = deletion._delete_person
+
+    def delete_person(distinct_ids):
+        asked.set()
+        real_delete_person(distinct_ids)
+
+    monkeypatch.setattr(deletion, "_delete_person", delete_person)
+    factories.conversation(user, messages=[("user", "mine")])
+    make_generation(1, user=user)
+    cache.set(f"user:{user.pk}:ai:abc", {"text": "cached answer"})
+
+    with caplog.at_level(logging.DEBUG, logger="iridium.ai.deletion"):
+        user.delete()
+
+    assert not asked.wait(0.3), "a PostHog person deletion was started"
+    assert posthog_server.app.requests == []
+    assert [r for r in caplog.records if r.name == "iridium.ai.deletion"] == []
+    assert not Conversation.objects.exists() and not Message.objects.exists()
+    assert not Generation.objects.exists()
+    assert cache.get(f"user:{user.pk}:ai:abc") is None
 
 
 def test_user_deletion_asks_posthog_to_delete_the_person(user, posthog_server, settings):

@@ -9,16 +9,21 @@ from asgiref.sync import sync_to_async
 from chat.models import Conversation, Message
 from codegen.models import Creation
 from iridium.live import progress, runs
-from tests.test_chat_consumer import frames_until, idle
+from tests import factories
+from tests.helpers.sockets import frames_until, idle, open_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def streaming_answers(user, count):
-    conversation = Conversation.objects.create(user=user)
+    """`count` answers being written, each in a conversation of its own (a conversation has at
+    most one answer being written at a time)."""
     return [
         Message.objects.create(
-            conversation=conversation, role="assistant", status="streaming", content=""
+            conversation=factories.conversation(user),
+            role="assistant",
+            status="streaming",
+            content="",
         )
         for _ in range(count)
     ]
@@ -84,11 +89,9 @@ async def test_a_failed_write_is_logged_and_the_next_one_goes_ahead(user, caplog
 async def test_a_streaming_answer_is_saved_as_it_grows(ai_settings, user, monkeypatch):
     """Through the chat socket: the database holds the text so far before the answer ends, so a
     worker that stops mid-answer leaves what was written."""
-    from tests.test_chat_consumer import open_socket
-
     monkeypatch.setattr(runs, "SNAPSHOT_SECONDS", 0.05)
     conversation = await Conversation.objects.acreate(user=user)
-    socket, connected, _ = await open_socket(user, conversation.pk)
+    socket, connected, _ = await open_socket(user, "chat", conversation.pk)
     assert connected
     await socket.receive_json_from()
     await socket.send_json_to(
@@ -105,7 +108,7 @@ async def test_a_streaming_answer_is_saved_as_it_grows(ai_settings, user, monkey
     assert answer.status == "streaming" and partial
     finished = (await frames_until(socket, "answer_finished"))[-1]["message"]
     assert finished["content"].startswith(partial) and len(finished["content"]) > len(partial)
-    await idle(conversation.pk)
+    await idle("chat", conversation.pk)
     await answer.arefresh_from_db()
     assert answer.content == finished["content"] and answer.status == "complete"
     await socket.disconnect()

@@ -89,9 +89,7 @@ async def test_nul_and_lone_surrogates_are_stored_as_replacement_characters(make
     assert await Generation.objects.filter(user=bob).aexists()
 
 
-async def test_a_failing_row_is_the_only_one_lost_and_its_content_is_not_logged(
-    make_user, caplog
-):
+async def test_a_failing_row_is_the_only_one_lost_and_its_content_is_not_logged(make_user, caplog):
     alice = await sync_to_async(make_user)("alice")
     bob = await sync_to_async(make_user)("bob")
     taken = uuid.uuid4().hex

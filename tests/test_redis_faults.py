@@ -5,10 +5,6 @@ A private redis-server is started on a free port for this, so that the shared on
 """
 
 import asyncio
-import shutil
-import socket
-import subprocess
-import time
 
 import pytest
 import redis
@@ -19,62 +15,7 @@ from iridium import ai
 from iridium.ai import budgets, errors
 from iridium.ai import cache as response_cache
 from iridium.ai.models import Generation
-from tests.conftest import require
-from tests.test_ai_policy import ask, spend
-
-
-class PrivateRedis:
-    def __init__(self, binary):
-        self.binary = binary
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = None
-
-    def start(self):
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def stop(self):
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-    def keys(self, pattern):
-        return redis.Redis.from_url(self.url).keys(pattern)
-
-
-@pytest.fixture
-def private_redis():
-    binary = shutil.which("redis-server")
-    require(binary is not None, "redis-server (to stop and restart a private one)")
-    server = PrivateRedis(binary)
-    server.start()
-    yield server
-    if server.process.poll() is None:
-        server.stop()
+from tests.helpers.ai import ask, spend
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ PROBE = """
 import json, django
 from django.conf import settings
 django.setup()
+def named(value):  # classes (a connection class) by their dotted name
+    return f"{value.__module__}.{value.__qualname__}" if isinstance(value, type) else str(value)
 print(json.dumps({
     "engine": settings.DATABASES["default"]["ENGINE"],
     "db_name": str(settings.DATABASES["default"]["NAME"]),
@@ -28,7 +30,7 @@ print(json.dumps({
     "csrf_trusted_origins": settings.CSRF_TRUSTED_ORIGINS,
     "posthog_host": settings.POSTHOG_HOST,
     "openai_base_url": settings.OPENAI_BASE_URL,
-}))
+}, default=named))
 """
 
 VARIABLES = [
@@ -101,7 +103,9 @@ def test_redis_url_selects_redis_cache_and_channel_layer():
     assert loaded["cache_location"] == "redis://cache.internal:6379/2"
     assert loaded["layer"] == "channels_redis.core.RedisChannelLayer"
     [host] = loaded["layer_hosts"]
-    assert host["address"] == "redis://cache.internal:6379/2"
+    assert (host["host"], host["port"], host["db"]) == ("cache.internal", 6379, 2)
+    # Through the connection class that lets cancellations through (test_redis_cancellation).
+    assert host["connection_class"] == "iridium.infra.redis.Connection"
     # Longer than channels-redis's 5 s blocking pop (test_stream_relay shows why).
     assert host["socket_timeout"] > 5
     assert loaded["engine"] == "django.db.backends.sqlite3"

@@ -15,7 +15,7 @@ from django.test import override_settings
 from chat.models import Conversation
 from iridium.live import fanout
 from tests.conftest import require
-from tests.test_chat_consumer import frames_until, idle, open_socket
+from tests.helpers.sockets import frames_until, idle, open_socket
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def redis_layer():
 
 async def test_this_workers_socket_gets_each_frame_once(redis_layer, ai_settings, user):
     conversation = await Conversation.objects.acreate(user=user)
-    socket, connected, _ = await open_socket(user, conversation.pk)
+    socket, connected, _ = await open_socket(user, "chat", conversation.pk)
     assert connected
     await socket.receive_json_from()
     await socket.send_json_to({"type": "send", "content": "Tell me [[demo:words=40]]"})
@@ -39,7 +39,7 @@ async def test_this_workers_socket_gets_each_frame_once(redis_layer, ai_settings
     assert offsets == sorted(set(offsets))  # no frame twice
     text = "".join(f["text"] for f in deltas)
     assert text == frames[-1]["message"]["content"]
-    await idle(conversation.pk)
+    await idle("chat", conversation.pk)
     await socket.disconnect()
 
 
@@ -51,7 +51,7 @@ async def test_frames_reach_another_workers_channel_in_the_group(redis_layer, ai
     group = f"chat-{conversation.pk}"
     await other_worker.group_add(group, channel)
     try:
-        socket, connected, _ = await open_socket(user, conversation.pk)
+        socket, connected, _ = await open_socket(user, "chat", conversation.pk)
         assert connected
         await socket.receive_json_from()
         await socket.send_json_to({"type": "send", "content": "Tell me [[demo:words=20]]"})
@@ -65,7 +65,7 @@ async def test_frames_reach_another_workers_channel_in_the_group(redis_layer, ai
         # frame (the other worker's channel was in the group before the question was sent).
         assert relayed == [f for f in local if f["type"] != "ready"][-len(relayed) :]
         assert {"answer_started", "delta", "answer_finished"} <= {f["type"] for f in relayed}
-        await idle(conversation.pk)
+        await idle("chat", conversation.pk)
         await socket.disconnect()
     finally:
         await other_worker.group_discard(group, channel)
@@ -111,7 +111,7 @@ async def test_a_quiet_socket_stays_open(redis_layer, ai_settings, user):
     """Longer than channels-redis's blocking read (5 s), which redis-py 8's default read
     timeout (5 s) used to cut: every quiet socket was dropped."""
     conversation = await Conversation.objects.acreate(user=user)
-    socket, connected, _ = await open_socket(user, conversation.pk)
+    socket, connected, _ = await open_socket(user, "chat", conversation.pk)
     assert connected
     await socket.receive_json_from()
     await asyncio.sleep(redis_layer.brpop_timeout + 1.5)
@@ -119,5 +119,5 @@ async def test_a_quiet_socket_stays_open(redis_layer, ai_settings, user):
     await socket.send_json_to({"type": "send", "content": "Still there?"})
     frames = await frames_until(socket, "answer_finished")
     assert frames[-1]["message"]["status"] == "complete"
-    await idle(conversation.pk)
+    await idle("chat", conversation.pk)
     await socket.disconnect()

@@ -1,6 +1,7 @@
 """Support: tickets answered first by the assistant, then by staff; the knowledge base."""
 
 import asyncio
+from datetime import timedelta
 from html import escape
 
 import pytest
@@ -12,39 +13,15 @@ from django.urls import reverse
 
 from iridium.ai.models import Generation
 from iridium.ai.recorder import recorder
-from iridium.live import runs
+from iridium.live import protocol, runs
+from iridium.live.models import INTERRUPTED_AFTER
 from support import answers, selectors, services
 from support.models import Article, Ticket, TicketMessage
+from tests import factories
 from tests.conftest import require
-from tests.test_chat_consumer import frames_until, session_cookie
+from tests.helpers.sockets import frames_until, idle, open_socket
 
-TICKET = {
-    "title": "Invoice is wrong",
-    "description": "My March invoice charges me twice. How do I get a refund?",
-    "priority": "high",
-    "category": "billing",
-}
-
-
-async def idle(ticket_id, timeout=10):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while runs.running(answers.run_key(ticket_id)):
-        assert asyncio.get_running_loop().time() < deadline, "the answer never ended"
-        await asyncio.sleep(0.02)
-
-
-async def ticket_socket(user, ticket_id):
-    from channels.testing import WebsocketCommunicator
-
-    from iridium.asgi import application
-
-    headers = [(b"origin", b"http://127.0.0.1")]
-    if user is not None:
-        cookie = await sync_to_async(session_cookie)(user)
-        headers.append((b"cookie", cookie.encode()))
-    communicator = WebsocketCommunicator(application, f"/ws/support/tickets/{ticket_id}/", headers)
-    connected, code = await communicator.connect(timeout=5)
-    return communicator, connected, code
+TICKET = factories.TICKET
 
 
 @pytest.fixture
@@ -54,7 +31,7 @@ def agent(make_user):
 
 @pytest.fixture
 def ticket(user):
-    return services.create_ticket(user=user, **TICKET)
+    return factories.ticket(user)
 
 
 # --- Filing tickets ---------------------------------------------------------------------------
@@ -105,7 +82,7 @@ async def test_a_new_ticket_is_answered_first_by_the_assistant(
     assert response.status_code == 302 and response.url == reverse(
         "support:ticket", args=[ticket.pk]
     )
-    await idle(ticket.pk)
+    await idle("ticket", ticket.pk)
     thread = [m async for m in ticket.messages.order_by("created_at")]
     assert [(m.kind, m.status) for m in thread] == [
         ("customer", "complete"),
@@ -129,14 +106,14 @@ async def test_a_new_ticket_is_answered_first_by_the_assistant(
 
 
 async def test_follow_ups_are_answered_until_a_person_takes_over(ai_settings, user, agent, ticket):
-    socket, connected, _ = await ticket_socket(user, ticket.pk)
+    socket, connected, _ = await open_socket(user, "ticket", ticket.pk)
     assert connected
     await frames_until(socket, "answer_finished")  # the first answer, started on opening
-    await idle(ticket.pk)
+    await idle("ticket", ticket.pk)
     await socket.send_json_to({"type": "send", "content": "It still charges me twice."})
     frames = await frames_until(socket, "answer_finished")
     assert frames[0]["type"] == "user_message" and "message user customer" in frames[0]["html"]
-    await idle(ticket.pk)
+    await idle("ticket", ticket.pk)
     await asyncio.to_thread(recorder.flush)
     follow_up = await Generation.objects.order_by("-created_at").afirst()
     assert follow_up.properties["firstResponse"] is False
@@ -156,7 +133,7 @@ async def test_follow_ups_are_answered_until_a_person_takes_over(ai_settings, us
 
 async def test_an_agent_replies_and_the_assistant_stays_quiet(ai_settings, user, agent, ticket):
     await sync_to_async(services.assign)(ticket=ticket, agent=agent, by=agent)
-    staff_socket, connected, _ = await ticket_socket(agent, ticket.pk)
+    staff_socket, connected, _ = await open_socket(agent, "ticket", ticket.pk)
     assert connected
     assert (await staff_socket.receive_json_from())["type"] == "ready"
     await staff_socket.send_json_to({"type": "send", "content": "Refund issued."})
@@ -170,12 +147,41 @@ async def test_an_agent_replies_and_the_assistant_stays_quiet(ai_settings, user,
 
 async def test_the_assistant_acts_for_the_ticket_owner_only(ai_settings, user, agent, ticket):
     # Staff opening an unanswered ticket do not make the assistant answer (as them).
-    socket, connected, _ = await ticket_socket(agent, ticket.pk)
+    socket, connected, _ = await open_socket(agent, "ticket", ticket.pk)
     assert connected
     assert (await socket.receive_json_from())["type"] == "ready"
     assert not runs.running(answers.run_key(ticket.pk))
     await socket.disconnect()
     assert await ticket.messages.acount() == 1
+
+
+async def test_an_answer_left_by_a_stopped_worker_is_marked_interrupted(ai_settings, user):
+    """As in chat: a worker that stopped mid-answer leaves it "being written"; once it has been
+    silent for a while, opening the ticket marks it failed, with a Retry, and keeps what was
+    saved. Retrying replaces it with a new answer."""
+    from django.utils import timezone
+
+    ticket = await sync_to_async(factories.ticket)(user)
+    answer = await TicketMessage.objects.acreate(
+        ticket=ticket, kind=TicketMessage.Kind.ASSISTANT, status="streaming", content="Half an ans"
+    )
+    stale = timezone.now() - INTERRUPTED_AFTER - timedelta(seconds=1)
+    await TicketMessage.objects.filter(pk=answer.pk).aupdate(updated_at=stale)
+    socket, connected, _ = await open_socket(user, "ticket", ticket.pk)
+    assert connected
+    ready = await socket.receive_json_from()
+    assert ready["type"] == "ready" and ready["in_progress"] is None
+    await answer.arefresh_from_db()
+    assert answer.status == "error" and answer.error == TicketMessage.INTERRUPTED
+    assert answer.content == "Half an ans"
+    await socket.send_json_to({"type": "retry"})
+    frames = await frames_until(socket, "answer_finished")
+    assert frames[-1]["message"]["status"] == "complete"
+    await idle("ticket", ticket.pk)
+    assert not await TicketMessage.objects.filter(pk=answer.pk).aexists()
+    thread = [(m.kind, m.status) async for m in ticket.messages.order_by("created_at", "pk")]
+    assert thread == [("customer", "complete"), ("assistant", "complete")]
+    await socket.disconnect()
 
 
 # --- Who may see what -------------------------------------------------------------------------
@@ -213,15 +219,15 @@ def test_only_staff_see_the_queue(client, user, agent, ticket):
 async def test_ticket_sockets_access_matrix(ai_settings, user, agent, make_user, ticket):
     stranger = await sync_to_async(make_user)("sid")
     for viewer, allowed in [(user, True), (agent, True), (stranger, False)]:
-        socket, connected, code = await ticket_socket(viewer, ticket.pk)
+        socket, connected, code = await open_socket(viewer, "ticket", ticket.pk)
         assert connected is allowed, viewer
         if connected:
             await socket.disconnect()
         else:
-            assert code == 4403
-    _, connected, code = await ticket_socket(None, ticket.pk)
-    assert not connected and code == 4401
-    await idle(ticket.pk)
+            assert code == protocol.CLOSE_FORBIDDEN
+    _, connected, code = await open_socket(None, "ticket", ticket.pk)
+    assert not connected and code == protocol.CLOSE_UNAUTHENTICATED
+    await idle("ticket", ticket.pk)
 
 
 def test_customers_list_only_their_own_tickets(client, user, make_user, ticket):
@@ -234,16 +240,11 @@ def test_customers_list_only_their_own_tickets(client, user, make_user, ticket):
 
 
 def test_staff_assign_reply_and_resolve(client, agent, ticket, plans):
-    from datetime import UTC, datetime
     from decimal import Decimal
 
-    Generation.objects.create(
-        created_at=datetime.now(UTC),
+    factories.create_generation(
         trace_id=ticket.trace_id,
-        span_id="s1",
         feature="customer-support",
-        provider="openai",
-        model="gpt-4o-mini",
         latency_ms=1,
         total_cost_usd=Decimal("0.0125"),
     )

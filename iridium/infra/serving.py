@@ -2,7 +2,11 @@
 garbage collector of a long-lived server process."""
 
 import asyncio
+import contextlib
 import gc
+import os
+import signal
+import sys
 
 import uvicorn
 
@@ -40,3 +44,37 @@ def settle_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(5_000, 2, 100)
+
+
+def dump_tasks_on_signal(signal_number: int = signal.SIGUSR1) -> None:
+    """`kill -USR1 <pid>` prints every task of the running loop with its stack to stderr: what
+    a worker that will not stop, or not answer, is waiting for."""
+    loop = asyncio.get_running_loop()
+
+    def dump():
+        tasks = asyncio.all_tasks(loop)
+        print(f"--- {len(tasks)} task(s) of process {os.getpid()} ---", file=sys.stderr)
+        for task in tasks:
+            print(f"{task!r}", file=sys.stderr)
+            for where in awaiting(task.get_coro()):
+                print(f"    {where}", file=sys.stderr)
+        sys.stderr.flush()
+
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal_number, dump)
+
+
+def awaiting(awaitable) -> list[str]:
+    """Where a suspended coroutine waits: each frame of its await chain, outermost first."""
+    found = []
+    while awaitable is not None and len(found) < 50:
+        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "gi_frame", None)
+        frame = frame or getattr(awaitable, "ag_frame", None)
+        if frame is not None:
+            found.append(f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+        awaitable = (
+            getattr(awaitable, "cr_await", None)
+            or getattr(awaitable, "gi_yieldfrom", None)
+            or getattr(awaitable, "ag_await", None)
+        )
+    return found

@@ -5,7 +5,9 @@ runs and group), how to load the object for a user (the app's access rule, the s
 views use), the object's answers, and its handlers for frames. The base:
 
 - refuses anonymous sockets (close code 4401) and people who may not see the object (4403);
-- joins the object's group, here and (with Redis) for other workers;
+- joins the object's group, here and (with Redis) for other workers: while Redis is away a
+  socket still connects and streams what this worker writes, and joins other workers' streams
+  again when Redis is back (its receive from the channel layer survives Redis going away);
 - sends `ready` with the answer being written, from this worker's registry or, for an answer
   written by another worker, from its progress saved in the database; answers left "being
   written" by a worker that stopped are marked interrupted first;
@@ -14,6 +16,8 @@ views use), the object's answers, and its handlers for frames. The base:
   a busy object, an AI refusal) to an `error` frame once, here.
 """
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -27,6 +31,12 @@ from iridium.infra.errors import DomainError
 from . import fanout, protocol, runs
 from .models import StreamedAnswer
 from .rendering import message_html
+
+logger = logging.getLogger(__name__)
+
+# While the channel layer (Redis) is unreachable, a socket tries it again after this long, and
+# at most this long (doubling from the first).
+LAYER_RETRY_SECONDS = (0.5, 5.0)
 
 
 @dataclass(frozen=True)
@@ -77,7 +87,7 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         self.key = self.target.key(self.object_id)
         fanout.subscribe(self.key, self)
         if not fanout.single_process():  # other workers reach it through the channel layer
-            await self.channel_layer.group_add(self.key, self.channel_name)
+            self.joined = await self._join_group()
         await self.accept()
         await self.send_json(
             protocol.ready(await self._in_progress(), **(await self.ready_state()))
@@ -109,7 +119,49 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         if getattr(self, "key", None):
             fanout.unsubscribe(self.key, self)
             if not fanout.single_process():
-                await self.channel_layer.group_discard(self.key, self.channel_name)
+                try:
+                    async with asyncio.timeout(settings.REDIS_TIMEOUT):
+                        await self.channel_layer.group_discard(self.key, self.channel_name)
+                except Exception as error:  # Redis away: the membership expires by itself
+                    fanout.warn_now_and_then(f"could not leave a group: {error!r}")
+
+    # --- The channel layer (frames relayed by other workers) ----------------------------------
+
+    async def _join_group(self) -> bool:
+        """Join the object's group in the channel layer, waiting at most REDIS_TIMEOUT."""
+        try:
+            async with asyncio.timeout(settings.REDIS_TIMEOUT):
+                await self.channel_layer.group_add(self.key, self.channel_name)
+            return True
+        except Exception as error:  # Redis unreachable: this worker's streams still reach it
+            fanout.warn_now_and_then(f"a socket could not join its group: {error!r}")
+            return False
+
+    # Channels assigns `channel_receive` (the layer's receive for this socket's channel) and
+    # waits on it beside the socket's own messages; an error from it ends the consumer, and so
+    # closed every socket of a worker while Redis was away. The socket waits on
+    # `_receive_from_layer` instead, which outlasts Redis going away and coming back.
+    @property
+    def channel_receive(self):
+        return self._receive_from_layer
+
+    @channel_receive.setter
+    def channel_receive(self, layer_receive):
+        self._layer_receive = layer_receive
+
+    async def _receive_from_layer(self):
+        delay = LAYER_RETRY_SECONDS[0]
+        while True:
+            if getattr(self, "joined", True) is False and getattr(self, "key", None):
+                self.joined = await self._join_group()  # Redis is back: join again
+            try:
+                return await self._layer_receive()
+            except Exception as error:
+                fanout.warn_now_and_then(f"a socket cannot hear other workers: {error!r}")
+                if getattr(self, "key", None):
+                    self.joined = False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, LAYER_RETRY_SECONDS[1])
 
     async def dispatch(self, message):
         # Channels runs close_old_connections() in the database thread before every handler:
@@ -142,4 +194,5 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         return getattr(self, name)
 
     async def on_stop(self, frame):
-        await runs.stop(self.key)
+        streaming = self.answers().filter(status=StreamedAnswer.Status.STREAMING)
+        await runs.stop(self.key, [pk async for pk in streaming.values_list("pk", flat=True)])

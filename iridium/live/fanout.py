@@ -8,7 +8,9 @@ import asyncio
 import logging
 import time
 
+from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
 
 from iridium.infra.loops import PerLoop
 
@@ -61,11 +63,17 @@ RETRY_SECONDS = 5.0
 
 async def _send_to_other_workers(group: str, frame: dict) -> None:
     layer = get_channel_layer()
-    for channel in await _memberships.get().others(layer, group):
+    memberships = _memberships.get()
+    for channel in await memberships.others(layer, group):
         try:
-            await layer.send(channel, {"type": "stream.frame", "frame": frame})
-        except Exception as error:  # Redis gone, or that socket's queue full (ChannelFull)
-            _warn_now_and_then(f"could not relay a frame to another worker: {error!r}")
+            async with asyncio.timeout(settings.REDIS_TIMEOUT):
+                await layer.send(channel, {"type": "stream.frame", "frame": frame})
+        except ChannelFull:  # that socket does not keep up: it catches up from a snapshot
+            continue
+        except Exception as error:  # Redis gone: not tried again for RETRY_SECONDS
+            warn_now_and_then(f"could not relay a frame to another worker: {error!r}")
+            memberships.skip(group)
+            return
 
 
 class _Membership:
@@ -88,19 +96,24 @@ class _Membership:
                 self.reading = asyncio.create_task(self._read_due(layer))
         return await asyncio.shield(future)
 
+    def skip(self, group: str) -> None:
+        """Other workers are unreachable for now: this group's frames stay here a while."""
+        self.known[group] = (time.monotonic() + RETRY_SECONDS, [])
+
     async def _read_due(self, layer) -> None:
         await asyncio.sleep(0)  # the other answers of this turn of the loop join the reading
         while self.due:
             due, self.due = self.due, {}
             try:
-                members = await channels_redis.members(layer, list(due))
+                async with asyncio.timeout(settings.REDIS_TIMEOUT):
+                    members = await channels_redis.members(layer, list(due))
                 others = {
                     group: [n for n in members[group] if not channels_redis.is_own(layer, n)]
                     for group in due
                 }
                 until = time.monotonic() + MEMBERS_SECONDS
             except Exception as error:  # the answers stream on to this worker's sockets
-                _warn_now_and_then(f"could not read which workers watch a stream: {error!r}")
+                warn_now_and_then(f"could not read which workers watch a stream: {error!r}")
                 others = {group: [] for group in due}
                 until = time.monotonic() + RETRY_SECONDS
             for group, future in due.items():
@@ -118,7 +131,7 @@ _memberships = PerLoop(_Membership)
 _last_warning = 0.0
 
 
-def _warn_now_and_then(message: str) -> None:
+def warn_now_and_then(message: str) -> None:
     """Log a warning at most every 10 s: when Redis is down every frame would log one."""
     global _last_warning
     now = time.monotonic()

@@ -6,8 +6,9 @@ it. Every piece of the answer goes to them (iridium.live.fanout). A socket that 
 a snapshot of the text so far, and deltas carry their offset in the text, so a page can tell a
 gap and wait for the next snapshot (sent every SNAPSHOT_SECONDS).
 
-Stopping: `stop(key)` cancels a local run at once; for a run on another worker, a stop request
-is left in Redis, which the run checks every STOP_POLL_SECONDS.
+Stopping: `stop(key, answer_ids)` cancels a local run at once; for an answer being written by
+another worker, a stop request for that answer is left in Redis, which its run checks every
+STOP_POLL_SECONDS. A request names the answer, so it can never stop a later one.
 """
 
 import asyncio
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 SNAPSHOT_SECONDS = 1.0
 STOP_POLL_SECONDS = 0.5
+STOP_REQUEST_SECONDS = 60
 
 
 @dataclass
@@ -97,7 +99,10 @@ def start(run: Run, produce: Callable[[Run], Awaitable[None]]) -> Run:
             if watching:
                 watching.forget(run)
                 with contextlib.suppress(Exception):
-                    await _clear_stop_request(run.key)
+                    async with asyncio.timeout(settings.REDIS_TIMEOUT):
+                        await async_client(settings.REDIS_URL).delete(
+                            _stop_key(run.key, run.message_id)
+                        )
 
     _runs[run.key] = run
     run.task = asyncio.create_task(main(), name=f"stream {run.key}", context=_outside_request())
@@ -118,17 +123,22 @@ def _outside_request() -> contextvars.Context:
     return context
 
 
-async def stop(key: str) -> None:
+async def stop(key: str, answer_ids: list[int]) -> None:
+    """Stop the answer being written under `key`: here, or (by its id among `answer_ids`, the
+    object's answers being written) on another worker."""
     run = _runs.get(key)
     if run is not None and run.task is not None:
         run.stop_requested = True
         run.task.cancel()
         return
-    # The run may be on another worker: leave it a note in Redis.
-    if not settings.REDIS_URL:
+    if not settings.REDIS_URL or not answer_ids:
         return
     try:
-        await async_client(settings.REDIS_URL).set(_stop_key(key), 1, ex=60)
+        async with asyncio.timeout(settings.REDIS_TIMEOUT):
+            pipeline = async_client(settings.REDIS_URL).pipeline(transaction=False)
+            for answer_id in answer_ids:
+                pipeline.set(_stop_key(key, answer_id), 1, ex=STOP_REQUEST_SECONDS)
+            await pipeline.execute()
     except Exception:
         logger.warning("could not leave a stop request for %s", key)
 
@@ -153,18 +163,18 @@ class _StopRequests:
     async def _poll(self) -> None:
         while self.runs:
             await asyncio.sleep(STOP_POLL_SECONDS)
-            keys = list(self.runs)
-            if not keys:
+            watched = list(self.runs.values())
+            if not watched:
                 return
             try:
-                requested = await async_client(settings.REDIS_URL).mget(
-                    [_stop_key(key) for key in keys]
-                )
+                async with asyncio.timeout(settings.REDIS_TIMEOUT):
+                    requested = await async_client(settings.REDIS_URL).mget(
+                        [_stop_key(run.key, run.message_id) for run in watched]
+                    )
             except Exception:
                 continue  # Redis unreachable: Stop works on this worker's own sockets meanwhile
-            for key, value in zip(keys, requested, strict=True):
-                run = self.runs.get(key)
-                if value and run is not None and run.task is not None:
+            for run, value in zip(watched, requested, strict=True):
+                if value and self.runs.get(run.key) is run and run.task is not None:
                     self.forget(run)
                     run.stop_requested = True
                     run.task.cancel()
@@ -173,9 +183,5 @@ class _StopRequests:
 _stop_requests = PerLoop(_StopRequests)
 
 
-async def _clear_stop_request(key: str) -> None:
-    await async_client(settings.REDIS_URL).delete(_stop_key(key))
-
-
-def _stop_key(key: str) -> str:
-    return f"iridium:stream:stop:{key}"
+def _stop_key(key: str, answer_id: int) -> str:
+    return f"iridium:stream:stop:{key}:{answer_id}"

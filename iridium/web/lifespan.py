@@ -7,6 +7,7 @@ are written when the process exits: see iridium.ai.recorder and iridium.ai.posth
 import logging
 
 from iridium.ai import provider
+from iridium.infra.serving import dump_tasks_on_signal
 
 logger = logging.getLogger(__name__)
 
@@ -15,6 +16,7 @@ async def lifespan(scope, receive, send) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            dump_tasks_on_signal()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             try:

@@ -3,7 +3,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import DEFAULT_PASSWORD as PASSWORD
+from tests.helpers.browser import log_in
 
 pytestmark = pytest.mark.browser
 
@@ -44,11 +44,7 @@ def test_weak_password_is_explained_in_the_page(page, live_url):
 def test_layout_fits_a_phone_screen(live_url, user, browser):
     context = browser.new_context(viewport={"width": 375, "height": 740}, color_scheme="dark")
     page = context.new_page()
-    page.goto(live_url + "/accounts/login/")
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_test_id("plan-badge")).to_be_visible()
+    log_in(page, live_url, user)
     scroll_width = page.evaluate("document.documentElement.scrollWidth")
     assert scroll_width <= 375
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")

@@ -3,17 +3,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import DEFAULT_PASSWORD
+from tests.helpers.browser import log_in
 
 pytestmark = pytest.mark.browser
-
-
-def log_in(page, live_url, user):
-    page.goto(live_url + "/accounts/login/")
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill(DEFAULT_PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_test_id("plan-badge")).to_be_visible()
 
 
 def test_chat_stream_stop_reload_rename_delete(live_url, ai_settings, user, browser):

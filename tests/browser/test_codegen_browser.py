@@ -1,7 +1,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.test_chat_browser import log_in
+from tests.helpers.browser import log_in
 
 pytestmark = pytest.mark.browser
 

@@ -95,9 +95,19 @@ class Server:
         wait_for_port(self.port, process=self.process)
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 30) -> int:
+        """Stop the server with `sig`; it must exit within `timeout` (it is killed if not, and
+        the test fails)."""
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        return self.process.wait(timeout=timeout)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # What it is waiting for, on stderr (iridium.infra.serving.dump_tasks_on_signal).
+            self.process.send_signal(signal.SIGUSR1)
+            time.sleep(1)
+            self.process.kill()
+            self.process.wait()
+            raise
 
 
 def session_cookie(user) -> str:

@@ -1,0 +1,123 @@
+"""Rows for tests, made by plain functions: a test names only what it is about and takes
+sensible defaults for the rest.
+
+Users, conversations, tickets and creations are saved (tickets through the support service,
+as the app files them). Generation rows come unsaved from `generation(**overrides)`, saved one
+at a time by `create_generation` or many in one query by `create_generations(specs)`.
+
+These are sync functions: async tests call them through `sync_to_async`.
+"""
+
+import uuid
+from collections.abc import Iterable
+
+from django.utils import timezone
+
+from chat.models import Conversation, Message
+from codegen.models import Creation
+from iridium.accounts.models import Plan, User
+from iridium.ai.models import Generation, Span
+from support import services as support
+from support.models import Ticket
+
+DEFAULT_PASSWORD = "a-Str0ng-pass!"
+
+
+# --- People -----------------------------------------------------------------------------------
+
+
+def user(
+    username: str = "someone",
+    *,
+    plan: str | Plan = "free",
+    organization=None,
+    password: str = DEFAULT_PASSWORD,
+    **fields,
+) -> User:
+    """A user on `plan` (a slug of the default plans, or a Plan) who logs in with `password`.
+    The plans come from their data migration (transactional tests: the `plans` fixture)."""
+    if not isinstance(plan, Plan):
+        plan = Plan.objects.get(slug=plan)
+    person = User(username=username, plan=plan, organization=organization, **fields)
+    person.set_password(password)
+    person.save()
+    return person
+
+
+# --- What people make -------------------------------------------------------------------------
+
+
+def conversation(owner: User, *, messages: Iterable[tuple[str, str]] = (), **fields):
+    """A conversation of `owner`, with `messages` as (role, content) pairs, complete."""
+    made = Conversation.objects.create(user=owner, **fields)
+    for role, content in messages:
+        Message.objects.create(conversation=made, role=role, content=content)
+    return made
+
+
+TICKET = {
+    "title": "Invoice is wrong",
+    "description": "My March invoice charges me twice. How do I get a refund?",
+    "priority": "high",
+    "category": "billing",
+}
+
+
+def ticket(owner: User, **fields) -> Ticket:
+    """A ticket filed by `owner` through the support service (its description opens the
+    thread); `fields` change the form's values (title, description, priority, ...)."""
+    return support.create_ticket(user=owner, **{**TICKET, **fields})
+
+
+def creation(owner: User, **fields) -> Creation:
+    """A finished code snippet in `owner`'s history."""
+    fields.setdefault("kind", Creation.Kind.CODE)
+    fields.setdefault("prompt", "A function that adds two numbers")
+    fields.setdefault("trace_id", f"codegen-{uuid.uuid4().hex[:12]}-{owner.pk}")
+    return Creation.objects.create(user=owner, **fields)
+
+
+# --- Generation records -----------------------------------------------------------------------
+
+
+def generation(**overrides) -> Generation:
+    """An unsaved generation row: a chat call to gpt-4o-mini made now, with a span id of its
+    own. Any field can be given; fields not named keep the model's defaults (cost unknown,
+    no tokens, no error, no content)."""
+    fields = {
+        "created_at": timezone.now(),
+        "trace_id": "trace",
+        "span_id": uuid.uuid4().hex,
+        "feature": "chat",
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "latency_ms": 100.0,
+    }
+    fields.update(overrides)
+    return Generation(**fields)
+
+
+def create_generation(**overrides) -> Generation:
+    """`generation(**overrides)`, saved."""
+    row = generation(**overrides)
+    row.save()
+    return row
+
+
+def create_generations(specs: Iterable[dict]) -> list[Generation]:
+    """One row per spec (the overrides of `generation`), saved in one query."""
+    return Generation.objects.bulk_create([generation(**spec) for spec in specs])
+
+
+def span(**overrides) -> Span:
+    """A saved span (a tool run) of a chat trace, made now, with a span id of its own."""
+    fields = {
+        "created_at": timezone.now(),
+        "trace_id": "trace",
+        "span_id": uuid.uuid4().hex,
+        "name": "tool:search_knowledge_base",
+        "feature": "chat",
+        "latency_ms": 1.0,
+    }
+    fields.update(overrides)
+    return Span.objects.create(**fields)

@@ -1,0 +1,128 @@
+"""iridium/live/protocol.py and static/js/stream-page.js speak one protocol: a frame type added
+on one side only, or a close code changed on one side only, fails here.
+
+The page is read with regular expressions: the frames it sends are its `type: "..."` object
+literals, the frames it handles are the `case "...":` labels of its switch over frame types.
+The server's frames are found in the Python sources of the apps that have sockets: dicts
+with `"type": protocol.X` (or a bare constant, or a literal), and calls of the protocol's
+frame builders (`protocol.ready(...)`, ...).
+"""
+
+import inspect
+import re
+from pathlib import Path
+
+from chat.consumers import ChatConsumer
+from codegen.consumers import CreationConsumer
+from iridium.live import protocol
+from support.consumers import TicketConsumer
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = (ROOT / "static" / "js" / "stream-page.js").read_text()
+# Where frames to the page are made: the live package and the apps with sockets (the AI
+# service and the demo provider speak OpenAI's wire, whose "type"s are not frames).
+SERVER_SOURCES = sorted(
+    path
+    for folder in ("iridium/live", "chat", "support", "codegen")
+    for path in (ROOT / folder).rglob("*.py")
+    if "migrations" not in path.parts and path != ROOT / "iridium/live/protocol.py"
+)
+CONSUMERS = (ChatConsumer, TicketConsumer, CreationConsumer)
+
+# Frames the server sends that the page leaves alone on purpose: none today. Name one here,
+# with the reason, before the page may ignore it.
+IGNORED_BY_THE_PAGE: frozenset[str] = frozenset()
+
+# `"type": "object"` and the like in tools' JSON schemas are not frames.
+JSON_SCHEMA_TYPES = {"object", "string", "integer", "number", "boolean", "array", "null"}
+
+
+def frames_sent_by_the_page() -> set[str]:
+    return set(re.findall(r'\btype:\s*"([^"]+)"', PAGE))
+
+
+def frames_handled_by_the_page() -> set[str]:
+    return set(re.findall(r'\bcase\s+"([^"]+)"\s*:', PAGE))
+
+
+def close_codes_of_the_page() -> dict[str, int]:
+    return {name: int(code) for name, code in re.findall(r"\bconst (CLOSE_\w+) = (\d+);", PAGE)}
+
+
+def protocol_builders() -> dict[str, str]:
+    """The protocol's functions that make a frame: name -> the frame's type."""
+    builders = {}
+    for name, function in inspect.getmembers(protocol, inspect.isfunction):
+        if function.__module__ != protocol.__name__:
+            continue
+        made = re.search(r'\{"type":\s*([A-Z_]+)\b', inspect.getsource(function))
+        if made:
+            builders[name] = getattr(protocol, made.group(1))
+    return builders
+
+
+def frames_sent_by_the_server() -> dict[str, set[str]]:
+    """Frame type -> the source files that send it."""
+    builders = protocol_builders()
+    sent: dict[str, set[str]] = {}
+    for path in SERVER_SOURCES:
+        source = path.read_text()
+        where = str(path.relative_to(ROOT))
+        types = []
+        for name in re.findall(r'"type":\s*(?:protocol\.)?([A-Z][A-Z_]*)\b', source):
+            assert hasattr(protocol, name), f"{where}: frame type {name} is not in the protocol"
+            types.append(getattr(protocol, name))
+        for literal in re.findall(r'"type":\s*"([a-z_]+)"', source):
+            if literal not in JSON_SCHEMA_TYPES:
+                types.append(literal)
+        for function in re.findall(r"\bprotocol\.([a-z_]+)\(", source):
+            if function in builders:
+                types.append(builders[function])
+        for frame_type in types:
+            sent.setdefault(frame_type, set()).add(where)
+    return sent
+
+
+def test_the_parsers_find_what_they_look_for():
+    """The regular expressions still match the page and the sources as they are written."""
+    assert {"send", "stop"} <= frames_sent_by_the_page()
+    assert {"ready", "delta", "answer_finished"} <= frames_handled_by_the_page()
+    assert set(close_codes_of_the_page()) == {"CLOSE_UNAUTHENTICATED", "CLOSE_FORBIDDEN"}
+    assert protocol_builders()["ready"] == protocol.READY
+    sent = frames_sent_by_the_server()
+    assert "iridium/live/writer.py" in sent[protocol.ANSWER_STARTED]
+    assert "iridium/live/consumers.py" in sent[protocol.READY]
+
+
+def test_the_page_sends_exactly_the_frames_from_the_page():
+    assert frames_sent_by_the_page() == set(protocol.FROM_PAGE)
+
+
+def test_every_frame_from_the_page_has_a_handler_on_the_server():
+    # Stop is the base consumer's; the rest are the apps' handlers.
+    handled = {protocol.STOP} | {t for consumer in CONSUMERS for t in consumer.handlers}
+    assert handled == set(protocol.FROM_PAGE)
+
+
+def test_the_page_handles_only_frames_to_the_page():
+    assert frames_handled_by_the_page() <= set(protocol.TO_PAGE)
+
+
+def test_the_server_sends_only_frames_to_the_page_and_all_of_them():
+    sent = frames_sent_by_the_server()
+    unknown = {frame_type: sent[frame_type] for frame_type in set(sent) - set(protocol.TO_PAGE)}
+    assert unknown == {}, "sent, but not a frame to the page in the protocol"
+    assert set(protocol.TO_PAGE) <= set(sent), "named in the protocol but never sent"
+
+
+def test_the_page_handles_every_frame_the_server_sends():
+    sent = set(frames_sent_by_the_server())
+    assert sent >= IGNORED_BY_THE_PAGE
+    assert sent - IGNORED_BY_THE_PAGE <= frames_handled_by_the_page()
+
+
+def test_the_page_and_the_protocol_have_the_same_close_codes():
+    codes = {name: value for name, value in vars(protocol).items() if name.startswith("CLOSE_")}
+    assert close_codes_of_the_page() == codes
+    for name in codes:  # and the page acts on each
+        assert re.search(rf"event\.code === {name}\b", PAGE), name
