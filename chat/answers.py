@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from iridium import ai
+from iridium.infra.db import on_kept_connection_async
 from iridium.infra.errors import Busy, DomainError
 from iridium.live import fanout, protocol, runs, writer
 from iridium.live.consumers import Target
@@ -67,7 +68,7 @@ async def regenerate(*, conversation: Conversation, user) -> None:
 
 def _start(conversation, user, answer, *, question, client_id):
     async def ask():
-        messages = await sync_to_async(_history)(conversation, answer)
+        messages = await on_kept_connection_async(_history, conversation, answer)
         return ai.Request(
             user=user,
             feature="chat",

@@ -210,6 +210,12 @@ AI_READ_TIMEOUT = env.float("AI_READ_TIMEOUT", default=60.0)
 # one call to produce a response.
 AI_MAX_RETRIES = env.int("AI_MAX_RETRIES", default=2)
 AI_DEADLINE_SECONDS = env.float("AI_DEADLINE_SECONDS", default=120.0)
+# When a worker stops (SIGTERM), answers being written get this long to finish; then they are
+# stopped and saved as they are. Keep it under the process manager's own grace period.
+AI_SHUTDOWN_GRACE_SECONDS = env.float("AI_SHUTDOWN_GRACE_SECONDS", default=20.0)
+# A call in flight that has shown no sign of life for this long was on a worker that died: it
+# is completed as interrupted, with its usage estimated (iridium.ai.recovery).
+AI_CALL_STALE_SECONDS = env.float("AI_CALL_STALE_SECONDS", default=30.0)
 # Model calls per answer when tools are in play (the last one may not call tools).
 AI_MAX_TOOL_STEPS = env.int("AI_MAX_TOOL_STEPS", default=5)
 # Features whose calls always run in privacy mode (no prompts or answers outside their app).

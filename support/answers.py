@@ -5,6 +5,7 @@ from asgiref.sync import sync_to_async
 from django.db import IntegrityError, transaction
 
 from iridium import ai
+from iridium.infra.db import on_kept_connection_async
 from iridium.live import runs, writer
 from iridium.live.consumers import Target
 
@@ -96,7 +97,7 @@ async def start_answer(ticket_id: int) -> bool:
         return False
 
     async def ask():
-        thread, first_response = await sync_to_async(_thread)(ticket, answer)
+        thread, first_response = await on_kept_connection_async(_thread, ticket, answer)
         return ai.Request(
             user=ticket.user,  # the AI acts for the ticket's owner, whoever watches
             feature="customer-support",

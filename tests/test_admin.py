@@ -147,6 +147,8 @@ def test_plans_are_editable_in_admin(client, staff, plans):
             "advanced_model": "gpt-4o-mini",
             "monthly_budget_usd": "2.50",
             "daily_request_limit": 25,
+            "max_output_tokens": 1024,
+            "max_answers_in_flight": 3,
         },
     )
     assert response.status_code == 302
@@ -156,6 +158,7 @@ def test_plans_are_editable_in_admin(client, staff, plans):
         "2.50",
         25,
     )
+    assert (free.max_output_tokens, free.max_answers_in_flight) == (1024, 3)
 
 
 def test_a_non_staff_user_cannot_reach_admin(client, user):

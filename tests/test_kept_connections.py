@@ -1,5 +1,6 @@
 """The threads that write off the request path (the recorder, the progress writer) keep their
-database connection between writes, and replace it when the database has dropped it."""
+database connection between writes (or, with PostgreSQL's pool, return it after each write), and
+replace it when the database has dropped it."""
 
 from concurrent.futures import ThreadPoolExecutor
 
@@ -7,6 +8,7 @@ import pytest
 from django.db import IntegrityError, connection, connections, transaction
 
 from iridium.accounts.models import User
+from iridium.infra import db
 from iridium.infra.db import on_kept_connection
 from tests.conftest import require
 
@@ -18,7 +20,8 @@ def rename(pk, name):
         User.objects.filter(pk=pk).update(first_name=name)
 
 
-def test_a_write_keeps_the_threads_connection(user):
+def test_without_a_pool_a_write_keeps_the_threads_connection(user, monkeypatch):
+    monkeypatch.setattr(db, "pooled", lambda: False)
     with ThreadPoolExecutor(1) as thread:
         thread.submit(on_kept_connection, rename, user.pk, "one").result()
         first = thread.submit(lambda: id(connection.connection)).result()
@@ -29,18 +32,42 @@ def test_a_write_keeps_the_threads_connection(user):
     assert user.first_name == "two"
 
 
-def test_a_connection_the_database_dropped_is_replaced_and_the_write_made(user):
-    require(connection.vendor == "postgresql", "PostgreSQL (a server ending a session)")
+def test_with_a_pool_the_connection_goes_back_after_each_write(user):
+    require(db_pool_on(), "PostgreSQL with its pool (DATABASE_URL)")
     with ThreadPoolExecutor(1) as thread:
         thread.submit(on_kept_connection, rename, user.pk, "one").result()
-        backend = thread.submit(lambda: connection.connection.info.backend_pid).result()
+        assert thread.submit(lambda: connection.connection).result() is None
+    user.refresh_from_db()
+    assert user.first_name == "one"
+
+
+def db_pool_on() -> bool:
+    return connection.vendor == "postgresql" and db.pooled()
+
+
+def rename_and_tell(pk, name, backends):
+    rename(pk, name)
+    backends.append(connection.connection.info.backend_pid)
+
+
+@pytest.mark.parametrize("pooled", [True, False], ids=["pool", "kept"])
+def test_a_connection_the_database_dropped_is_replaced_and_the_write_made(
+    user, monkeypatch, pooled
+):
+    require(connection.vendor == "postgresql", "PostgreSQL (a server ending a session)")
+    if not pooled:
+        monkeypatch.setattr(db, "pooled", lambda: False)
+    backends = []
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(on_kept_connection, rename_and_tell, user.pk, "one", backends).result()
         # The server ends that session, as a restart or an idle timeout would.
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
-        thread.submit(on_kept_connection, rename, user.pk, "after the restart").result()
-        new_backend = thread.submit(lambda: connection.connection.info.backend_pid).result()
+            cursor.execute("SELECT pg_terminate_backend(%s)", [backends[0]])
+        thread.submit(
+            on_kept_connection, rename_and_tell, user.pk, "after the restart", backends
+        ).result()
         thread.submit(connections.close_all).result()
-    assert new_backend != backend
+    assert backends[-1] != backends[0]
     user.refresh_from_db()
     assert user.first_name == "after the restart"
 

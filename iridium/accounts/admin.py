@@ -138,6 +138,8 @@ class PlanAdmin(admin.ModelAdmin):
         "advanced_model",
         "monthly_budget_usd",
         "daily_request_limit",
+        "max_output_tokens",
+        "max_answers_in_flight",
         "privacy_mode_forced",
         "user_count",
     ]

@@ -12,6 +12,8 @@ DEFAULT_PLANS = [
         "advanced_model": "gpt-4o-mini",
         "monthly_budget_usd": Decimal("1.00"),
         "daily_request_limit": 50,
+        "max_output_tokens": 2048,
+        "max_answers_in_flight": 2,
         "privacy_mode_forced": False,
     },
     {
@@ -22,6 +24,8 @@ DEFAULT_PLANS = [
         "advanced_model": "gpt-4o",
         "monthly_budget_usd": Decimal("20.00"),
         "daily_request_limit": 1000,
+        "max_output_tokens": 4096,
+        "max_answers_in_flight": 4,
         "privacy_mode_forced": False,
     },
     {
@@ -32,6 +36,8 @@ DEFAULT_PLANS = [
         "advanced_model": "gpt-4.1",
         "monthly_budget_usd": Decimal("500.00"),
         "daily_request_limit": 20000,
+        "max_output_tokens": 8192,
+        "max_answers_in_flight": 8,
         "privacy_mode_forced": True,
     },
 ]

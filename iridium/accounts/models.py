@@ -32,6 +32,18 @@ class Plan(models.Model):
     daily_request_limit = models.PositiveIntegerField(
         help_text="AI requests a user on this plan may make per day (UTC)."
     )
+    max_output_tokens = models.PositiveIntegerField(
+        default=4096,
+        validators=[MinValueValidator(16)],
+        help_text="The longest answer (in tokens) one AI call may write. Budgets reserve what a "
+        "call of this length costs while it runs.",
+    )
+    max_answers_in_flight = models.PositiveSmallIntegerField(
+        "answers in flight",
+        default=4,
+        validators=[MinValueValidator(1)],
+        help_text="How many AI answers one user may have being written at once.",
+    )
     privacy_mode_forced = models.BooleanField(
         default=False,
         help_text="Keep prompts and answers out of analytics for every call on this plan.",

@@ -1,34 +1,45 @@
-"""Budgets and limits, checked before every call and counted atomically.
+"""Budgets and limits, held before every provider call and settled when it ends.
 
 What is checked, for a signed-in caller (anonymous calls have no budget):
-- the plan's daily request limit (UTC day; a refused request does not count);
+- the plan's daily request limit (UTC day; one answer is one request, however many calls its
+  tool loop makes; a request refused, or whose provider failed before answering, does not count);
+- how many answers the user has in flight (the plan's `max_answers_in_flight`);
 - the plan's monthly budget per user, and the organization's monthly budget when it has one.
 
-Counters live in Redis (`REDIS_URL`), so every worker sees the same figures: the request count
-is an INCR, spending an INCRBY in billionths of a dollar. A check reads the spending so far and a
-call adds its cost when it ends, so concurrent calls can overspend by at most the calls already in
-flight. Counters are reconciled with the generation table: a counter Redis does not have (new
-period, expired after RECONCILE_SECONDS, Redis restarted) starts from the table's figures.
+Every provider call *reserves* the most it can cost before it starts (its input estimate and the
+plan's output-token cap at the model's price), in one atomic step with the checks, and *settles*
+to what it cost when it ends (or releases the reservation when the provider failed before
+answering). A call is admitted while spent + reserved is below the budget, so however many calls
+run at once, on however many workers, the month's spend exceeds a budget by at most one call's
+reservation.
 
-On the embedded default (no REDIS_URL) the counters are kept in this process's memory.
-
-When Redis is configured but unreachable, budgets neither fail open nor closed: they are checked
-against the generation table directly (slower, and blind to calls still in flight), and a warning
-is logged once a minute. When Redis answers again, it is used again.
+Where the counters live:
+- Redis (`REDIS_URL`), shared by every worker: per budget a spend counter (billionths of a
+  dollar) and a hash of the reservations in flight (each with an expiry, so that a worker's
+  death cannot hold them for ever); per user and day a request counter. A Lua script checks and
+  reserves atomically. Counters Redis does not have (new period, expired, Redis restarted, or
+  cleared after Redis was unreachable) start again from the generation table.
+- While Redis is configured but unreachable: the generation table itself, under a row lock on
+  the user (and organization). Every call's row is written when it starts (`in_flight`, with its
+  reservation), so calls in flight on every worker count. Slower, and logged once a minute.
+- On the embedded default (no REDIS_URL, one process): the same counters in this process.
 
 Reaching 80% and 100% of a budget is recorded once per budget and month (`BudgetWarning`).
 """
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import redis
 import redis.asyncio
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.signals import setting_changed
+from django.db import transaction
 from django.db.models import Sum
 from django.dispatch import receiver
 
@@ -44,255 +55,495 @@ logger = logging.getLogger(__name__)
 NANOS = Decimal(1_000_000_000)  # counters hold billionths of a dollar: integers for INCRBY
 RECONCILE_SECONDS = 3600
 DAY_TTL_SECONDS = 2 * 86400
+HOLD_TTL_SECONDS = 40 * 86400
+# A reservation counts for this long at most: longer than any call, shorter than for ever (the
+# worker holding it may die; iridium.ai.recovery settles its call sooner).
+HOLD_SECONDS = 900
 WARNING_LEVELS = (80, 100)
 KEY_PREFIX = "iridium:budget:"
+REDIS_ERRORS = (redis.RedisError, OSError, TimeoutError)
 
 breaker = Breaker("Redis (budget counters)")
 
 
+@dataclass(frozen=True)
+class Subject:
+    """A budget: a user's (their plan's) or an organization's."""
+
+    name: str  # "user:12", "org:3"
+    budget: Decimal
+    filters: dict  # of the generation table: {"user_id": 12}
+
+    @property
+    def budget_nanos(self) -> int:
+        return int(self.budget * NANOS)
+
+
 @dataclass
-class Admission:
-    """A call that passed the checks; `charge` adds its cost to the counters it was checked on."""
+class Reservation:
+    """A call admitted against its caller's limits and budgets, holding `amount` nanos."""
 
     caller: Caller
-    day_key: str = ""
-    spend_keys: list[str] = field(default_factory=list)
-    budgets: list[tuple[str, Decimal, dict]] = field(default_factory=list)  # key, budget, subject
-    store: "object | None" = None
+    span_id: str
+    amount: int
+    first: bool  # the answer's first call: it counts as a request
+    subjects: list[Subject]
+    month: str
+    day: str
+    store: object
+    # The database store wrote the call's row, in flight, as part of the reservation.
+    row_written: bool = False
+    ended: bool = field(default=False)
 
 
 def _periods(now: datetime) -> tuple[str, str]:
     return now.strftime("%Y-%m"), now.strftime("%Y-%m-%d")
 
 
-def _month_start(now: datetime) -> datetime:
+def month_start(now: datetime) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def _day_start(now: datetime) -> datetime:
+def day_start(now: datetime) -> datetime:
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-async def admit(caller: Caller) -> Admission | None:
-    """Refuse (raise `errors.LimitReached`) or admit a call; None for anonymous callers."""
-    if caller.user is None:
-        return None
-    store = _store()
-    if store is not None:
-        try:
-            return await _admit(caller, store)
-        except (redis.RedisError, OSError) as error:
-            breaker.trip(error, "checking budgets against the database")
-    return await _admit(caller, _DatabaseStore())
-
-
-async def release(admission: Admission | None) -> None:
-    """The call failed before the provider answered: it does not count as a request."""
-    if admission is None or admission.store is None:
-        return
-    try:
-        await admission.store.add(admission.day_key, -1)
-    except (redis.RedisError, OSError) as error:
-        breaker.trip(error, "checking budgets against the database")
-
-
-async def charge(admission: Admission | None, cost: Decimal | None) -> None:
-    """Add a finished call's cost to the counters it was admitted on."""
-    if admission is None or not cost or admission.store is None:
-        return
-    nanos = int(cost * NANOS)
-    try:
-        totals = await admission.store.charge(admission.spend_keys, nanos)
-    except (redis.RedisError, OSError) as error:
-        breaker.trip(error, "checking budgets against the database")
-        return
-    for (_, budget, subject), total in zip(admission.budgets, totals, strict=True):
-        if total is not None:
-            await _note_crossings(subject, budget, before=total - nanos, after=total)
-
-
-async def _admit(caller: Caller, store) -> Admission:
-    now = datetime.now(UTC)
-    month, day = _periods(now)
-    plan = caller.plan
+def subjects_of(caller: Caller) -> list[Subject]:
     user_id = caller.user_id
-    day_key = f"{KEY_PREFIX}requests:user:{user_id}:{day}"
-    budgets = [
-        (f"{KEY_PREFIX}spent:user:{user_id}:{month}", plan.monthly_budget_usd, {"user_id": user_id})
-    ]
+    found = [Subject(f"user:{user_id}", caller.plan.monthly_budget_usd, {"user_id": user_id})]
     organization = caller.user.organization if caller.organization_id else None
     if organization is not None and organization.monthly_budget_usd is not None:
-        budgets.append(
-            (
-                f"{KEY_PREFIX}spent:org:{organization.pk}:{month}",
+        found.append(
+            Subject(
+                f"org:{organization.pk}",
                 organization.monthly_budget_usd,
                 {"organization_id": organization.pk},
             )
         )
-    spend_keys = [key for key, _, _ in budgets]
+    return found
 
-    count, spent = await store.hit(day_key, spend_keys)
-    if count == 1:
-        # A new counter: Redis may have lost today's count (restart, eviction); take the table's.
-        earlier = await _requests_since(user_id, _day_start(now))
-        if earlier:
-            count = await store.add(day_key, earlier)
-    if count > plan.daily_request_limit:
-        await store.add(day_key, -1)
-        raise errors.LimitReached(errors.DAILY_LIMIT_REACHED.format(limit=plan.daily_request_limit))
 
-    for index, (key, budget, subject) in enumerate(budgets):
-        if spent[index] is None:
-            spent[index] = await store.initialise(key, await _spent_since(subject, now))
-        spent_usd = Decimal(spent[index]) / NANOS
-        if spent_usd >= budget:
-            await store.add(day_key, -1)
-            message = (
-                errors.USER_BUDGET_REACHED
-                if "user_id" in subject
-                else errors.ORGANIZATION_BUDGET_REACHED
-            )
-            await _note_crossings(subject, budget, before=0, after=spent[index])
-            raise errors.LimitReached(message.format(budget=budget))
-        if isinstance(store, _DatabaseStore):
-            await _note_crossings(subject, budget, before=0, after=spent[index])
-    return Admission(
-        caller=caller, day_key=day_key, spend_keys=spend_keys, budgets=budgets, store=store
+async def reserve(
+    caller: Caller, *, span_id: str, first: bool, amount: Decimal | None, start_row=None
+) -> Reservation | None:
+    """Admit a provider call holding `amount` (its most cost; None when the model has no price:
+    nothing can be held), or raise `errors.LimitReached`. None for anonymous callers.
+    `start_row()` makes the call's generation row in flight, which the database store writes."""
+    if caller.user is None:
+        return None
+    now = datetime.now(UTC)
+    month, day = _periods(now)
+    reservation = Reservation(
+        caller=caller,
+        span_id=span_id,
+        amount=int((amount or 0) * NANOS),
+        first=first,
+        subjects=subjects_of(caller),
+        month=month,
+        day=day,
+        store=None,
+    )
+    store = _store()
+    if store is not None:
+        try:
+            async with asyncio.timeout(settings.REDIS_TIMEOUT * 3):
+                await store.reserve(reservation)
+            reservation.store = store
+            return reservation
+        except REDIS_ERRORS as error:
+            _redis_failed(error)
+    await _DatabaseStore().reserve(reservation, start_row)
+    reservation.store = _DatabaseStore()
+    return reservation
+
+
+async def settle(reservation: Reservation | None, cost: Decimal | None) -> None:
+    """The call ended: replace its reservation by what it cost (None: price unknown, 0)."""
+    if reservation is None or reservation.ended:
+        return
+    reservation.ended = True
+    nanos = int((cost or 0) * NANOS)
+    try:
+        totals = await reservation.store.settle(reservation, nanos)
+    except REDIS_ERRORS as error:
+        _redis_failed(error)  # the counters start again from the table once Redis answers
+        return
+    for subject, total in zip(reservation.subjects, totals, strict=True):
+        if total is not None:
+            await _note_crossings(subject, before=total - nanos, after=total)
+
+
+async def release(reservation: Reservation | None) -> None:
+    """The provider failed before answering: nothing was spent, and it is not a request."""
+    if reservation is None or reservation.ended:
+        return
+    reservation.ended = True
+    try:
+        await reservation.store.release(reservation)
+    except REDIS_ERRORS as error:
+        _redis_failed(error)
+
+
+# --- Figures from the generation table ------------------------------------------------------
+
+
+def _requests_today(user_id: int, now: datetime) -> int:
+    # One answer is one request: its first provider call (step 1) or its cache hit, in flight
+    # or done, unless its provider failed.
+    return (
+        Generation.objects.filter(user_id=user_id, created_at__gte=day_start(now), step=1)
+        .exclude(is_error=True, finish_reason="")
+        .count()
     )
 
 
-async def _requests_since(user_id: int, since: datetime) -> int:
-    # One answer is one request: its first provider call (step 1) or its cache hit.
-    return await Generation.objects.filter(user_id=user_id, created_at__gte=since, step=1).acount()
+def _spent_this_month(subject: Subject, now: datetime) -> int:
+    """What the subject's finished calls cost this month (calls in flight are reserved)."""
+    total = Generation.objects.filter(
+        created_at__gte=month_start(now), in_flight=False, **subject.filters
+    ).aggregate(total=Sum("total_cost_usd"))["total"]
+    return int((total or Decimal(0)) * NANOS)
 
 
-async def _spent_since(subject: dict, now: datetime) -> int:
-    total = await Generation.objects.filter(
-        created_at__gte=_month_start(now), **subject
-    ).aaggregate(total=Sum("total_cost_usd"))
-    return int((total["total"] or Decimal(0)) * NANOS)
+def _held_in_table(subject: Subject, now: datetime) -> tuple[int, int]:
+    """What calls in flight (with a recent sign of life) hold, and how many there are."""
+    fresh = now - timedelta(seconds=settings.AI_CALL_STALE_SECONDS)
+    in_flight = Generation.objects.filter(
+        created_at__gte=month_start(now) - timedelta(seconds=HOLD_SECONDS),
+        in_flight=True,
+        heartbeat_at__gte=fresh,
+        **subject.filters,
+    )
+    figures = in_flight.aggregate(held=Sum("reserved_cost_usd"))
+    answers = in_flight.filter(step=1).count()
+    return int((figures["held"] or Decimal(0)) * NANOS), answers
 
 
-async def _note_crossings(subject: dict, budget: Decimal, *, before: int, after: int) -> None:
-    if budget <= 0:
+def _refusal(reservation: Reservation, kind: str, index: int = 0) -> errors.LimitReached:
+    plan = reservation.caller.plan
+    if kind == "daily":
+        limit = plan.daily_request_limit
+        return errors.LimitReached(errors.DAILY_LIMIT_REACHED.format(limit=limit))
+    if kind == "in_flight":
+        return errors.TooManyInFlight(
+            errors.TOO_MANY_IN_FLIGHT.format(limit=plan.max_answers_in_flight)
+        )
+    subject = reservation.subjects[index]
+    message = errors.USER_BUDGET_REACHED if index == 0 else errors.ORGANIZATION_BUDGET_REACHED
+    return errors.LimitReached(message.format(budget=subject.budget))
+
+
+async def _note_crossings(subject: Subject, *, before: int, after: int) -> None:
+    if subject.budget <= 0:
         return
     for percent in WARNING_LEVELS:
-        threshold = budget * NANOS * percent / 100
+        threshold = subject.budget_nanos * percent / 100
         if before < threshold <= after or (before == 0 and after >= threshold):
             await BudgetWarning.objects.aget_or_create(
                 period=datetime.now(UTC).strftime("%Y-%m"),
                 percent=percent,
-                **subject,
-                defaults={"budget_usd": budget, "spent_usd": Decimal(after) / NANOS},
+                **subject.filters,
+                defaults={"budget_usd": subject.budget, "spent_usd": Decimal(after) / NANOS},
             )
 
 
-# --- Where the counters live ----------------------------------------------------------------
+# --- Redis ----------------------------------------------------------------------------------
+
+_RESERVE = """
+-- KEYS[1]: the user's requests today; then per budget: its spend, its reservations.
+-- ARGV: now, span id, amount, expiry, first (1/0), daily limit, answers in flight (0: any),
+--       day ttl, hold ttl, then each budget.
+local now = tonumber(ARGV[1])
+local budgets = (#KEYS - 1) / 2
+for i = 1, budgets do
+    if redis.call('EXISTS', KEYS[2 * i]) == 0 then return {'init', i} end
+end
+local requests = redis.call('GET', KEYS[1])
+if not requests then return {'init', 0} end
+local first = ARGV[5] == '1'
+if first and tonumber(requests) + 1 > tonumber(ARGV[6]) then return {'daily', 0} end
+for i = 1, budgets do
+    local holds = KEYS[2 * i + 1]
+    local entries = redis.call('HGETALL', holds)
+    local held, live = 0, 0
+    for j = 1, #entries, 2 do
+        local amount, expiry, counts = string.match(entries[j + 1], '^(%d+):([%d.]+):(%d)$')
+        if tonumber(expiry) < now then
+            redis.call('HDEL', holds, entries[j])
+        else
+            held = held + tonumber(amount)
+            live = live + tonumber(counts)
+        end
+    end
+    if i == 1 and first and tonumber(ARGV[7]) > 0 and live >= tonumber(ARGV[7]) then
+        return {'in_flight', i}
+    end
+    if tonumber(redis.call('GET', KEYS[2 * i])) + held >= tonumber(ARGV[9 + i]) then
+        return {'budget', i}
+    end
+end
+if first then
+    redis.call('INCR', KEYS[1])
+    redis.call('EXPIRE', KEYS[1], ARGV[8])
+end
+for i = 1, budgets do
+    redis.call('HSET', KEYS[2 * i + 1], ARGV[2], ARGV[3] .. ':' .. ARGV[4] .. ':' .. ARGV[5])
+    redis.call('EXPIRE', KEYS[2 * i + 1], ARGV[9])
+end
+return {'ok', 0}
+"""
+
+_SETTLE = """
+-- KEYS: per budget, its spend and its reservations. ARGV: span id, cost.
+local totals = {}
+for i = 1, #KEYS / 2 do
+    redis.call('HDEL', KEYS[2 * i], ARGV[1])
+    if redis.call('EXISTS', KEYS[2 * i - 1]) == 1 then
+        totals[i] = redis.call('INCRBY', KEYS[2 * i - 1], ARGV[2])
+    else
+        totals[i] = false
+    end
+end
+return totals
+"""
+
+_RELEASE = """
+-- KEYS[1]: the user's requests today, then per budget its reservations. ARGV: span id, first.
+for i = 2, #KEYS do redis.call('HDEL', KEYS[i], ARGV[1]) end
+if ARGV[2] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECR', KEYS[1]) end
+return 1
+"""
+
+
+def _day_key(reservation: Reservation) -> str:
+    return f"{KEY_PREFIX}requests:user:{reservation.caller.user_id}:{reservation.day}"
+
+
+def _spent_key(subject: Subject, month: str) -> str:
+    return f"{KEY_PREFIX}spent:{subject.name}:{month}"
+
+
+def _held_key(subject: Subject, month: str) -> str:
+    return f"{KEY_PREFIX}held:{subject.name}:{month}"
 
 
 class _RedisStore:
-    _charge_script = """
-    local totals = {}
-    for i, key in ipairs(KEYS) do
-        if redis.call('EXISTS', key) == 1 then
-            totals[i] = redis.call('INCRBY', key, ARGV[1])
-        else
-            totals[i] = false
-        end
-    end
-    return totals
-    """
-
     def __init__(self, client: redis.asyncio.Redis):
         self.client = client
 
-    async def hit(self, day_key, spend_keys):
-        pipe = self.client.pipeline(transaction=False)
-        pipe.incr(day_key)
-        pipe.expire(day_key, DAY_TTL_SECONDS)
-        if spend_keys:
-            pipe.mget(spend_keys)
-        results = await pipe.execute()
-        spent = [int(v) if v is not None else None for v in results[2]] if spend_keys else []
-        return results[0], spent
+    async def reserve(self, reservation: Reservation) -> None:
+        if _reconcile.needed:
+            await _reconcile.run(self.client)
+        plan = reservation.caller.plan
+        keys = [_day_key(reservation)]
+        for subject in reservation.subjects:
+            keys += [_spent_key(subject, reservation.month), _held_key(subject, reservation.month)]
+        arguments = [
+            repr(time.time()),
+            reservation.span_id,
+            reservation.amount,
+            repr(time.time() + HOLD_SECONDS),
+            1 if reservation.first else 0,
+            plan.daily_request_limit,
+            plan.max_answers_in_flight,
+            DAY_TTL_SECONDS,
+            HOLD_TTL_SECONDS,
+            *(subject.budget_nanos for subject in reservation.subjects),
+        ]
+        for _ in range(1 + len(reservation.subjects) + 1):
+            outcome, index = await self.client.eval(_RESERVE, len(keys), *keys, *arguments)
+            outcome = outcome.decode() if isinstance(outcome, bytes) else outcome
+            if outcome == "ok":
+                return
+            if outcome != "init":
+                index = max(int(index) - 1, 0)
+                if outcome == "budget":
+                    subject = reservation.subjects[index]
+                    spent = await self.client.get(_spent_key(subject, reservation.month))
+                    await _note_crossings(subject, before=0, after=int(spent or 0))
+                raise _refusal(reservation, outcome, index)
+            await self._initialise(reservation, int(index))
+        raise RuntimeError("budget counters could not be initialised")
 
-    async def add(self, key, amount):
-        return await self.client.incrby(key, amount)
+    async def _initialise(self, reservation: Reservation, index: int) -> None:
+        # A counter Redis does not have starts from the table; whichever worker sets it first
+        # stands (SET NX).
+        now = datetime.now(UTC)
+        if index == 0:
+            count = await sync_to_async(_requests_today)(reservation.caller.user_id, now)
+            await self.client.set(_day_key(reservation), count, nx=True, ex=DAY_TTL_SECONDS)
+        else:
+            subject = reservation.subjects[index - 1]
+            spent = await sync_to_async(_spent_this_month)(subject, now)
+            await self.client.set(
+                _spent_key(subject, reservation.month), spent, nx=True, ex=RECONCILE_SECONDS
+            )
 
-    async def initialise(self, key, value):
-        # Another worker may have initialised it meanwhile: whichever came first stands.
-        pipe = self.client.pipeline(transaction=False)
-        pipe.set(key, value, nx=True, ex=RECONCILE_SECONDS)
-        pipe.get(key)
-        _, stored = await pipe.execute()
-        return int(stored)
+    async def settle(self, reservation: Reservation, nanos: int) -> list[int | None]:
+        keys = []
+        for subject in reservation.subjects:
+            keys += [_spent_key(subject, reservation.month), _held_key(subject, reservation.month)]
+        totals = await self.client.eval(_SETTLE, len(keys), *keys, reservation.span_id, nanos)
+        return [int(total) if total is not None else None for total in totals]
 
-    async def charge(self, keys, amount):
-        if not keys:
-            return []
-        totals = await self.client.eval(self._charge_script, len(keys), *keys, amount)
-        return [int(t) if t is not None else None for t in totals]
+    async def release(self, reservation: Reservation) -> None:
+        keys = [_day_key(reservation)]
+        keys += [_held_key(subject, reservation.month) for subject in reservation.subjects]
+        await self.client.eval(
+            _RELEASE, len(keys), *keys, reservation.span_id, 1 if reservation.first else 0
+        )
+
+
+class _Reconcile:
+    """After Redis was unreachable, its counters missed what was spent meanwhile (counted in
+    the table): they are cleared, to start again from the table, before Redis is used again."""
+
+    needed = False
+
+    async def run(self, client: redis.asyncio.Redis) -> None:
+        pattern = f"{KEY_PREFIX}[rs][ep]*"  # requests:* and spent:*, not the reservations
+        async for key in client.scan_iter(match=pattern, count=1000):
+            await client.delete(key)
+        self.needed = False
+
+
+_reconcile = _Reconcile()
+
+
+def _redis_failed(error: BaseException) -> None:
+    breaker.trip(error, "budgets are checked against the database")
+    _reconcile.needed = True
+
+
+# --- Without Redis: the table, or this process's memory --------------------------------------
+
+
+class _DatabaseStore:
+    """Redis is unreachable: limits and budgets are read from the generation table, under a row
+    lock on the caller (and their organization), and the call's row is written in flight as part
+    of the reservation, so that calls admitted on every worker count."""
+
+    async def reserve(self, reservation: Reservation, start_row) -> None:
+        await sync_to_async(self._reserve)(reservation, start_row)
+
+    @staticmethod
+    def _reserve(reservation: Reservation, start_row) -> None:
+        from iridium.accounts.models import Organization, User
+
+        now = datetime.now(UTC)
+        plan = reservation.caller.plan
+        with transaction.atomic():
+            User.objects.select_for_update().filter(pk=reservation.caller.user_id).first()
+            if reservation.caller.organization_id:
+                Organization.objects.select_for_update().filter(
+                    pk=reservation.caller.organization_id
+                ).first()
+            requests = _requests_today(reservation.caller.user_id, now)
+            if reservation.first and requests + 1 > plan.daily_request_limit:
+                raise _refusal(reservation, "daily")
+            for index, subject in enumerate(reservation.subjects):
+                held, answers = _held_in_table(subject, now)
+                if index == 0 and reservation.first and answers >= plan.max_answers_in_flight:
+                    raise _refusal(reservation, "in_flight")
+                spent = _spent_this_month(subject, now)
+                if spent + held >= subject.budget_nanos:
+                    raise _refusal(reservation, "budget", index)
+            if start_row is not None:
+                row = start_row()
+                row.heartbeat_at = now
+                Generation.objects.bulk_create(
+                    [row], update_conflicts=True, unique_fields=["span_id"],
+                    update_fields=["in_flight", "reserved_cost_usd", "heartbeat_at"],
+                )  # fmt: skip
+                reservation.row_written = True
+
+    async def settle(self, reservation: Reservation, nanos: int) -> list[None]:
+        return [None] * len(reservation.subjects)  # the call's row is the record
+
+    async def release(self, reservation: Reservation) -> None:
+        return None
 
 
 class _LocalStore:
     """The same counters in this process's memory, for the embedded default (one process)."""
 
     def __init__(self):
-        self._values: dict[str, tuple[int, float]] = {}
+        self.counters: dict[str, tuple[int, float]] = {}  # key -> (value, expires)
+        self.holds: dict[str, dict[str, tuple[int, float, bool]]] = {}
 
     def _get(self, key):
-        value = self._values.get(key)
+        value = self.counters.get(key)
         if value is None or value[1] < time.monotonic():
-            self._values.pop(key, None)
+            self.counters.pop(key, None)
             return None
         return value[0]
 
-    async def hit(self, day_key, spend_keys):
-        count = await self.add(day_key, 1, ttl=DAY_TTL_SECONDS)
-        return count, [self._get(key) for key in spend_keys]
+    def _set(self, key, value, ttl):
+        self.counters[key] = (value, time.monotonic() + ttl)
 
-    async def add(self, key, amount, ttl=DAY_TTL_SECONDS):
-        current = self._get(key) or 0
-        expires = self._values.get(key, (0, time.monotonic() + ttl))[1]
-        self._values[key] = (current + amount, expires)
-        return current + amount
+    async def reserve(self, reservation: Reservation) -> None:
+        now = datetime.now(UTC)
+        plan = reservation.caller.plan
+        day_key = _day_key(reservation)
+        if self._get(day_key) is None:
+            count = await sync_to_async(_requests_today)(reservation.caller.user_id, now)
+            self._set(day_key, count, DAY_TTL_SECONDS)
+        for subject in reservation.subjects:
+            key = _spent_key(subject, reservation.month)
+            if self._get(key) is None:
+                self._set(key, await sync_to_async(_spent_this_month)(subject, now), 3600)
+        # From here to the end nothing awaits: the check and the reservation are one step.
+        if reservation.first and self._get(day_key) + 1 > plan.daily_request_limit:
+            raise _refusal(reservation, "daily")
+        for index, subject in enumerate(reservation.subjects):
+            holds = self._live_holds(subject, reservation.month)
+            answers = sum(counts for _, _, counts in holds.values())
+            if index == 0 and reservation.first and answers >= plan.max_answers_in_flight:
+                raise _refusal(reservation, "in_flight")
+            held = sum(amount for amount, _, _ in holds.values())
+            spent = self._get(_spent_key(subject, reservation.month))
+            if spent + held >= subject.budget_nanos:
+                await _note_crossings(subject, before=0, after=spent)
+                raise _refusal(reservation, "budget", index)
+        if reservation.first:
+            self.counters[day_key] = (self._get(day_key) + 1, self.counters[day_key][1])
+        for subject in reservation.subjects:
+            self._live_holds(subject, reservation.month)[reservation.span_id] = (
+                reservation.amount,
+                time.monotonic() + HOLD_SECONDS,
+                reservation.first,
+            )
 
-    async def initialise(self, key, value):
-        existing = self._get(key)
-        if existing is not None:
-            return existing
-        self._values[key] = (value, time.monotonic() + RECONCILE_SECONDS)
-        return value
+    def _live_holds(self, subject: Subject, month: str) -> dict:
+        holds = self.holds.setdefault(_held_key(subject, month), {})
+        now = time.monotonic()
+        for span_id in [s for s, (_, expiry, _) in holds.items() if expiry < now]:
+            del holds[span_id]
+        return holds
 
-    async def charge(self, keys, amount):
+    async def settle(self, reservation: Reservation, nanos: int) -> list[int | None]:
         totals = []
-        for key in keys:
-            existing = self._get(key)
-            if existing is None:
+        for subject in reservation.subjects:
+            self._live_holds(subject, reservation.month).pop(reservation.span_id, None)
+            key = _spent_key(subject, reservation.month)
+            spent = self._get(key)
+            if spent is None:
                 totals.append(None)
             else:
-                self._values[key] = (existing + amount, self._values[key][1])
-                totals.append(existing + amount)
+                self.counters[key] = (spent + nanos, self.counters[key][1])
+                totals.append(spent + nanos)
         return totals
 
+    async def release(self, reservation: Reservation) -> None:
+        for subject in reservation.subjects:
+            self._live_holds(subject, reservation.month).pop(reservation.span_id, None)
+        day_key = _day_key(reservation)
+        if reservation.first and self._get(day_key):
+            self.counters[day_key] = (self._get(day_key) - 1, self.counters[day_key][1])
 
-class _DatabaseStore:
-    """Redis is unreachable: every figure comes from the generation table, nothing is counted
-    (the table itself records each call)."""
-
-    async def hit(self, day_key, spend_keys):
-        user_id = int(day_key.split(":")[-2])
-        earlier = await _requests_since(user_id, _day_start(datetime.now(UTC)))
-        return earlier + 1, [None] * len(spend_keys)
-
-    async def add(self, key, amount):
-        return 0
-
-    async def initialise(self, key, value):
-        return value
-
-    async def charge(self, keys, amount):
-        return [None] * len(keys)
+    def clear(self) -> None:
+        self.counters.clear()
+        self.holds.clear()
 
 
 _local_store = _LocalStore()
@@ -307,8 +558,36 @@ def _store():
     return _RedisStore(async_client(settings.REDIS_URL))
 
 
+async def forget_interrupted(rows: list[Generation]) -> None:
+    """Calls whose worker died (iridium.ai.recovery): their reservations end, and what they are
+    estimated to have cost is spent."""
+    store = _store()
+    if store is None or not rows:
+        return
+    from iridium.accounts.models import User
+
+    users = {
+        user.pk: user
+        async for user in User.objects.select_related("plan", "organization__plan").filter(
+            pk__in={row.user_id for row in rows if row.user_id}
+        )
+    }
+    for row in rows:
+        user = users.get(row.user_id)
+        if user is None:
+            continue
+        caller = Caller(user=user, organization_id=user.organization_id, plan=user.effective_plan)
+        month, day = _periods(row.created_at.astimezone(UTC))
+        reservation = Reservation(
+            caller=caller, span_id=row.span_id, amount=0, first=row.step == 1,
+            subjects=subjects_of(caller), month=month, day=day, store=store,
+        )  # fmt: skip
+        await settle(reservation, row.total_cost_usd)
+
+
 @receiver(setting_changed)
 def _forget_counters(setting, **kwargs):
     if setting in ("REDIS_URL", "REDIS_TIMEOUT"):
-        _local_store._values.clear()
+        _local_store.clear()
         breaker.reset()
+        _reconcile.needed = False

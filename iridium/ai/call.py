@@ -32,6 +32,7 @@ class Call:
     properties: dict
     route: Route
     max_steps: int
+    max_output_tokens: int
     # What the provider calls cost so far (None once a price is unknown).
     spent: Cost | None = ZERO_COST
     span_ids: list[str] = field(default_factory=list)
@@ -68,47 +69,51 @@ class Call:
         error: str,
         cache_hit: bool = False,
         saved_cost: Decimal | None = None,
-    ) -> None:
+        in_flight: bool = False,
+        reserved_cost: Decimal | None = None,
+        submit: bool = True,
+    ) -> GenerationRecord:
+        """The generation record of a provider call (or cache hit), submitted to the recorder
+        unless `submit` is false. A record `in_flight` is the call's row as it starts."""
         properties = {**self.properties, "usageEstimated": True} if usage_estimated else None
-        recorder.submit(
-            GenerationRecord(
-                created_at=created_at,
-                caller=self.caller,
-                trace_id=self.trace_id,
-                span_id=span_id,
-                parent_id=parent_id,
-                feature=self.feature,
-                provider=settings.AI_PROVIDER,
-                model=self.model,
-                base_url=provider.base_url(),
-                stream=self.streaming,
-                step=step,
-                usage=usage,
-                cost=cost,
-                latency_ms=latency_ms,
-                time_to_first_token_ms=answer.time_to_first_token_ms,
-                http_status=next(
-                    (a["status"] for a in reversed(attempts) if a.get("status")), None
-                ),
-                attempts=max(len(attempts), 1),
-                is_error=bool(error),
-                error=error,
-                finish_reason=answer.finish_reason or "",
-                privacy_mode=self.privacy,
-                tool_schemas=body.get("tools", []),
-                properties=properties or self.properties,
-                input=body["messages"],
-                output=[answer.message()] if answer.produced else None,
-                cache_hit=cache_hit,
-                saved_cost=saved_cost,
-                estimated_input_tokens=wire.estimate_tokens(
-                    wire.message_characters(body["messages"])
-                ),
-                routing_reason=self.route.reason,
-                flags=self.route.flags,
-                variant=self.route.variant,
-            )
+        record = GenerationRecord(
+            created_at=created_at,
+            caller=self.caller,
+            trace_id=self.trace_id,
+            span_id=span_id,
+            parent_id=parent_id,
+            feature=self.feature,
+            provider=settings.AI_PROVIDER,
+            model=self.model,
+            base_url=provider.base_url(),
+            stream=self.streaming,
+            step=step,
+            usage=usage,
+            cost=cost,
+            latency_ms=latency_ms,
+            time_to_first_token_ms=answer.time_to_first_token_ms,
+            http_status=next((a["status"] for a in reversed(attempts) if a.get("status")), None),
+            attempts=max(len(attempts), 1),
+            is_error=bool(error),
+            error=error,
+            finish_reason=answer.finish_reason or "",
+            privacy_mode=self.privacy,
+            tool_schemas=body.get("tools", []),
+            properties=properties or self.properties,
+            input=body["messages"],
+            output=[answer.message()] if answer.produced else None,
+            cache_hit=cache_hit,
+            saved_cost=saved_cost,
+            estimated_input_tokens=wire.estimate_tokens(wire.message_characters(body["messages"])),
+            routing_reason=self.route.reason,
+            flags=self.route.flags,
+            variant=self.route.variant,
+            in_flight=in_flight,
+            reserved_cost=reserved_cost,
         )
+        if submit:
+            recorder.submit(record)
+        return record
 
     def record_span(
         self,

@@ -45,6 +45,12 @@ USER_BUDGET_REACHED = (
 ORGANIZATION_BUDGET_REACHED = (
     "Your organization has used this month's AI budget (${budget}). Ask its admin to raise it."
 )
+TOO_MANY_IN_FLIGHT = (
+    "You already have {limit} answers being written. Wait for one of them to finish, or stop it."
+)
+BUDGET_REACHED_DURING_ANSWER = (
+    "The answer stopped here: its next step would go over your AI budget or limit."
+)
 AI_DISABLED = "AI features are switched off for the moment. Please try again later."
 
 
@@ -56,6 +62,20 @@ class Refused(AIError):
 
 class LimitReached(Refused):
     """A plan's daily request limit or a monthly budget is used up: no call was made."""
+
+    code = "limit_reached"
+    http_status = 429
+
+
+class TooManyInFlight(LimitReached):
+    """The plan's number of answers in flight for one user is reached."""
+
+    code = "too_many_in_flight"
+
+
+class StoppedByLimit(ProviderError):
+    """A limit or budget was reached between two steps of an answer's tool loop: the answer
+    ends there, keeping what it has."""
 
     code = "limit_reached"
     http_status = 429

@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 
 from iridium.ai import posthog
+from iridium.infra.db import reading_again_if_dropped
 
 from .models import FlagOverride
 
@@ -55,7 +56,7 @@ class FlagStore:
         self._overrides_loaded_at = float("-inf")
 
     async def evaluate(self, distinct_id: str, groups: dict) -> dict[str, Flag]:
-        await self._refresh_overrides()
+        await reading_again_if_dropped(self._refresh_overrides)
         flags = dict.fromkeys(FLAG_KEYS, DEFAULT)
         if posthog.client() is not None:
             flags.update(await self._from_posthog(distinct_id, groups))

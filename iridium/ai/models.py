@@ -152,6 +152,20 @@ class Generation(models.Model):
     flags = models.JSONField(default=dict, blank=True, help_text="Flags that decided the call.")
     variant = models.CharField(max_length=100, blank=True, help_text="Experiment variant.")
 
+    # A call in flight: the row is written when the call starts, so that a worker that dies
+    # mid-call leaves it behind (iridium.ai.recovery marks it interrupted, with estimated usage).
+    in_flight = models.BooleanField(default=False)
+    reserved_cost_usd = models.DecimalField(
+        max_digits=14,
+        decimal_places=10,
+        null=True,
+        blank=True,
+        help_text="The most the call could cost, held against budgets while it runs.",
+    )
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of a call in flight."
+    )
+
     privacy_mode = models.BooleanField(default=False)
     tools = models.JSONField(default=list, blank=True, help_text="Names of the tools offered.")
     properties = models.JSONField(default=dict, blank=True, help_text="The app's properties.")
@@ -169,6 +183,11 @@ class Generation(models.Model):
             models.Index(fields=["organization", "created_at"]),
             models.Index(fields=["plan", "created_at"]),
             models.Index(fields=["model", "created_at"]),
+            models.Index(
+                fields=["user", "heartbeat_at"],
+                condition=models.Q(in_flight=True),
+                name="generation_in_flight",
+            ),
         ]
 
     def __str__(self):

@@ -83,14 +83,16 @@ def flush(timeout: float = 10.0) -> None:
 def reset(flush_timeout: float = 2.0) -> None:
     """Send what is queued (within `flush_timeout`) and start afresh from the settings.
 
-    A PostHog that does not answer cannot hold this up: the old client's background thread
-    goes on trying on its own and ends with the process.
+    A PostHog that does not answer cannot hold this up: the old client is shut down in a thread
+    of its own, which ends (with the client's consumer threads) once its last attempt is made.
     """
     global _client, _configured
     with _lock:
-        if _client is not None:
-            _client.flush(timeout_seconds=flush_timeout)
+        old = _client
+        if old is not None:
+            old.flush(timeout_seconds=flush_timeout)
             atexit.unregister(_final_flush)
+            threading.Thread(target=old.shutdown, name="posthog-shutdown", daemon=True).start()
         _client, _configured = None, False
 
 

@@ -1,8 +1,14 @@
 """Writes generation and span rows and hands their events to PostHog, off the request path.
 
 The service only puts records on a queue. One daemon thread per process takes them in batches,
-bulk-inserts the rows with its own database connection, notes models without a price, and
-queues the PostHog events. Nothing here can fail a user's request; failures are logged.
+writes the rows with its own database connection, notes models without a price, and queues the
+PostHog events. Nothing here can fail a user's request; failures are logged.
+
+A provider call's row is written twice: when the call starts (in flight, with what it holds
+against budgets; written at once, without lingering) and when it ends (complete, failed or
+stopped; the same row, by its span id). Calls in flight send a sign of life now and then
+(`heartbeat`), with the tokens written so far, so that a call whose worker died is known and
+priced (iridium.ai.recovery). PostHog hears of a call once, when it ends.
 """
 
 import atexit
@@ -11,13 +17,13 @@ import queue
 import threading
 import time
 
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from iridium.ai import posthog
 from iridium.infra.db import on_kept_connection
 
+from . import posthog
 from .models import Generation, Span, UnpricedModel
 from .records import GenerationRecord, SpanRecord
 
@@ -26,6 +32,14 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 500
 LINGER_SECONDS = 0.05
 _STOP = object()
+_HEARTBEATS = object()
+
+# The columns a call's second writing sets (all but its identity and start).
+_FINAL_FIELDS = [
+    f.name
+    for f in Generation._meta.concrete_fields
+    if f.name not in ("id", "span_id", "created_at", "trace_id")
+]
 
 
 class Recorder:
@@ -35,12 +49,25 @@ class Recorder:
         self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._heartbeats: dict[str, int] = {}  # span id -> output tokens so far
+        self._heartbeats_lock = threading.Lock()
 
     def submit(self, record: GenerationRecord | SpanRecord) -> None:
         with self._idle:
             self._pending += 1
         self._queue.put(record)
         self._ensure_thread()
+
+    def heartbeat(self, span_id: str, output_tokens: int) -> None:
+        """A call in flight is alive and has written about `output_tokens` so far."""
+        with self._heartbeats_lock:
+            first = not self._heartbeats
+            self._heartbeats[span_id] = output_tokens
+        if first:
+            with self._idle:
+                self._pending += 1
+            self._queue.put(_HEARTBEATS)
+            self._ensure_thread()
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything submitted so far is written; True if it was in time."""
@@ -69,41 +96,55 @@ class Recorder:
         try:
             while True:
                 batch = [self._queue.get()]
-                # Linger briefly so that a busy server writes many rows per transaction.
-                deadline = time.monotonic() + LINGER_SECONDS
-                while len(batch) < BATCH_SIZE:
+                # Linger briefly so that a busy server writes many rows per transaction; a call
+                # that starts is written at once (a worker may die any moment).
+                deadline = time.monotonic() + (0 if _urgent(batch[0]) else LINGER_SECONDS)
+                while len(batch) < BATCH_SIZE and batch[-1] is not _STOP:
                     remaining = deadline - time.monotonic()
                     try:
-                        batch.append(
+                        item = (
                             self._queue.get(timeout=remaining)
                             if remaining > 0
                             else self._queue.get_nowait()
                         )
                     except queue.Empty:
                         break
-                    if batch[-1] is _STOP:
-                        break
-                stopping = any(item is _STOP for item in batch)
-                records = [item for item in batch if item is not _STOP]
+                    batch.append(item)
+                    if _urgent(item):
+                        deadline = time.monotonic()
+                stopping = batch[-1] is _STOP
+                items = [item for item in batch if item is not _STOP]
                 try:
-                    self._write(records)
+                    self._write(items)
                 except Exception as error:  # the thread must outlive any one bad batch
                     logger.error(
-                        "could not record %d AI call(s): %s", len(records), type(error).__name__
+                        "could not record %d AI call(s): %s", len(items), type(error).__name__
                     )
                 finally:
                     with self._idle:
-                        self._pending -= len(records)
+                        self._pending -= len(items)
                         self._idle.notify_all()
                 if stopping:
                     return
         finally:
             connection.close()
 
-    def _write(self, records):
+    def _write(self, items):
+        records = [item for item in items if item is not _HEARTBEATS]
+        if any(item is _HEARTBEATS for item in items):
+            with self._heartbeats_lock:
+                beating, self._heartbeats = self._heartbeats, {}
+            try:
+                on_kept_connection(self._write_heartbeats, beating)
+            except Exception as error:
+                logger.warning(
+                    "could not note %d call(s) in flight: %s", len(beating), type(error).__name__
+                )
         if not records:
             return
         for record in records:
+            if getattr(record, "in_flight", False):
+                continue  # PostHog hears of a call when it ends
             try:
                 posthog.capture(record.to_event())
             except Exception as error:
@@ -131,16 +172,24 @@ class Recorder:
 
     @staticmethod
     def _write_rows(records):
-        generations = [r for r in records if isinstance(r, GenerationRecord)]
+        # A call written twice in one batch (it started and ended within it): its last state.
+        generations = list(
+            {r.span_id: r for r in records if isinstance(r, GenerationRecord)}.values()
+        )
         spans = [r for r in records if isinstance(r, SpanRecord)]
         unpriced: dict[tuple[str, str], int] = {}
         for record in generations:
-            if record.cost is None and not record.is_error:
+            if record.cost is None and not record.is_error and not record.in_flight:
                 key = (record.model, record.provider)
                 unpriced[key] = unpriced.get(key, 0) + 1
         with transaction.atomic():
             if generations:
-                Generation.objects.bulk_create([r.to_row() for r in generations])
+                Generation.objects.bulk_create(
+                    [r.to_row() for r in generations],
+                    update_conflicts=True,
+                    unique_fields=["span_id"],
+                    update_fields=_FINAL_FIELDS,
+                )
             if spans:
                 Span.objects.bulk_create([r.to_row() for r in spans])
             for (model, provider), calls in unpriced.items():
@@ -151,6 +200,22 @@ class Recorder:
                     UnpricedModel.objects.get_or_create(
                         model=model, defaults={"provider": provider, "calls": calls}
                     )
+
+    @staticmethod
+    def _write_heartbeats(beating: dict[str, int]) -> None:
+        if not beating:
+            return
+        tokens = models.Case(
+            *(models.When(span_id=span, then=models.Value(n)) for span, n in beating.items()),
+            output_field=models.PositiveIntegerField(),
+        )
+        Generation.objects.filter(span_id__in=list(beating), in_flight=True).update(
+            output_tokens=tokens, heartbeat_at=timezone.now()
+        )
+
+
+def _urgent(item) -> bool:
+    return getattr(item, "in_flight", False)
 
 
 recorder = Recorder()

@@ -77,6 +77,9 @@ class GenerationRecord:
     routing_reason: str = ""
     flags: dict = field(default_factory=dict)
     variant: str = ""
+    # Written when the call starts (and completed when it ends): see Generation.in_flight.
+    in_flight: bool = False
+    reserved_cost: Decimal | None = None
 
     def to_row(self) -> Generation:
         cost = self.cost
@@ -124,6 +127,9 @@ class GenerationRecord:
             routing_reason=self.routing_reason,
             flags=self.flags,
             variant=self.variant,
+            in_flight=self.in_flight,
+            reserved_cost_usd=self.reserved_cost,
+            heartbeat_at=self.created_at if self.in_flight else None,
         )
 
     def to_event(self) -> dict:

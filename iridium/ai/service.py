@@ -1,7 +1,7 @@
 """The one door to the LLM: apps say who, which feature, the messages and the policy (an
-`ai.Request`); the service picks the model, checks budgets, looks in the cache, runs the tool
-loop (iridium.ai.toolloop, one provider call at a time through iridium.ai.step), and prices and
-records every call."""
+`ai.Request`); the service picks the model, looks in the cache, runs the tool loop
+(iridium.ai.toolloop), one provider call at a time through iridium.ai.step, which holds each
+call's most cost against budgets and limits, and prices and records every call."""
 
 import time
 from collections.abc import AsyncIterator
@@ -11,7 +11,9 @@ from decimal import Decimal
 from django.conf import settings
 from django.utils import timezone
 
-from . import budgets, errors, pricing, toolloop, wire
+from iridium.infra.db import reading_again_if_dropped
+
+from . import budgets, pricing, toolloop, wire
 from . import cache as response_cache
 from .call import ZERO_COST, Call, new_span_id
 from .callers import resolve_caller
@@ -48,8 +50,7 @@ async def _run(request: Request, *, streaming: bool) -> AsyncIterator[Event]:
     # In order: who, flags, model (or refusal), budgets and limits, cache, provider.
     call = await _prepare(request, streaming=streaming)
     conversation = _with_system_prompt(list(request.messages), call.route.system_prompt)
-    await pricing.overrides.refresh_if_stale()
-    admission = await budgets.admit(call.caller)
+    await reading_again_if_dropped(pricing.overrides.refresh_if_stale)
 
     cache_key, cache_ttl = None, 0
     if not request.tools and call.caller.user is not None:
@@ -60,7 +61,7 @@ async def _run(request: Request, *, streaming: bool) -> AsyncIterator[Event]:
             model=call.model,
             messages=conversation,
             parameters=wire.parameters(
-                temperature=request.temperature, max_output_tokens=request.max_output_tokens
+                temperature=request.temperature, max_output_tokens=call.max_output_tokens
             ),
         )
         cached = await response_cache.get(cache_key)
@@ -72,18 +73,10 @@ async def _run(request: Request, *, streaming: bool) -> AsyncIterator[Event]:
     # With tools, the provider calls and tool runs are children of one span for the answer.
     root_span = new_span_id() if request.tools else ""
     result = toolloop.LoopResult()
-    charged = False
     try:
-        try:
-            async with aclosing(toolloop.answer(call, conversation, root_span, result)) as items:
-                async for item in items:
-                    yield item
-        except errors.ProviderError:
-            if len(call.span_ids) <= 1:
-                await budgets.release(admission)  # no answer: not a request
-            raise
-        charged = True
-        await budgets.charge(admission, _total(call))
+        async with aclosing(toolloop.answer(call, conversation, root_span, result)) as items:
+            async for item in items:
+                yield item
         if cache_key and result.finish_reason == "stop":
             await response_cache.put(
                 cache_key,
@@ -111,8 +104,6 @@ async def _run(request: Request, *, streaming: bool) -> AsyncIterator[Event]:
             span_ids=list(call.span_ids),
         )
     finally:
-        if not charged:  # a failed or stopped answer still spent what its calls cost
-            await budgets.charge(admission, _total(call))
         if root_span:
             call.record_span(
                 span_id=root_span,
@@ -127,7 +118,7 @@ async def _run(request: Request, *, streaming: bool) -> AsyncIterator[Event]:
 
 async def _prepare(request: Request, *, streaming: bool) -> Call:
     """Who the call is for, whether it is private, the flags and the model (or a refusal)."""
-    caller = await resolve_caller(request.user)
+    caller = await reading_again_if_dropped(lambda: resolve_caller(request.user))
     plan = caller.plan
     privacy = (
         request.privacy
@@ -140,6 +131,9 @@ async def _prepare(request: Request, *, streaming: bool) -> Call:
     properties = {
         key: route.model if value is CHOSEN_MODEL else value for key, value in properties.items()
     }
+    output_cap = plan.max_output_tokens
+    if request.max_output_tokens:
+        output_cap = min(request.max_output_tokens, output_cap)
     return Call(
         request=request,
         streaming=streaming,
@@ -148,23 +142,23 @@ async def _prepare(request: Request, *, streaming: bool) -> Call:
         properties=properties,
         route=route,
         max_steps=request.max_steps or settings.AI_MAX_TOOL_STEPS,
+        max_output_tokens=output_cap,
     )
-
-
-def _total(call: Call) -> Decimal | None:
-    return call.spent.total_usd if call.spent is not None else None
 
 
 async def _answer_from_cache(call: Call, cached: dict, created_at, started):
     """Serve a cached answer: streamed in pieces when the caller streams, cost 0, and the cost
     it saved recorded."""
+    span_id = new_span_id()
+    # A cached answer costs nothing, but is a request (the daily limit counts it).
+    reservation = await budgets.reserve(call.caller, span_id=span_id, first=True, amount=None)
+    await budgets.settle(reservation, None)
     text = cached["text"]
     if call.streaming:
         for piece in _pieces(text):
             yield TextDelta(piece)
     usage = Usage(*cached["usage"])
     saved = Decimal(cached["cost"]) if cached["cost"] is not None else None
-    span_id = new_span_id()
     answer = wire.Answer(started)
     answer.parts.append(text)
     answer.finish_reason = "stop"

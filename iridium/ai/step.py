@@ -1,22 +1,31 @@
-"""One provider call: the request through the SDK (its retries, each attempt counted), the
-service's deadline, the answer read as it streams, the SDK's errors mapped to errors a person
-can read, and the generation recorded however the call ends (complete, failed or cancelled)."""
+"""One provider call: its reservation against budgets and limits, the request through the SDK
+(its retries, each attempt counted), the service's deadline, the answer read as it streams, the
+SDK's errors mapped to errors a person can read, and the generation recorded when the call
+starts and again however it ends (complete, failed or cancelled), when the reservation is
+settled to what the call cost."""
 
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 
 import openai
 from django.conf import settings
 from django.utils import timezone
 
-from . import errors, pricing, provider, wire
+from . import budgets, errors, pricing, provider, wire
 from .call import Call, new_span_id
+from .recorder import recorder
 from .types import Cost, TextDelta, Usage
 
 logger = logging.getLogger(__name__)
+
+# A reservation's input estimate (four characters a token) allows for this much more, since
+# tokenisers count some text (code, other scripts) at fewer characters a token.
+RESERVE_INPUT_MARGIN = 1.25
 
 
 @dataclass
@@ -38,21 +47,36 @@ async def provider_step(call: Call, conversation: list[dict], step: int, parent_
         model=call.model,
         messages=conversation,
         parameters=wire.parameters(
-            temperature=call.request.temperature,
-            max_output_tokens=call.request.max_output_tokens,
+            temperature=call.request.temperature, max_output_tokens=call.max_output_tokens
         ),
         tools=tools,
         allow_tools=bool(tools) and step < call.max_steps,
         streaming=call.streaming,
     )
     span_id = new_span_id()
-    call.span_ids.append(span_id)
-    attempts: list[dict] = []
-    token = provider.current_attempts.set(attempts)
     created_at = timezone.now()
     started = time.perf_counter()
     answer = wire.Answer(started)
+    most = _most_cost(call, body)
+    start = _start_record(call, created_at, span_id, parent_id, step, body, answer, most)
+    try:
+        reservation = await budgets.reserve(
+            call.caller, span_id=span_id, first=step == 1, amount=most, start_row=start.to_row
+        )
+    except errors.LimitReached as refusal:
+        if step == 1:
+            raise
+        # Between two steps of an answer: it ends here, keeping what it has.
+        raise errors.StoppedByLimit(
+            errors.BUDGET_REACHED_DURING_ANSWER, detail=str(refusal)
+        ) from refusal
+    call.span_ids.append(span_id)
+    if reservation is None or not reservation.row_written:
+        recorder.submit(start)  # the call's row exists from now on, whatever happens to us
+    attempts: list[dict] = []
+    token = provider.current_attempts.set(attempts)
     outcome, error_text = "error", ""
+    beat = time.monotonic()
     try:
         completions = provider.client().chat.completions
         if call.streaming:
@@ -72,6 +96,9 @@ async def provider_step(call: Call, conversation: list[dict], step: int, parent_
                         break
                     delta_text = answer.take(chunk)
                     if delta_text:
+                        if time.monotonic() - beat > heartbeat_seconds():
+                            beat = time.monotonic()
+                            recorder.heartbeat(span_id, wire.estimate_tokens(answer.length))
                         yield TextDelta(delta_text)
             if answer.finish_reason is None:
                 raise wire.CutStream()
@@ -98,6 +125,10 @@ async def provider_step(call: Call, conversation: list[dict], step: int, parent_
             usage = wire.estimate_usage(conversation, answer.text) if estimated else Usage()
         cost = pricing.price(provider=settings.AI_PROVIDER, model=call.model, usage=usage)
         call.add_spent(cost)
+        if outcome == "error" and step == 1 and not answer.answering:
+            await budgets.release(reservation)  # no answer: nothing spent, and not a request
+        else:
+            await budgets.settle(reservation, cost.total_usd if cost is not None else None)
         call.record_generation(
             created_at=created_at,
             span_id=span_id,
@@ -111,6 +142,7 @@ async def provider_step(call: Call, conversation: list[dict], step: int, parent_
             latency_ms=(time.perf_counter() - started) * 1000,
             attempts=attempts,
             error=error_text if outcome == "error" else "",
+            reserved_cost=most,
         )
     yield StepResult(
         text=answer.text,
@@ -118,6 +150,44 @@ async def provider_step(call: Call, conversation: list[dict], step: int, parent_
         usage=usage,
         cost=cost,
         finish_reason=answer.finish_reason or "stop",
+    )
+
+
+def heartbeat_seconds() -> float:
+    """How often a call in flight tells the recorder it is alive: well within the time after
+    which it would be taken for dead."""
+    return min(5.0, settings.AI_CALL_STALE_SECONDS / 3)
+
+
+def _most_cost(call: Call, body: dict) -> Decimal | None:
+    """The most the call can cost: its input (estimated, with a margin, tool schemas included)
+    and the output cap, at the model's price; None when the model has no price."""
+    characters = wire.message_characters(body["messages"]) + len(str(body.get("tools", "")))
+    usage = Usage(
+        input_tokens=math.ceil(wire.estimate_tokens(characters) * RESERVE_INPUT_MARGIN),
+        output_tokens=call.max_output_tokens,
+    )
+    cost = pricing.price(provider=settings.AI_PROVIDER, model=call.model, usage=usage)
+    return cost.total_usd if cost is not None else None
+
+
+def _start_record(call, created_at, span_id, parent_id, step, body, answer, most):
+    return call.record_generation(
+        created_at=created_at,
+        span_id=span_id,
+        parent_id=parent_id,
+        step=step,
+        body=body,
+        answer=answer,
+        usage=Usage(),
+        usage_estimated=False,
+        cost=None,
+        latency_ms=0.0,
+        attempts=[],
+        error="",
+        in_flight=True,
+        reserved_cost=most,
+        submit=False,
     )
 
 

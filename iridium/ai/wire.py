@@ -125,6 +125,10 @@ class Answer:
         return "".join(self.parts)
 
     @property
+    def length(self) -> int:
+        return sum(len(part) for part in self.parts)
+
+    @property
     def produced(self) -> bool:
         return bool(self.parts or self.tool_fragments)
 

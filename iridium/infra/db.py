@@ -2,10 +2,11 @@
 recorder, the progress writer), and asgiref's thread for synchronous work, where answers that
 outlive their request or socket are saved.
 
-Such a thread keeps its connection from one write to the next: opening one costs more than most
-of the writes (a new SQLite connection runs its PRAGMAs; a PostgreSQL one is a TCP handshake and
-authentication). Request threads close theirs after each request, as Django advises under ASGI.
-A kept connection can break under it (the database restarted, or ended it), so each write on one
+Without a pool, such a thread keeps its connection from one write to the next: opening one
+costs more than most of the writes (a new SQLite connection runs its PRAGMAs; a PostgreSQL one
+is a TCP handshake and authentication). With PostgreSQL's pool, it returns the connection after
+each write. Request threads close theirs after each request, as Django advises under ASGI. A
+kept connection can break under it (the database restarted, or ended it), so each write on one
 is made again, once, on a fresh connection.
 """
 
@@ -16,16 +17,38 @@ from django.db import InterfaceError, OperationalError, connection
 def on_kept_connection(write, *args):
     """`write(*args)` on this thread's kept connection. If that connection has broken (the
     database restarted, or dropped it while idle), it is closed and the write is made once more
-    on a new one. `write` must be a transaction of its own, so that a failed one left nothing."""
+    on a new one. `write` must be a transaction of its own, so that a failed one left nothing.
+
+    With a connection pool (PostgreSQL's default here) the connection goes back to the pool
+    afterwards, where getting it again costs next to nothing: threads that live long must not
+    hold pooled connections between writes, or they starve the requests."""
     try:
-        return write(*args)
-    except (InterfaceError, OperationalError):
-        if connection.in_atomic_block:
-            raise
-        connection.close()
-        return write(*args)
+        try:
+            return write(*args)
+        except (InterfaceError, OperationalError):
+            if connection.in_atomic_block:
+                raise
+            connection.close()
+            return write(*args)
+    finally:
+        if pooled() and not connection.in_atomic_block:
+            connection.close()
+
+
+def pooled() -> bool:
+    return bool(connection.settings_dict.get("OPTIONS", {}).get("pool"))
 
 
 async def on_kept_connection_async(write, *args):
     """`on_kept_connection` in asgiref's thread for synchronous work (where the async ORM runs)."""
     return await sync_to_async(on_kept_connection)(write, *args)
+
+
+async def reading_again_if_dropped(read):
+    """`await read()` (an async ORM read), made once more on a fresh connection if the one it
+    found in asgiref's thread had been ended by the database meanwhile."""
+    try:
+        return await read()
+    except (InterfaceError, OperationalError):
+        await sync_to_async(connection.close)()
+        return await read()

@@ -179,11 +179,19 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
+        frame = {}
         try:
             frame = protocol.parse(raw, max_chars=settings.WEBSOCKET_MAX_FRAME_CHARS)
             await self._handler(frame["type"])(frame)
         except DomainError as error:
             await self.send_json(protocol.error(error.code, error.message, **error.extra))
+        except Exception:
+            # Not the person's fault (the database went away a moment, say): the socket stays
+            # open and what they typed comes back.
+            logger.exception("a %s frame on %s failed", frame.get("type"), self.key)
+            content = frame.get("content")
+            given_back = {"text": content} if isinstance(content, str) else {}
+            await self.send_json(protocol.error("internal", protocol.INTERNAL, **given_back))
 
     def _handler(self, frame_type: str):
         if frame_type == protocol.STOP:

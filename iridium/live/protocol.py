@@ -66,6 +66,7 @@ NOT_AN_OBJECT = "A message must be a JSON object with a type."
 UNKNOWN_TYPE = "Unknown message type: {type!r}."
 FRAME_TOO_LARGE = "That message is too large."
 EMPTY = "Type a message first."
+INTERNAL = "Something went wrong on our side. Please try again."
 TOO_LONG = "That message is too long ({length} characters; the limit is {limit})."
 
 

@@ -15,12 +15,14 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from asgiref.sync import SyncToAsync
 from django.conf import settings
 
+from iridium.infra.errors import DomainError
 from iridium.infra.loops import PerLoop
 from iridium.infra.redis import async_client
 
@@ -76,6 +78,15 @@ class Run:
 
 
 _runs: dict[str, Run] = {}
+# The event loops (servers) that are shutting down: no answer starts in them any more.
+_draining: "weakref.WeakSet[asyncio.AbstractEventLoop]" = weakref.WeakSet()
+
+RESTARTING = "The server is restarting. Send your message again in a moment."
+
+
+class ShuttingDown(DomainError):
+    code = "restarting"
+    http_status = 503
 
 
 def running(key: str) -> Run | None:
@@ -84,6 +95,8 @@ def running(key: str) -> Run | None:
 
 def start(run: Run, produce: Callable[[Run], Awaitable[None]]) -> Run:
     """Run `produce(run)` in its own task; the registry holds it until it ends."""
+    if asyncio.get_running_loop() in _draining:
+        raise ShuttingDown(RESTARTING)
 
     async def main():
         # Without Redis there is one process, so no stop request can come from elsewhere.
@@ -121,6 +134,31 @@ def _outside_request() -> contextvars.Context:
     context = contextvars.copy_context()
     context.run(SyncToAsync.thread_sensitive_context.set, None)
     return context
+
+
+async def drain(grace: float) -> tuple[int, int]:
+    """The worker stops: no answer starts any more; those being written get `grace` seconds to
+    finish, then are stopped (each saves what it has, and its calls are recorded). Returns how
+    many finished and how many were stopped."""
+    loop = asyncio.get_running_loop()
+    _draining.add(loop)
+    tasks = [
+        run.task for run in _runs.values() if run.task is not None and run.task.get_loop() is loop
+    ]
+    if not tasks:
+        return 0, 0
+    logger.info("waiting up to %.0f s for %d answer(s) to finish", grace, len(tasks))
+    _, unfinished = await asyncio.wait(tasks, timeout=grace)
+    for task in unfinished:
+        task.cancel()
+    if unfinished:
+        logger.warning("stopped %d answer(s) that did not finish in time", len(unfinished))
+        await asyncio.wait(unfinished, timeout=10)
+    return len(tasks) - len(unfinished), len(unfinished)
+
+
+def draining() -> bool:
+    return asyncio.get_running_loop() in _draining
 
 
 async def stop(key: str, answer_ids: list[int]) -> None:

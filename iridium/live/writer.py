@@ -21,6 +21,9 @@ from .rendering import message_html, render_markdown, tool_note_html
 
 logger = logging.getLogger(__name__)
 
+COULD_NOT_START = "The answer could not start. Please try again."
+COULD_NOT_FINISH = "Something went wrong while answering. Please try again."
+
 Ask = Callable[[], Awaitable[ai.Request]]
 OnRefused = Callable[[ai.Refused], Awaitable[dict]]
 
@@ -32,7 +35,13 @@ def start(key: str, answer: StreamedAnswer, *, ask: Ask, on_refused: OnRefused) 
     run = runs.Run(key=key, message_id=answer.pk)
 
     async def produce(run):
-        await write(run, answer, request=await ask(), on_refused=on_refused)
+        try:
+            request = await ask()
+        except Exception:
+            logger.exception("could not prepare the answer %s of %s", answer.pk, key)
+            await finish(run, answer, "", answer.Status.ERROR, error=COULD_NOT_START)
+            return
+        await write(run, answer, request=request, on_refused=on_refused)
 
     return runs.start(run, produce)
 
@@ -61,19 +70,23 @@ async def write(
         await finish(run, answer, run.text, answer.Status.ERROR, error=str(error))
     except ai.Refused as refusal:
         run.refusal = refusal
+        answer_id = answer.pk  # before on_refused deletes the answer (and its id with it)
         extra = await on_refused(refusal)
         await run.send(
             {
                 "type": protocol.REFUSED,
-                "message_id": answer.pk,
+                "message_id": answer_id,
                 "code": refusal.code,
                 "message": str(refusal),
                 **extra,
             }
         )
-    except BaseException:  # stopped (the task was cancelled) or failed unexpectedly
+    except asyncio.CancelledError:  # stopped: by its person, or by the worker stopping
         await finish(run, answer, run.text, answer.Status.STOPPED)
         raise
+    except Exception:  # our fault, not the person's: kept as far as it got, with Retry
+        logger.exception("the answer %s of %s failed", answer.pk, run.key)
+        await finish(run, answer, run.text, answer.Status.ERROR, error=COULD_NOT_FINISH)
 
 
 async def _take(run: runs.Run, answer: StreamedAnswer, event) -> None:

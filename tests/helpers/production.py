@@ -4,6 +4,7 @@ PostgreSQL through the pool, Redis, the demo provider and the loopback PostHog s
 Tests that need it call `require_production_services()` first; in CI a missing service fails.
 """
 
+import contextlib
 import os
 import re
 import signal
@@ -91,7 +92,9 @@ class Server:
         command += ["--ws-per-message-deflate", "false"]
         if workers > 1:
             command += ["--workers", str(workers)]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=environment)
+        # A session of its own: with --workers, the worker processes are its children, and the
+        # whole group can be killed (kill_all) whatever state the supervisor is in.
+        self.process = subprocess.Popen(command, cwd=ROOT, env=environment, start_new_session=True)
         wait_for_port(self.port, process=self.process)
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 30) -> int:
@@ -105,9 +108,14 @@ class Server:
             # What it is waiting for, on stderr (iridium.infra.serving.dump_tasks_on_signal).
             self.process.send_signal(signal.SIGUSR1)
             time.sleep(1)
-            self.process.kill()
-            self.process.wait()
+            self.kill_all()
             raise
+
+    def kill_all(self) -> None:
+        """SIGKILL the server and every process it started."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
 
 def session_cookie(user) -> str:

@@ -47,9 +47,9 @@ class Command(BaseCommand):
             "iridium.asgi:application",
             host=host,
             port=port,
-            # Two servers share this loop and its Ctrl+C; the AI client is closed when the loop
-            # shuts down (iridium.ai.provider), which is all the application's lifespan does.
-            lifespan="off",
+            # Answers in flight finish (or are stopped and saved) when the server stops, and
+            # queued records are written: iridium.web.lifespan.
+            lifespan="on",
             log_level="info",
             # Tokens are a few bytes: compressing each websocket frame costs more than it saves.
             ws_per_message_deflate=False,
