@@ -13,13 +13,13 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 import iridium.ai.service  # noqa: E402, F401  (loaded now, not during the first request)
 from iridium.infra.serving import settle_garbage_collector  # noqa: E402
 from iridium.routing import websocket_urlpatterns  # noqa: E402
 from iridium.web.lifespan import lifespan  # noqa: E402
+from iridium.web.sockets import SameOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -27,9 +27,7 @@ application = ProtocolTypeRouter(
         # two-command set-up whole. A reverse proxy or CDN may serve STATIC_ROOT instead.
         "http": ASGIStaticFilesHandler(django_asgi_app),
         "lifespan": lifespan,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
 

@@ -3,9 +3,6 @@ from django.urls import include, path
 
 from iridium.web import views as web_views
 
-admin.site.site_header = "Iridium administration"
-admin.site.site_title = "Iridium admin"
-
 urlpatterns = [
     path("", web_views.home, name="home"),
     path("healthz", web_views.healthz, name="healthz"),

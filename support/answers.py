@@ -78,7 +78,8 @@ def _thread(ticket: Ticket, answer: TicketMessage) -> tuple[list[dict], bool]:
     """The ticket's thread as the model reads it, and whether this is the first answer."""
     thread = [{"role": "system", "content": SYSTEM_PROMPT}]
     first = True
-    for message in ticket.messages.exclude(pk=answer.pk).exclude(content=""):
+    messages = ticket.messages.exclude(pk=answer.pk).exclude(content="")
+    for message in messages.exclude(kind=TicketMessage.Kind.NOTE):
         if message.kind == TicketMessage.Kind.ASSISTANT:
             first = False
             thread.append({"role": "assistant", "content": message.content})

@@ -78,6 +78,7 @@ class TicketMessage(StreamedAnswer):
         CUSTOMER = "customer", "Customer"
         AGENT = "agent", "Agent"
         ASSISTANT = "assistant", "Assistant"
+        NOTE = "note", "Note"  # a change of the ticket told in its thread (reopened, ...)
 
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="messages")
     kind = models.CharField(max_length=10, choices=Kind)
@@ -105,6 +106,8 @@ class TicketMessage(StreamedAnswer):
     def author_label(self) -> str:
         if self.is_answer:
             return "Support assistant"
+        if self.kind == self.Kind.NOTE:
+            return "Ticket status"
         name = self.author.get_username() if self.author else ""
         if self.kind == self.Kind.AGENT:
             return f"{name} (staff)"

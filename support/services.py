@@ -3,6 +3,9 @@
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
+from iridium.infra.errors import DomainError
+
+from . import access
 from .models import Ticket, TicketMessage
 
 TITLE_REQUIRED = "A ticket needs a title."
@@ -14,9 +17,21 @@ MESSAGE_TOO_LONG = "A message can be at most 10,000 characters."
 UNKNOWN_PRIORITY = "Unknown priority {value!r}: choose low, normal, high or urgent."
 UNKNOWN_CATEGORY = "Unknown category {value!r}: choose billing, technical, account or other."
 UNKNOWN_STATUS = "Unknown status {value!r}: choose open, pending, resolved or closed."
-NOT_AN_AGENT = "Tickets can only be assigned to staff."
-STAFF_ONLY = "Only staff can do that."
+NOT_AN_AGENT = "Tickets can only be assigned to support agents."
+STAFF_ONLY = "Only support agents can do that."
+CLOSED = "This ticket is {status}. Reopen it to add a message."
+ONLY_THE_OWNER_REOPENS = "Only the ticket's owner can reopen it."
+NOT_FINISHED = "This ticket is still open."
+REOPENED_NOTE = "{user} reopened the ticket."
+FINISHED = (Ticket.Status.RESOLVED, Ticket.Status.CLOSED)
 MAX_TEXT = 10_000
+
+
+class TicketClosed(DomainError):
+    """The customer wrote on a resolved or closed ticket: it takes messages again once reopened."""
+
+    code = "ticket_closed"
+    http_status = 409
 
 
 def _clean_text(text, *, required: str, too_long: str) -> str:
@@ -59,10 +74,16 @@ def create_ticket(
     return ticket
 
 
+@transaction.atomic
 def post_message(*, ticket: Ticket, author, body: str) -> TicketMessage:
-    """A message from the ticket's owner, or a reply from an agent (staff)."""
+    """A message from the ticket's owner, or a reply from a support agent. A resolved or closed
+    ticket takes no message from its owner until they reopen it (`reopen`)."""
     body = _clean_text(body, required=MESSAGE_REQUIRED, too_long=MESSAGE_TOO_LONG)
-    if author.is_staff and author.pk != ticket.user_id:
+    # The status as it is now (staff may have closed it since the page was opened).
+    ticket.status = (
+        Ticket.objects.select_for_update().values_list("status", flat=True).get(pk=ticket.pk)
+    )
+    if access.is_agent(author) and author.pk != ticket.user_id:
         message = TicketMessage.objects.create(
             ticket=ticket, kind=TicketMessage.Kind.AGENT, author=author, content=body
         )
@@ -72,6 +93,8 @@ def post_message(*, ticket: Ticket, author, body: str) -> TicketMessage:
         return message
     if author.pk != ticket.user_id:
         raise PermissionDenied(STAFF_ONLY)
+    if ticket.status in FINISHED:
+        raise TicketClosed(CLOSED.format(status=ticket.get_status_display().lower()), text=body)
     message = TicketMessage.objects.create(
         ticket=ticket, kind=TicketMessage.Kind.CUSTOMER, author=author, content=body
     )
@@ -87,10 +110,29 @@ def ask_for_human(*, ticket: Ticket) -> Ticket:
     return ticket
 
 
+@transaction.atomic
+def reopen(*, ticket: Ticket, by) -> TicketMessage:
+    """The owner reopens their resolved or closed ticket; the thread says so, for staff to see,
+    and the ticket goes back to the queue as open."""
+    if by.pk != ticket.user_id:
+        raise PermissionDenied(ONLY_THE_OWNER_REOPENS)
+    locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
+    if locked.status not in FINISHED:
+        raise ValidationError(NOT_FINISHED)
+    locked.status = ticket.status = Ticket.Status.OPEN
+    locked.save(update_fields=["status", "updated_at"])
+    return TicketMessage.objects.create(
+        ticket=ticket,
+        kind=TicketMessage.Kind.NOTE,
+        author=by,
+        content=REOPENED_NOTE.format(user=by.get_username()),
+    )
+
+
 def assign(*, ticket: Ticket, agent, by) -> Ticket:
-    if not by.is_staff:
+    if not access.is_agent(by):
         raise PermissionDenied(STAFF_ONLY)
-    if agent is not None and not agent.is_staff:
+    if agent is not None and not access.is_agent(agent):
         raise ValidationError(NOT_AN_AGENT)
     ticket.assigned_to = agent
     ticket.save(update_fields=["assigned_to", "updated_at"])
@@ -98,7 +140,7 @@ def assign(*, ticket: Ticket, agent, by) -> Ticket:
 
 
 def set_status(*, ticket: Ticket, status: str, by) -> Ticket:
-    if not by.is_staff:
+    if not access.is_agent(by):
         raise PermissionDenied(STAFF_ONLY)
     if status not in Ticket.Status.values:
         raise ValidationError(UNKNOWN_STATUS.format(value=status))

@@ -1,14 +1,14 @@
 from asgiref.sync import sync_to_async
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
-from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from iridium.live.rendering import render_markdown
+from iridium.accounts import audit
+from iridium.live import fanout, protocol
+from iridium.live.rendering import message_html, render_markdown
 
 from . import access, answers, selectors, services
 from .forms import QueueFilterForm, TicketForm
@@ -20,7 +20,11 @@ def index(request):
     return render(
         request,
         "support/index.html",
-        {"tickets": Ticket.objects.filter(user=request.user), "form": TicketForm()},
+        {
+            "tickets": Ticket.objects.filter(user=request.user),
+            "form": TicketForm(),
+            "is_agent": access.is_agent(request.user),
+        },
     )
 
 
@@ -49,15 +53,42 @@ async def new(request):
 @login_required
 def ticket(request, pk):
     found = access.get_ticket(request.user, pk)
-    context = {"ticket": found, "thread": found.messages.select_related("author")}
-    if request.user.is_staff:
-        context["agents"] = get_user_model().objects.filter(is_staff=True).order_by("username")
+    is_agent = access.is_agent(request.user)
+    context = {
+        "ticket": found,
+        "thread": found.messages.select_related("author"),
+        "is_agent": is_agent,
+        "replying_as_agent": is_agent and request.user.pk != found.user_id,
+        "finished": found.status in services.FINISHED,
+    }
+    if is_agent:
+        context["agents"] = access.agents()
         context["ai_cost"] = selectors.ai_costs([found]).get(found.pk)
         context["statuses"] = Ticket.Status.choices
+    if request.user.pk != found.user_id:
+        audit.record(request.user, audit.READ_TICKET, found.trace_id, subject=found.user)
     return render(request, "support/ticket.html", context)
 
 
-@staff_member_required
+@login_required
+@require_POST
+async def reopen(request, pk):
+    """The owner reopens a resolved or closed ticket: open again, with a note in its thread that
+    every open page of the ticket (staff's too) shows at once."""
+    user = await request.auser()
+    found = await sync_to_async(access.get_ticket)(user, pk)
+    try:
+        note = await sync_to_async(services.reopen)(ticket=found, by=user)
+    except ValidationError as error:
+        await sync_to_async(messages.error)(request, " ".join(error.messages))
+        return redirect("support:ticket", pk=pk)
+    html = await sync_to_async(message_html)(note)
+    frame = {"type": protocol.USER_MESSAGE, "message": note.frame(), "html": html}
+    await fanout.group_send(answers.TARGET.key(found.pk), frame)
+    return redirect("support:ticket", pk=pk)
+
+
+@access.agent_required
 def queue(request):
     form = QueueFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_valid() else {}
@@ -73,20 +104,21 @@ def queue(request):
     costs = selectors.ai_costs(tickets)
     for listed in tickets:
         listed.ai_cost = costs.get(listed.pk)
-    agents = get_user_model().objects.filter(is_staff=True).order_by("username")
     return render(
-        request, "support/queue.html", {"tickets": tickets, "form": form, "agents": agents}
+        request,
+        "support/queue.html",
+        {"tickets": tickets, "form": form, "agents": access.agents(), "is_agent": True},
     )
 
 
-@staff_member_required
+@access.agent_required
 @require_POST
 def assign(request, pk):
     found = get_object_or_404(Ticket, pk=pk)
     agent_id = request.POST.get("agent", "")
     agent = None
     if agent_id:
-        agent = get_user_model().objects.filter(pk=agent_id if agent_id.isdigit() else 0).first()
+        agent = access.agents().filter(pk=agent_id if agent_id.isdigit() else 0).first()
         if agent is None:
             messages.error(request, "No such agent.")
             return redirect("support:ticket", pk=pk)
@@ -97,7 +129,7 @@ def assign(request, pk):
     return redirect("support:ticket", pk=pk)
 
 
-@staff_member_required
+@access.agent_required
 @require_POST
 def set_status(request, pk):
     found = get_object_or_404(Ticket, pk=pk)

@@ -44,6 +44,15 @@ def user(
     return person
 
 
+def support_agent(username: str = "dana", **fields) -> User:
+    """Staff in the "Support agents" group: they handle tickets."""
+    from support.access import agents_group
+
+    agent = user(username, is_staff=True, **fields)
+    agent.groups.add(agents_group())
+    return agent
+
+
 # --- What people make -------------------------------------------------------------------------
 
 

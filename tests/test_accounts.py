@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 import pytest
+from django.http import HttpRequest
 from django.urls import reverse
 
 from iridium.accounts.models import Organization, Plan, User
@@ -124,7 +125,7 @@ def test_login_logout_and_password_change(client, make_user):
 
     client.post(reverse("logout"))
     assert client.get(reverse("chat:index")).status_code == 302
-    assert client.login(username="ursula", password=new_password)
+    assert client.login(request=HttpRequest(), username="ursula", password=new_password)
 
 
 def test_login_with_a_wrong_password_says_so(client, user):

@@ -25,8 +25,8 @@ TICKET = factories.TICKET
 
 
 @pytest.fixture
-def agent(make_user):
-    return make_user("dana", is_staff=True)
+def agent(plans):
+    return factories.support_agent("dana")
 
 
 @pytest.fixture
@@ -189,8 +189,10 @@ async def test_an_answer_left_by_a_stopped_worker_is_marked_interrupted(ai_setti
 
 def test_ticket_pages_access_matrix(client, user, agent, make_user, ticket):
     stranger = make_user("sid")
+    # Staff who are not support agents (an analyst, say) do not read tickets.
+    other_staff = make_user("otto", is_staff=True)
     url = reverse("support:ticket", args=[ticket.pk])
-    for viewer, expected in [(user, 200), (agent, 200), (stranger, 404)]:
+    for viewer, expected in [(user, 200), (agent, 200), (stranger, 404), (other_staff, 404)]:
         client.force_login(viewer)
         assert client.get(url).status_code == expected
     client.logout()
@@ -200,25 +202,31 @@ def test_ticket_pages_access_matrix(client, user, agent, make_user, ticket):
 @pytest.mark.parametrize(
     ("name", "data"), [("support:assign", {"agent": ""}), ("support:status", {"status": "closed"})]
 )
-def test_only_staff_change_tickets(client, user, make_user, ticket, name, data):
-    for viewer in (user, make_user("sid")):
+def test_only_support_agents_change_tickets(client, user, make_user, ticket, name, data):
+    for viewer in (user, make_user("sid"), make_user("otto", is_staff=True)):
         client.force_login(viewer)
         response = client.post(reverse(name, args=[ticket.pk]), data)
-        assert response.status_code == 302 and "/admin/login/" in response.url
+        assert response.status_code == 403
+        assert "Only support agents handle tickets." in response.content.decode()
+    client.logout()
+    response = client.post(reverse(name, args=[ticket.pk]), data)
+    assert response.status_code == 302 and response.url.startswith(reverse("login"))
     ticket.refresh_from_db()
     assert ticket.status == "open"
 
 
-def test_only_staff_see_the_queue(client, user, agent, ticket):
-    client.force_login(user)
-    assert client.get(reverse("support:queue")).status_code == 302
+def test_only_support_agents_see_the_queue(client, user, agent, make_user, ticket):
+    for viewer in (user, make_user("otto", is_staff=True)):
+        client.force_login(viewer)
+        assert client.get(reverse("support:queue")).status_code == 403
     client.force_login(agent)
     assert client.get(reverse("support:queue")).status_code == 200
 
 
 async def test_ticket_sockets_access_matrix(ai_settings, user, agent, make_user, ticket):
     stranger = await sync_to_async(make_user)("sid")
-    for viewer, allowed in [(user, True), (agent, True), (stranger, False)]:
+    other_staff = await sync_to_async(make_user)("otto", is_staff=True)
+    for viewer, allowed in [(user, True), (agent, True), (stranger, False), (other_staff, False)]:
         socket, connected, code = await open_socket(viewer, "ticket", ticket.pk)
         assert connected is allowed, viewer
         if connected:
@@ -281,9 +289,10 @@ def test_queue_filters(client, user, agent, make_user):
     assert set(listed()) == {urgent, other}
 
 
-def test_tickets_are_assigned_to_staff_only(user, agent, ticket):
-    with pytest.raises(ValidationError, match="only be assigned to staff"):
-        services.assign(ticket=ticket, agent=user, by=agent)
+def test_tickets_are_assigned_to_support_agents_only(user, agent, make_user, ticket):
+    for not_an_agent in (user, make_user("otto", is_staff=True)):
+        with pytest.raises(ValidationError, match="only be assigned to support agents"):
+            services.assign(ticket=ticket, agent=not_an_agent, by=agent)
 
 
 # --- Knowledge base ---------------------------------------------------------------------------

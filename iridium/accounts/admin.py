@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count
 
-from .models import Organization, Plan, PlanChange, User
+from .models import AuditEntry, Organization, Plan, PlanChange, User
 from .services import change_user_plans, record_plan_change
 
 
@@ -165,6 +165,27 @@ class PlanChangeAdmin(admin.ModelAdmin):
     search_fields = ["user__username", "organization__name", "changed_by__username"]
     list_select_related = ["user", "organization", "from_plan", "to_plan", "changed_by"]
     date_hierarchy = "changed_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """Who read whose AI content, and when: readable by those with the view permission, never
+    written or changed by hand."""
+
+    list_display = ["at", "actor_username", "action", "target", "subject", "detail"]
+    list_filter = ["action", "at"]
+    search_fields = ["actor_username", "target", "subject__username"]
+    date_hierarchy = "at"
+    list_select_related = ["subject"]
 
     def has_add_permission(self, request):
         return False

@@ -158,3 +158,34 @@ class PlanChange(models.Model):
     def __str__(self):
         subject = self.user or self.organization
         return f"{subject}: {self.from_plan or '-'} → {self.to_plan or '-'}"
+
+
+class AuditEntry(models.Model):
+    """A member of staff read a person's AI content: who, what, whose, when. Written by
+    `iridium.accounts.audit.record`; read-only in admin."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, related_name="audit_entries"
+    )
+    # The actor's name is kept so that the entry still says who after their account is gone.
+    actor_username = models.CharField(max_length=150)
+    action = models.CharField(max_length=40, db_index=True)
+    target = models.CharField(max_length=200, help_text="what was read, e.g. a trace or ticket id")
+    subject = models.ForeignKey(
+        User,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="whose content it was, when one person's",
+    )
+    detail = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit log"
+
+    def __str__(self):
+        return f"{self.actor_username} {self.action} {self.target}"

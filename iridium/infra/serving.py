@@ -4,6 +4,7 @@ garbage collector of a long-lived server process."""
 import asyncio
 import contextlib
 import gc
+import logging
 import os
 import signal
 import sys
@@ -78,3 +79,16 @@ def awaiting(awaitable) -> list[str]:
             or getattr(awaitable, "ag_await", None)
         )
     return found
+
+
+class QueryStringsOut(logging.Filter):
+    """Drops the query string from uvicorn's access-log lines: search terms are what people
+    typed, and an access log is no place for them. (uvicorn logs the request as
+    `client - "METHOD path?query HTTP/x" status`, the path with its query third.)"""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            path, _, _ = args[2].partition("?")
+            record.args = (*args[:2], path, *args[3:])
+        return True

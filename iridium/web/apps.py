@@ -1,3 +1,5 @@
+import logging
+
 from django.apps import AppConfig
 
 
@@ -8,3 +10,7 @@ class WebConfig(AppConfig):
 
     def ready(self):
         from iridium.infra import checks  # noqa: F401  (registers the system checks)
+        from iridium.infra.serving import QueryStringsOut
+
+        # What people search for stays out of the access log.
+        logging.getLogger("uvicorn.access").addFilter(QueryStringsOut())

@@ -2,9 +2,8 @@
 support agent and knowledge-base articles. `seed()` is idempotent: running it again changes
 nothing."""
 
-from django.contrib.auth.models import Permission
-
 from iridium.accounts.models import Organization, Plan, User
+from support.access import agents_group
 from support.models import Article
 
 DEMO_PASSWORD = "iridium-demo"
@@ -18,10 +17,6 @@ DEMO_USERS = [
     ("carol", "enterprise", "acme", "carol@example.com"),
 ]
 DEMO_AGENT = "dana"  # support staff: the ticket queue, and knowledge-base articles in admin
-AGENT_PERMISSIONS = [
-    ("support", "article", ["add", "change", "view"]),
-    ("support", "ticket", ["change", "view"]),
-]
 DEMO_ARTICLES = [
     (
         "Resetting your password",
@@ -58,13 +53,7 @@ def seed() -> str:
     agent = _user(DEMO_AGENT, DEMO_PASSWORD, plans["pro"], None, "dana@example.com", False)
     agent.is_staff = True
     agent.save(update_fields=["is_staff"])
-    for app_label, model, actions in AGENT_PERMISSIONS:
-        agent.user_permissions.add(
-            *Permission.objects.filter(
-                content_type__app_label=app_label,
-                codename__in=[f"{action}_{model}" for action in actions],
-            )
-        )
+    agent.groups.add(agents_group())
     for title, tags, body in DEMO_ARTICLES:
         Article.objects.update_or_create(
             title=title, defaults={"tags": tags, "body": body, "published": True}

@@ -1,14 +1,15 @@
 import pytest
 from playwright.sync_api import expect
 
+from tests import factories
 from tests.helpers.browser import log_in
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def agent(make_user):
-    return make_user("dana", is_staff=True)
+def agent(plans):
+    return factories.support_agent("dana")
 
 
 def test_customer_files_a_ticket_and_an_agent_resolves_it(

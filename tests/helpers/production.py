@@ -84,17 +84,24 @@ def production_environment(*, ai_base_url: str, posthog_url: str = "", **extra) 
 class Server:
     """`uvicorn iridium.asgi:application` with `workers` worker processes, as README runs it."""
 
-    def __init__(self, environment: dict, *, workers: int = 1):
+    def __init__(self, environment: dict, *, workers: int = 1, log_level="warning", output=None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-m", "uvicorn", "iridium.asgi:application", "--host"]
-        command += ["127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
+        command += ["127.0.0.1", "--port", str(self.port), "--log-level", log_level]
         command += ["--ws-per-message-deflate", "false"]
         if workers > 1:
             command += ["--workers", str(workers)]
         # A session of its own: with --workers, the worker processes are its children, and the
         # whole group can be killed (kill_all) whatever state the supervisor is in.
-        self.process = subprocess.Popen(command, cwd=ROOT, env=environment, start_new_session=True)
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=environment,
+            start_new_session=True,
+            stdout=output,
+            stderr=subprocess.STDOUT if output is not None else None,
+        )
         wait_for_port(self.port, process=self.process)
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 30) -> int:
