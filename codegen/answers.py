@@ -47,11 +47,11 @@ def _request(creation: Creation, user) -> ai.Request:
             ],
             properties={
                 "language": creation.language,
-                "framework": creation.framework or "none",
                 "complexity": creation.complexity,
                 "modelUsed": ai.CHOSEN_MODEL,
                 "promptLength": len(creation.prompt),
             },
+            private_properties={"framework": creation.framework or "none"},  # typed freely
         )
     system = CONTENT_SYSTEM.format(
         content_type=creation.get_content_type_display().lower(),

@@ -128,6 +128,8 @@ async def _prepare(request: Request, *, streaming: bool) -> Call:
     flags = await flag_store.evaluate(caller.distinct_id(request.trace_id), caller.groups)
     route = choose_route(plan=plan, complexity=request.complexity, flags=flags)
     properties = {"feature": request.feature, "plan": plan.slug, **request.properties}
+    if not privacy:
+        properties.update(request.private_properties)
     properties = {
         key: route.model if value is CHOSEN_MODEL else value for key, value in properties.items()
     }

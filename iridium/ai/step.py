@@ -112,7 +112,7 @@ async def provider_step(call: Call, conversation: list[dict], step: int, parent_
         answer.finish_reason = "cancelled"
         raise
     except Exception as error:
-        detail = f"{type(error).__name__}: {error}"
+        detail = error_detail(error, private=call.privacy)
         error_text = _describe_attempts(attempts, detail)
         raise _provider_error(call, error, attempts, answer, detail) from error
     finally:
@@ -151,6 +151,15 @@ async def provider_step(call: Call, conversation: list[dict], step: int, parent_
         cost=cost,
         finish_reason=answer.finish_reason or "stop",
     )
+
+
+def error_detail(error: BaseException, *, private: bool) -> str:
+    """What is recorded and logged of an error. A provider's error message may repeat the input
+    (a rejected prompt, say), so in privacy mode only its type and HTTP status are kept."""
+    status = getattr(error, "status_code", None)
+    if private:
+        return type(error).__name__ + (f" (HTTP {status})" if status else "")
+    return f"{type(error).__name__}: {error}"
 
 
 def heartbeat_seconds() -> float:

@@ -13,10 +13,12 @@ from django.utils import timezone
 
 from . import wire
 from .call import ZERO_COST, Call, new_span_id
-from .step import StepResult, provider_step
+from .step import StepResult, error_detail, provider_step
 from .types import Cost, ToolCalled, ToolContext, ToolFailed, Usage
 
 logger = logging.getLogger(__name__)
+# A failed tool step's error as recorded in privacy mode (its own text may quote the person).
+TOOL_FAILED = "The tool failed."
 
 
 @dataclass
@@ -89,8 +91,16 @@ async def run_tool(call: Call, tool_call: dict, parent_id: str) -> ToolCalled:
                 is_error = False
             except ToolFailed as failure:
                 result = {"error": str(failure)}
-            except Exception:
-                logger.exception("tool %s failed (trace %s)", name, call.trace_id)
+            except Exception as failure:
+                if call.privacy:  # the exception's text may hold what the person wrote
+                    logger.error(
+                        "tool %s failed (trace %s): %s",
+                        name,
+                        call.trace_id,
+                        error_detail(failure, private=True),
+                    )
+                else:
+                    logger.exception("tool %s failed (trace %s)", name, call.trace_id)
                 result = {"error": "The tool failed."}
     call.record_span(
         span_id=new_span_id(),
@@ -101,6 +111,6 @@ async def run_tool(call: Call, tool_call: dict, parent_id: str) -> ToolCalled:
         input_state=arguments,
         output_state=result,
         is_error=is_error,
-        error=result.get("error", "") if is_error else "",
+        error=(TOOL_FAILED if call.privacy else result.get("error", "")) if is_error else "",
     )
     return ToolCalled(name=name, arguments=arguments, result=result, is_error=is_error)

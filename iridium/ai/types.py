@@ -93,6 +93,9 @@ class Request:
     feature's TTL), a number of seconds for another TTL; tool-using calls are never cached.
     `privacy`: keep prompt and answer out of analytics (also forced by the plan or the feature).
     `properties`: the app's own event properties (camelCase, as PostHog's examples write them).
+    `private_properties`: properties that hold what a person typed (a framework's name, say):
+    they join the others only when the call is not in privacy mode, since in privacy mode
+    nothing a person wrote leaves the app's own tables.
     """
 
     user: Any  # the signed-in user, or None for anonymous calls
@@ -100,6 +103,7 @@ class Request:
     messages: Sequence[dict]
     trace_id: str
     properties: Mapping[str, Any] = field(default_factory=dict)
+    private_properties: Mapping[str, Any] = field(default_factory=dict)
     tools: Sequence[Tool] = ()
     max_steps: int | None = None
     privacy: bool = False

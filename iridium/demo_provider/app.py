@@ -48,6 +48,9 @@ quotes), let tests and demos choose behaviour; an unknown or malformed directive
     A rate-limit error, with ``retry-after-ms: 20`` so the SDK's retries are quick.
 ``[[demo:fault=500]]``
     A server error.
+``[[demo:fault=400]]``
+    The request rejected, with an error message that quotes the person's message (as real
+    providers do when they refuse a prompt): for testing that privacy mode keeps it out.
 ``[[demo:fault=timeout]]``
     Wait 30 seconds before answering, so the client's read timeout fires first. The wait ends
     as soon as the client hangs up.
@@ -94,7 +97,7 @@ DIRECTIVE = re.compile(
     r"\[\[demo:(?P<name>[a-z][a-z_-]*)(?:=(?P<value>[^\s\]]*))?(?:\s+(?P<args>\{.*?\}))?\s*\]\]",
     re.DOTALL,
 )
-FAULTS = ("429", "500", "timeout", "cut", "stall")
+FAULTS = ("400", "429", "500", "timeout", "cut", "stall")
 CODE_WORDS = re.compile(
     r"\b(code|function|snippet|script|python|javascript|js|typescript|ts|sql|bash|shell)\b",
     re.IGNORECASE,
@@ -231,6 +234,15 @@ class DemoProvider:
             return
         if directives.fault == "500":
             await respond.error(500, "The demo provider failed on purpose.", "server_error")
+            return
+        if directives.fault == "400":
+            quoted = _text(_last_user_message(request["messages"]))[:200]
+            await respond.error(
+                400,
+                f"Invalid prompt: {quoted!r} was rejected (demo provider).",
+                "invalid_request_error",
+                code="invalid_prompt",
+            )
             return
 
         hangup = _HangupWatcher(receive)
