@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from iridium import ai
+from iridium.infra.text import storable
 from support.services import create_ticket
 from support.tools import SEARCH_KNOWLEDGE_BASE
 
@@ -14,8 +15,9 @@ async def _create_ticket(arguments: dict, context: ai.ToolContext):
     try:
         ticket = await sync_to_async(create_ticket)(
             user=context.user,
-            title=str(arguments.get("title") or ""),
-            description=str(arguments.get("description") or ""),
+            # The model's text, not the person's: made storable rather than refused.
+            title=storable(str(arguments.get("title") or "")),
+            description=storable(str(arguments.get("description") or "")),
             source="chat",
         )
     except ValidationError as error:

@@ -4,6 +4,8 @@ from django.db.models import Q
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from iridium.infra.text import TextRejected, check_text, query_text
+
 from . import access, answers
 from .models import Conversation
 
@@ -12,7 +14,7 @@ TITLE_REQUIRED = "A conversation needs a title."
 
 @login_required
 def index(request):
-    query = request.GET.get("q", "").strip()[:200]
+    query = query_text(request)
     conversations = access.conversations_for(request.user)
     if query:
         conversations = conversations.filter(
@@ -59,6 +61,10 @@ def rename(request, pk):
     title = request.POST.get("title", "").strip()[:120]
     if not title:
         return _conversation_page(request, conversation, status=400, rename_error=TITLE_REQUIRED)
+    try:
+        check_text(title)
+    except TextRejected as error:
+        return _conversation_page(request, conversation, status=400, rename_error=error.message)
     conversation.title = title
     conversation.save(update_fields=["title", "updated_at"])
     return redirect("chat:conversation", pk=conversation.pk)

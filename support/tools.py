@@ -5,6 +5,7 @@ from asgiref.sync import sync_to_async
 from django.urls import reverse
 
 from iridium import ai
+from iridium.infra.text import storable
 
 from .selectors import search_articles
 
@@ -13,7 +14,7 @@ EXCERPT_CHARS = 400
 
 
 async def _search(arguments: dict, context: ai.ToolContext):
-    query = str(arguments.get("query") or "").strip()
+    query = storable(str(arguments.get("query") or "")).replace("\ufffd", " ").strip()
     if not query:
         raise ai.ToolFailed("Give a search query.")
     articles = await sync_to_async(search_articles)(query, limit=SEARCH_RESULTS)

@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from iridium.accounts import audit
+from iridium.infra.text import query_text
 from iridium.live import fanout, protocol
 from iridium.live.rendering import message_html, render_markdown
 
@@ -142,7 +143,7 @@ def set_status(request, pk):
 
 @login_required
 def articles(request):
-    query = request.GET.get("q", "").strip()[:200]
+    query = query_text(request)
     if query:
         found = selectors.search_articles(query, limit=selectors.SEARCH_LIMIT)
     else:

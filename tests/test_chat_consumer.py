@@ -78,7 +78,7 @@ async def test_another_origin_is_refused(ai_settings, user, conversation):
         ('{"content": "no type"}', "malformed"),
         ('{"type": "dance"}', "unknown_type"),
         ('{"type": "send", "content": "   "}', "empty"),
-        ('{"type": "send", "content": 42}', "empty"),
+        ('{"type": "send", "content": 42}', "invalid_text"),
     ],
 )
 async def test_bad_frames_get_an_error_and_change_nothing(socket, conversation, raw, code):

@@ -5,14 +5,19 @@ PostgreSQL's text and jsonb take neither NUL nor a lone surrogate (psycopg canno
 the latter): one such character would fail the whole write.
 """
 
+from .errors import DomainError
+
 NUL = "\x00"
 REPLACEMENT = "\ufffd"
 HAS_NUL = "Text cannot contain the NUL character."
 HAS_SURROGATE = "Text cannot contain an unpaired surrogate (a broken emoji or character)."
 
 
-class TextRejected(ValueError):
-    pass
+class TextRejected(DomainError, ValueError):
+    """Text a person typed that cannot be stored as it is; at the HTTP edge, a 400 page."""
+
+    code = "invalid_text"
+    http_status = 400
 
 
 def check_text(text: str) -> None:
@@ -21,6 +26,14 @@ def check_text(text: str) -> None:
         raise TextRejected(HAS_NUL)
     if not _encodes(text):
         raise TextRejected(HAS_SURROGATE)
+
+
+def query_text(request, name: str = "q", *, limit: int = 200) -> str:
+    """A search box's text from the query string: stripped, at most `limit` characters, and
+    refused (TextRejected, a 400 page) when it holds what no stored text can."""
+    text = request.GET.get(name, "").strip()[:limit]
+    check_text(text)
+    return text
 
 
 def storable(text: str) -> str:

@@ -66,6 +66,7 @@ NOT_AN_OBJECT = "A message must be a JSON object with a type."
 UNKNOWN_TYPE = "Unknown message type: {type!r}."
 FRAME_TOO_LARGE = "That message is too large."
 EMPTY = "Type a message first."
+NOT_TEXT = "A message must be text."
 INTERNAL = "Something went wrong on our side. Please try again."
 TOO_LONG = "That message is too long ({length} characters; the limit is {limit})."
 
@@ -106,7 +107,7 @@ def parse(raw: str, *, max_chars: int) -> dict:
         raise TooLarge(FRAME_TOO_LARGE)
     try:
         frame = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python parses
         raise Malformed(MALFORMED) from None
     if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
         raise Malformed(NOT_AN_OBJECT)
@@ -117,9 +118,10 @@ def text(frame: dict, field: str = "content", *, limit: int) -> str:
     """A person's text in a frame: a non-empty string of at most `limit` characters that can be
     stored as it is (no NUL, no lone surrogate). A refusal gives the text back to the page."""
     value = frame.get(field)
-    given_back = value if isinstance(value, str) else ""
-    if not isinstance(value, str) or not value.strip():
-        raise EmptyText(EMPTY, text=given_back)
+    if value is not None and not isinstance(value, str):
+        raise InvalidText(NOT_TEXT, text="")
+    if value is None or not value.strip():
+        raise EmptyText(EMPTY, text=value or "")
     if len(value) > limit:
         raise TooLong(TOO_LONG.format(length=len(value), limit=limit), text=value)
     try:
