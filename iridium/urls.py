@@ -1,11 +1,15 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from iridium.web import account
 from iridium.web import views as web_views
 
 urlpatterns = [
     path("", web_views.home, name="home"),
     path("healthz", web_views.healthz, name="healthz"),
+    path("accounts/me/", account.account, name="account"),
+    path("accounts/me/data.json", account.download, name="account_data"),
+    path("accounts/me/delete/", account.delete, name="account_delete"),
     path("accounts/", include("iridium.accounts.urls")),
     path("chat/", include("chat.urls")),
     path("support/", include("support.urls")),

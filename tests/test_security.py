@@ -2,6 +2,7 @@
 unknown socket paths, error pages, log-in throttling, sign-up limits and email verification,
 closed tickets, the audit log of staff reads, and what the access log keeps."""
 
+import json
 import re
 import subprocess
 import sys
@@ -385,3 +386,48 @@ def test_the_access_log_keeps_paths_without_their_query(tmp_path, plans):
     assert '"GET /support/articles/ HTTP/1.1" 302' in text
     assert '"GET /healthz HTTP/1.1"' in text
     assert "my-secret-search-term" not in text and "probe=1" not in text
+
+
+# --- What Iridium holds on a person ------------------------------------------------------------
+
+
+def test_a_person_downloads_everything_held_on_them_and_nothing_of_others(client, user, make_user):
+    other = make_user("olga")
+    mine = factories.conversation(user, messages=[("user", "my own words"), ("assistant", "hi")])
+    factories.conversation(other, messages=[("user", "olga's secret")])
+    factories.ticket(user, title="My printer")
+    factories.creation(user, prompt="A parser of mine")
+    factories.create_generation(user=user, trace_id=mine.trace_id, input=[{"content": "mine"}])
+    factories.create_generation(user=other, trace_id="conversation-olga")
+    client.force_login(user)
+
+    page = client.get(reverse("account"))
+    assert page.status_code == 200
+    assert "1 conversation, 1 ticket and 1 creation" in page.text
+    response = client.get(reverse("account_data"))
+    assert response.status_code == 200
+    assert response["Content-Disposition"].startswith('attachment; filename="iridium-ursula-')
+    data = json.loads(response.content)
+    assert data["account"]["username"] == "ursula"
+    [conversation] = data["conversations"]
+    assert [m["content"] for m in conversation["messages"]] == ["my own words", "hi"]
+    assert [t["title"] for t in data["tickets"]] == ["My printer"]
+    assert data["tickets"][0]["messages"][0]["content"] == factories.TICKET["description"]
+    assert [c["prompt"] for c in data["creations"]] == ["A parser of mine"]
+    assert [call["trace_id"] for call in data["ai_calls"]] == [mine.trace_id]
+    assert "olga" not in response.content.decode()
+    client.logout()
+    assert client.get(reverse("account_data")).status_code == 302  # log in first
+
+
+def test_a_person_deletes_their_account_with_their_password(client, make_user):
+    person = make_user("ursula", password=STRONG_PASSWORD)
+    factories.conversation(person, messages=[("user", "bye")])
+    client.force_login(person)
+    response = client.post(reverse("account_delete"), {"password": "not it"})
+    assert response.status_code == 400 and "That is not your password." in response.text
+    assert User.objects.filter(pk=person.pk).exists()
+    response = client.post(reverse("account_delete"), {"password": STRONG_PASSWORD}, follow=True)
+    assert "everything Iridium held on you have been deleted" in response.text
+    assert not User.objects.filter(pk=person.pk).exists()
+    assert "_auth_user_id" not in client.session

@@ -44,6 +44,7 @@ __all__ = [
     "ToolFailed",
     "Usage",
     "complete",
+    "standing",
     "stream",
 ]
 
@@ -55,4 +56,8 @@ def __getattr__(name):
         from . import service
 
         return getattr(service, name)
+    if name == "standing":  # where a person stands against their plan (requests, spend)
+        from .budgets import standing
+
+        return standing
     raise AttributeError(name)

@@ -591,3 +591,44 @@ def _forget_counters(setting, **kwargs):
         _local_store.clear()
         breaker.reset()
         _reconcile.needed = False
+
+
+# --- Where a person stands (the account page) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A person's use of their plan: requests today against the daily limit, spend this month
+    against the budget (and their organization's, when it has one of its own)."""
+
+    requests_today: int
+    daily_limit: int
+    spent_this_month: Decimal
+    budget: Decimal
+    organization_spent: Decimal | None = None
+    organization_budget: Decimal | None = None
+
+
+def standing(user) -> Standing:
+    now = datetime.now(UTC)
+    plan = user.effective_plan
+    mine = Subject(f"user:{user.pk}", plan.monthly_budget_usd, {"user_id": user.pk})
+    figures = {}
+    organization = user.organization
+    if organization is not None and organization.monthly_budget_usd is not None:
+        theirs = Subject(
+            f"org:{organization.pk}",
+            organization.monthly_budget_usd,
+            {"organization_id": organization.pk},
+        )
+        figures = {
+            "organization_spent": Decimal(_spent_this_month(theirs, now)) / NANOS,
+            "organization_budget": organization.monthly_budget_usd,
+        }
+    return Standing(
+        requests_today=_requests_today(user.pk, now),
+        daily_limit=plan.daily_request_limit,
+        spent_this_month=Decimal(_spent_this_month(mine, now)) / NANOS,
+        budget=plan.monthly_budget_usd,
+        **figures,
+    )
