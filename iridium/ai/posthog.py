@@ -1,7 +1,14 @@
 """The one PostHog client of this process. Without POSTHOG_API_KEY there is none and nothing
-is sent. `capture` only queues: the client's own thread batches, retries and sends."""
+is sent. `capture` only queues: the client's own thread batches, retries and sends.
+
+`$ai_*` events go through the SDK's AI lane (`capture_ai`, PostHog's `/i/v0/ai/batch/`), which
+takes events of up to 8 MiB; the ordinary lane drops any event over 900 KiB before sending, and
+a chat's `$ai_input` (its window of 40 messages) passes that easily. An event too large even
+for the AI lane keeps its figures and has its content shortened, with `contentTruncated: true`,
+so that every call reaches PostHog."""
 
 import atexit
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -10,6 +17,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from posthog import Posthog
+from posthog.consumer import AI_MAX_MSG_SIZE
 
 logger = logging.getLogger(__name__)
 
@@ -61,17 +69,65 @@ def _log_delivery_error(error, batch):
     logger.warning("PostHog did not take %d event(s): %s", len(batch), error)
 
 
+# What the SDK adds to an event's properties (library, version, groups...) and the envelope
+# (event, distinct id, uuid, timestamp) fit in this margin below the AI lane's limit.
+ENVELOPE_BYTES = 64 * 1024
+AI_EVENT_BYTES = AI_MAX_MSG_SIZE - ENVELOPE_BYTES
+CONTENT_PROPERTIES = ("$ai_input", "$ai_output_choices", "$ai_input_state", "$ai_output_state")
+TRUNCATED = " [truncated]"
+
+
 def capture(event: dict) -> None:
     """Queue one event built by iridium.ai.records; never blocks, never raises."""
     posthog = client()
     if posthog is None:
         return
-    posthog.capture(
-        event["event"],
+    name, properties = event["event"], event["properties"]
+    if name.startswith("$ai_"):
+        send = posthog.capture_ai
+        properties = fitted(properties, AI_EVENT_BYTES)
+    else:
+        send = posthog.capture
+    send(
+        name,
         distinct_id=event["distinct_id"],
-        properties=event["properties"],
+        properties=properties,
         groups=event["groups"] or None,
     )
+
+
+def fitted(properties: dict, max_bytes: int) -> dict:
+    """`properties`, or, when their JSON is over `max_bytes`, a copy whose content properties
+    (input, output, states) have their long strings shortened, more and more until it fits
+    (and as a last resort none), marked `contentTruncated: true`. Figures are never touched."""
+    if _size(properties) <= max_bytes:
+        return properties
+    limit = 65_536
+    while limit >= 64:
+        shortened = {
+            key: _shorten(value, limit) if key in CONTENT_PROPERTIES else value
+            for key, value in properties.items()
+        }
+        shortened["contentTruncated"] = True
+        if _size(shortened) <= max_bytes:
+            return shortened
+        limit //= 4
+    kept = {key: value for key, value in properties.items() if key not in CONTENT_PROPERTIES}
+    return {**kept, "contentTruncated": True}
+
+
+def _shorten(value, limit: int):
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[:limit] + TRUNCATED
+    if isinstance(value, list):
+        return [_shorten(item, limit) for item in value]
+    if isinstance(value, dict):
+        return {key: _shorten(item, limit) for key, item in value.items()}
+    return value
+
+
+def _size(properties: dict) -> int:
+    return len(json.dumps(properties, default=str).encode())
 
 
 def flush(timeout: float = 10.0) -> None:
