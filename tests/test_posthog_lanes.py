@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 
+import pytest
 from asgiref.sync import sync_to_async
 
 from iridium import ai
@@ -84,3 +85,35 @@ def test_fitted_leaves_small_events_alone_and_always_fits_large_ones():
     fitted = posthog.fitted(many, 2000)  # too many messages even when each is short
     assert len(json.dumps(fitted)) <= 2000
     assert fitted == {"$ai_total_cost_usd": 1.5, "contentTruncated": True}
+
+
+@pytest.mark.parametrize("private", [False, True])
+async def test_a_failed_call_links_its_exception_for_error_tracking(
+    ai_settings, user, fake_posthog, private
+):
+    """PostHog's LLM view links an error to its stack trace through `$ai_trace_id` on the
+    `$exception` event; in privacy mode no exception is sent (its message may quote the prompt)."""
+    request = ai.Request(
+        user=user,
+        feature="chat",
+        messages=[{"role": "user", "content": "hi [[demo:fault=400]]"}],
+        trace_id="t-failing",
+        privacy=private,
+    )
+    with pytest.raises(ai.ProviderError):
+        await ai.complete(request)
+    await asyncio.to_thread(recorder.flush)
+    await asyncio.to_thread(posthog.flush)
+    [generation] = fake_posthog.wait_for(1, name="$ai_generation")
+    if private:
+        await asyncio.sleep(0.3)
+        assert fake_posthog.events("$exception") == []
+        return
+    [exception] = fake_posthog.wait_for(1, name="$exception")
+    properties = exception["properties"]
+    assert properties["$ai_trace_id"] == "t-failing"
+    assert properties["$ai_span_id"] == generation["properties"]["$ai_span_id"]
+    assert exception["distinct_id"] == generation["distinct_id"]
+    [raised] = properties["$exception_list"]
+    assert raised["type"] == "BadRequestError"
+    assert raised["stacktrace"]["frames"]  # the stack trace, for error tracking

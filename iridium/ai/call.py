@@ -72,6 +72,7 @@ class Call:
         in_flight: bool = False,
         reserved_cost: Decimal | None = None,
         submit: bool = True,
+        exception: BaseException | None = None,
     ) -> GenerationRecord:
         """The generation record of a provider call (or cache hit), submitted to the recorder
         unless `submit` is false. A record `in_flight` is the call's row as it starts."""
@@ -110,6 +111,7 @@ class Call:
             variant=self.route.variant,
             in_flight=in_flight,
             reserved_cost=reserved_cost,
+            exception=exception,
         )
         if submit:
             recorder.submit(record)

@@ -96,6 +96,22 @@ def capture(event: dict) -> None:
     )
 
 
+def capture_exception(event: dict) -> None:
+    """Queue an exception for PostHog's error tracking (records.GenerationRecord.to_exception):
+    the SDK builds its stack trace here, in the recorder's thread; never raises."""
+    posthog = client()
+    if posthog is None:
+        return
+    posthog.capture_exception(
+        event["exception"],
+        distinct_id=event["distinct_id"],
+        properties={
+            **event["properties"],
+            **({"$groups": event["groups"]} if event["groups"] else {}),
+        },
+    )
+
+
 def fitted(properties: dict, max_bytes: int) -> dict:
     """`properties`, or, when their JSON is over `max_bytes`, a copy whose content properties
     (input, output, states) have their long strings shortened, more and more until it fits

@@ -147,6 +147,9 @@ class Recorder:
                 continue  # PostHog hears of a call when it ends
             try:
                 posthog.capture(record.to_event())
+                failure = getattr(record, "to_exception", lambda: None)()
+                if failure is not None:
+                    posthog.capture_exception(failure)
             except Exception as error:
                 logger.error("could not queue a PostHog event: %s", type(error).__name__)
         try:

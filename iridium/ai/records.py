@@ -80,6 +80,8 @@ class GenerationRecord:
     # Written when the call starts (and completed when it ends): see Generation.in_flight.
     in_flight: bool = False
     reserved_cost: Decimal | None = None
+    # The exception that failed the call, for PostHog's error tracking (never stored).
+    exception: BaseException | None = field(default=None, repr=False)
 
     def to_row(self) -> Generation:
         cost = self.cost
@@ -131,6 +133,23 @@ class GenerationRecord:
             reserved_cost_usd=self.reserved_cost,
             heartbeat_at=self.created_at if self.in_flight else None,
         )
+
+    def to_exception(self) -> dict | None:
+        """The call's exception for PostHog's error tracking, linked to the call by its trace
+        and span ids (PostHog's LLM view links an error to its stack trace by `$ai_trace_id`).
+        None without one, and in privacy mode: an exception's message may quote the prompt."""
+        if self.exception is None or self.privacy_mode:
+            return None
+        properties = {
+            **self.properties,
+            "$ai_trace_id": self.trace_id,
+            "$ai_span_id": self.span_id,
+            "$ai_model": self.model,
+            "$ai_provider": self.provider,
+            "$ai_http_status": self.http_status or 0,
+        }
+        event = _event("$exception", self.caller, self.trace_id, properties)
+        return {**event, "exception": self.exception}
 
     def to_event(self) -> dict:
         """`$ai_generation` with PostHog's documented property names, or `ai_cache_hit`."""

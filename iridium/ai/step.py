@@ -75,7 +75,7 @@ async def provider_step(call: Call, conversation: list[dict], step: int, parent_
         recorder.submit(start)  # the call's row exists from now on, whatever happens to us
     attempts: list[dict] = []
     token = provider.current_attempts.set(attempts)
-    outcome, error_text = "error", ""
+    outcome, error_text, failure = "error", "", None
     beat = time.monotonic()
     try:
         completions = provider.client().chat.completions
@@ -112,6 +112,7 @@ async def provider_step(call: Call, conversation: list[dict], step: int, parent_
         answer.finish_reason = "cancelled"
         raise
     except Exception as error:
+        failure = error
         detail = error_detail(error, private=call.privacy)
         error_text = _describe_attempts(attempts, detail)
         raise _provider_error(call, error, attempts, answer, detail) from error
@@ -143,6 +144,7 @@ async def provider_step(call: Call, conversation: list[dict], step: int, parent_
             attempts=attempts,
             error=error_text if outcome == "error" else "",
             reserved_cost=most,
+            exception=failure,
         )
     yield StepResult(
         text=answer.text,
