@@ -137,10 +137,15 @@ LANGUAGE_WORDS = {
     "bash": "bash",
     "shell": "bash",
 }
-TIPS = (
-    "Set `OPENAI_API_KEY` to get answers from a real model.",
-    "Real answers need an OpenAI key: set `OPENAI_API_KEY` and restart.",
-    "Point `OPENAI_BASE_URL` at any OpenAI-compatible server to use another model.",
+# The rest of a demo answer: what a real model's answer would look like, in Markdown; never
+# configuration advice (the page's banner tells whoever runs the install).
+PLACEHOLDERS = (
+    "A real model would answer here. In short:\n\n- **First**, the main point, in a sentence.\n"
+    "- **Then**, the detail that matters most.\n- **Finally**, what to do next.",
+    "Here is how a real answer would be laid out:\n\n1. A short summary.\n2. The steps, "
+    "one by one.\n3. A note on what to watch for.\n\nThat is all for now.",
+    "A real model would explain this in a few paragraphs, with **bold** for the key terms and "
+    "`code` where it helps. This placeholder keeps the same shape.",
 )
 
 
@@ -603,11 +608,8 @@ def _default_call(name: str, question: str) -> tuple[str, dict]:
 
 def _answer(model: str, question: str) -> str:
     digest = hashlib.sha256(question.encode()).digest()
-    text = (
-        f'Demo answer ({model}): you asked about "{question[:80]}". '
-        "This reply comes from Iridium's **built-in demo provider**, not a real model. "
-        f"{TIPS[digest[0] % len(TIPS)]}"
-    )
+    rest = PLACEHOLDERS[digest[0] % len(PLACEHOLDERS)]
+    text = f'Demo answer ({model}): you asked about "{question[:80]}". {rest}'
     words = {word.lower() for word in CODE_WORDS.findall(question)}
     if words:
         language = next(
@@ -619,7 +621,8 @@ def _answer(model: str, question: str) -> str:
 
 
 def _tool_summary(model: str, messages: list[dict]) -> str:
-    """Answer from the tool results that end the conversation, naming the tools they came from."""
+    """Answer in prose from the tool results that end the conversation, as a real model would:
+    the articles found (as links), the ticket filed, or what failed."""
     results = []
     for message in reversed(messages):
         if message["role"] != "tool":
@@ -629,13 +632,61 @@ def _tool_summary(model: str, messages: list[dict]) -> str:
     for message in messages:
         for call in message.get("tool_calls") or []:
             names_by_id[call.get("id")] = (call.get("function") or {}).get("name")
-    names = []
-    for message in results:
-        name = names_by_id.get(message.get("tool_call_id")) or "a tool"
-        if name not in names:
-            names.append(name)
-    result = " ".join(_text(message) for message in results)
-    return f"Demo answer ({model}): I used {', '.join(names)}. Result: {result[:200]}"
+    parts = [
+        _tool_prose(names_by_id.get(message.get("tool_call_id")) or "a tool", _text(message))
+        for message in results
+    ]
+    return f"Demo answer ({model}): " + "\n\n".join(parts)
+
+
+def _tool_prose(name: str, content: str) -> str:
+    try:
+        data = json.loads(content)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and "error" in data:
+        return f"I tried `{name}`, but it failed: {_sentence(str(data['error']))}"
+    if isinstance(data, dict) and isinstance(data.get("results"), list):
+        found = [r for r in data["results"] if isinstance(r, dict) and r.get("title")]
+        if not found:
+            return "I searched the knowledge base but found no article about that."
+        first = found[0]
+        count = f"{len(found)} article{'s' if len(found) != 1 else ''}"
+        excerpt = _sentence(str(first.get("excerpt", "")))
+        text = f"I searched the knowledge base and found {count}. The closest is **{_link(first)}**"
+        text += f": {excerpt}" if excerpt else "."
+        if len(found) > 1:
+            text += "\n\nSee also:\n\n" + "\n".join(f"- {_link(r)}" for r in found[1:])
+        return text
+    if isinstance(data, dict) and "ticket_id" in data:
+        number, title = data["ticket_id"], data.get("title", "")
+        where = (
+            f" You can follow it here: [ticket #{number}]({data['url']})."
+            if data.get("url")
+            else ""
+        )
+        return f"I filed support ticket #{number}, **{title}**; support will answer there.{where}"
+    if name == "search_knowledge_base":
+        return f"I searched the knowledge base: {_sentence(content)}"
+    return f"I used `{name}`: {_sentence(content)}"
+
+
+def _link(result: dict) -> str:
+    title = str(result["title"]).replace("[", "(").replace("]", ")")
+    return f"[{title}]({result['url']})" if result.get("url") else title
+
+
+def _sentence(text: str, limit: int = 240) -> str:
+    """The first sentence of `text` (Markdown headings left out, line breaks flattened), cut at
+    a word boundary with an ellipsis when longer than `limit`."""
+    lines = [line.lstrip("> ").strip() for line in text.splitlines()]
+    flat = " ".join(line for line in lines if line and not line.startswith("#"))
+    end = re.search(r"(?<=[.!?])\s", flat)
+    sentence = flat[: end.start()] if end else flat
+    if len(sentence) <= limit:
+        return sentence
+    cut = sentence[:limit].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:") + "…"
 
 
 def _limit(text: str, request: dict) -> tuple[str, str]:
