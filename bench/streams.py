@@ -108,7 +108,7 @@ async def through_iridium(port, cookie, conversation_ids, server_pid):
         ws = await websockets.connect(
             f"ws://127.0.0.1:{port}/ws/chat/{conversation_id}/",
             additional_headers=headers,
-            origin="http://127.0.0.1",
+            origin=f"http://127.0.0.1:{port}",  # the page of this server
             max_queue=None,
         )
         ready = json.loads(await ws.recv())

@@ -124,9 +124,16 @@ async def still_works(socket, kind, object_id) -> bool:
     await socket.send_json_to(
         {"type": "send", "content": "And now a real question", "client_id": "z"}
     )
+    while True:  # frames of answers the examples started may still be on their way
+        shown = await socket.receive_json_from(timeout=20)
+        assert shown["type"] != "error", shown
+        if shown["type"] == "user_message":
+            break
+    assert shown["message"]["content"] == "And now a real question"
+    if kind == "ticket":  # the examples may have asked for a person: then no assistant answers
+        return True
     frames = await frames_until(socket, "answer_finished", timeout=20)
-    finished = frames[-1]
-    return finished["message"]["status"] == "complete"
+    return frames[-1]["message"]["status"] == "complete"
 
 
 # --- Forms and query parameters -----------------------------------------------------------------

@@ -16,6 +16,7 @@ from chat.models import Conversation
 from iridium.ai.models import Generation, PriceOverride
 from tests.helpers.production import (
     Server,
+    origin_of,
     production_environment,
     require_production_services,
     session_cookie,
@@ -48,7 +49,7 @@ async def ask_at_once(workers, user, count, content):
         socket = await websockets.connect(
             f"ws://127.0.0.1:{workers[index % 2].port}/ws/chat/{conversation.pk}/",
             additional_headers={"Cookie": f"sessionid={cookie}"},
-            origin="http://127.0.0.1",
+            origin=origin_of(workers[index % 2].url),
             max_queue=None,
         )
         assert json.loads(await socket.recv())["type"] == "ready"

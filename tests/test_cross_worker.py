@@ -12,6 +12,7 @@ from asgiref.sync import sync_to_async
 from chat.models import Conversation, Message
 from tests.helpers.production import (
     Server,
+    origin_of,
     production_environment,
     require_production_services,
     session_cookie,
@@ -40,7 +41,7 @@ async def connect(server, conversation_id, cookie):
     socket = await websockets.connect(
         f"ws://127.0.0.1:{server.port}/ws/chat/{conversation_id}/",
         additional_headers={"Cookie": f"sessionid={cookie}"},
-        origin="http://127.0.0.1",
+        origin=origin_of(server.url),
         max_queue=None,  # tabs read one after the other: the others' frames wait meanwhile
     )
     assert json.loads(await socket.recv())["type"] == "ready"

@@ -16,6 +16,7 @@ from chat.models import Conversation
 from tests.helpers.production import (
     Browser,
     Server,
+    origin_of,
     production_environment,
     require_production_services,
     session_cookie,
@@ -43,7 +44,7 @@ async def connect(server, conversation_id, cookie):
     socket = await websockets.connect(
         f"ws://127.0.0.1:{server.port}/ws/chat/{conversation_id}/",
         additional_headers={"Cookie": f"sessionid={cookie}"},
-        origin="http://127.0.0.1",
+        origin=origin_of(server.url),
         max_queue=None,
         open_timeout=5,
     )

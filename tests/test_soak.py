@@ -33,6 +33,7 @@ from support.models import Ticket, TicketMessage
 from tests.helpers.production import (
     Browser,
     Server,
+    origin_of,
     production_environment,
     require_production_services,
     session_cookie,
@@ -91,7 +92,7 @@ async def chat(server, user, load: Load, rng: random.Random):
         async with websockets.connect(
             url,
             additional_headers={"Cookie": f"sessionid={cookie}"},
-            origin="http://127.0.0.1",
+            origin=origin_of(url),
             max_queue=None,
             open_timeout=10,
         ) as socket:

@@ -18,6 +18,7 @@ from django.test import Client
 
 from chat.models import Conversation
 from tests.conftest import require
+from tests.helpers.production import origin_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,7 +81,7 @@ async def connect(worker, conversation_id, cookie):
     ws = await websockets.connect(
         f"ws://{worker}/ws/chat/{conversation_id}/",
         additional_headers={"Cookie": cookie},
-        origin="http://127.0.0.1",
+        origin=origin_of(worker),
     )
     assert json.loads(await ws.recv())["type"] == "ready"
     return ws

@@ -21,6 +21,7 @@ from chat.models import Conversation, Message
 from iridium.ai.models import Generation
 from tests.helpers.production import (
     Server,
+    origin_of,
     production_environment,
     require_production_services,
     session_cookie,
@@ -64,7 +65,7 @@ async def start_answers(server, user, count, content):
         socket = await websockets.connect(
             f"ws://127.0.0.1:{server.port}/ws/chat/{conversation.pk}/",
             additional_headers={"Cookie": f"sessionid={cookie}"},
-            origin="http://127.0.0.1",
+            origin=origin_of(server.url),
             max_queue=None,
         )
         assert json.loads(await socket.recv())["type"] == "ready"
@@ -152,7 +153,7 @@ async def start_answers_refused(server, user):
     socket = await websockets.connect(
         f"ws://127.0.0.1:{server.port}/ws/chat/{conversation.pk}/",
         additional_headers={"Cookie": f"sessionid={cookie}"},
-        origin="http://127.0.0.1",
+        origin=origin_of(server.url),
     )
     await socket.recv()
     await socket.send(json.dumps({"type": "send", "content": "One more"}))

@@ -42,6 +42,13 @@ def wait_for_port(port: int, *, timeout: float = 30, process=None) -> None:
             time.sleep(0.05)
 
 
+def origin_of(address: str) -> str:
+    """The Origin header a page served at `address` ("ws://host:port/...", "host:port" or
+    "http://host:port") sends with its websockets: the same scheme, host and port."""
+    host = re.sub(r"^\w+://", "", address).split("/", 1)[0]
+    return f"http://{host}"
+
+
 def require_production_services() -> None:
     database = settings.DATABASES["default"]
     on_postgresql = database["ENGINE"] == "django.db.backends.postgresql"
