@@ -158,40 +158,34 @@ class PlanAdmin(admin.ModelAdmin):
         return self.readonly_fields if obj else []
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A record nobody writes or changes by hand: readable with the view permission."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(PlanChange)
-class PlanChangeAdmin(admin.ModelAdmin):
+class PlanChangeAdmin(ReadOnlyAdmin):
     list_display = ["changed_at", "user", "organization", "from_plan", "to_plan", "changed_by"]
     list_filter = ["to_plan", "from_plan", "changed_at"]
     search_fields = ["user__username", "organization__name", "changed_by__username"]
     list_select_related = ["user", "organization", "from_plan", "to_plan", "changed_by"]
     date_hierarchy = "changed_at"
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
-    """Who read whose AI content, and when: readable by those with the view permission, never
-    written or changed by hand."""
+class AuditEntryAdmin(ReadOnlyAdmin):
+    """Who read whose AI content, and when."""
 
     list_display = ["at", "actor_username", "action", "target", "subject", "detail"]
     list_filter = ["action", "at"]
     search_fields = ["actor_username", "target", "subject__username"]
     date_hierarchy = "at"
     list_select_related = ["subject"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
