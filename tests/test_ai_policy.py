@@ -7,6 +7,8 @@ from decimal import Decimal
 
 import pytest
 from asgiref.sync import sync_to_async
+from hypothesis import given
+from hypothesis import strategies as st
 
 from iridium import ai
 from iridium.ai import budgets, errors, posthog
@@ -474,3 +476,12 @@ async def test_cached_answers_are_ordinary_django_cache_entries(ai_settings, use
         ai.Request(user=user, feature="chat", messages=ask("q3"), trace_id="c-7", cache=True)
     )
     assert not again.from_cache
+
+
+@given(st.text())
+def test_a_cached_answer_is_cut_into_pieces_that_join_to_it_exactly(text):
+    from iridium.ai.service import _pieces
+
+    pieces = list(_pieces(text))
+    assert "".join(pieces) == text
+    assert all(pieces)

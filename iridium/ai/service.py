@@ -3,6 +3,7 @@
 (iridium.ai.toolloop), one provider call at a time through iridium.ai.step, which holds each
 call's most cost against budgets and limits, and prices and records every call."""
 
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -203,12 +204,13 @@ def _with_system_prompt(messages: list[dict], system_prompt: str) -> list[dict]:
 
 
 def _pieces(text: str, size: int = 24):
-    """A cached answer, cut into stream-sized pieces at word boundaries."""
+    """A cached answer, cut into stream-sized pieces after white space; joined, they are the
+    text exactly."""
     piece = ""
-    for word in text.split(" "):
-        piece = f"{piece} {word}" if piece else word
+    for word in re.findall(r"\S+\s*|\s+", text):
+        piece += word
         if len(piece) >= size:
-            yield piece + " "
+            yield piece
             piece = ""
     if piece:
         yield piece
