@@ -48,6 +48,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "axes",
+    "django_tasks",
+    "django_tasks_db",
+    "iridium.jobs",
     "iridium.accounts",
     "iridium.ai",
     "iridium.live",
@@ -178,6 +181,18 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "iridium.infra.layers.InMemoryChannelLayer"}}
+
+# --- Background tasks and periodic work ------------------------------------------------------
+
+# Django's task framework (the django-tasks backport) on the database: `manage.py worker` runs
+# the tasks and keeps the schedule below, once across any number of workers (iridium.jobs).
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+PERIODIC_JOBS = {
+    # task path: every N seconds
+    "iridium.analytics.tasks.evaluate_alerts": env.int("ALERTS_EVERY_SECONDS", default=60),
+    "iridium.analytics.tasks.rollup_generations": 3600,
+    "iridium.analytics.tasks.purge_generations": 86400,
+}
 
 # --- Accounts -------------------------------------------------------------------------------
 

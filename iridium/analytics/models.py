@@ -5,7 +5,7 @@ from django.db import models
 class AlertRule(models.Model):
     """A condition on the generation record that, when met, alerts people by email and webhook.
 
-    Evaluated by `manage.py evaluate_alerts` (run it from cron, e.g. every five minutes).
+    Evaluated by `manage.py evaluate_alerts` (the periodic job, every minute; or by hand).
     """
 
     class Kind(models.TextChoices):

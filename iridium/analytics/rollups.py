@@ -1,6 +1,7 @@
 """Daily roll-ups of the generation record, so that the console reads a few thousand rows
-instead of millions. Complete days are summed by `rollup_generations` (nightly, from cron); the
-console adds the raw rows of the days after the last rolled-up day, so every figure is exact."""
+instead of millions. Complete days are summed by the periodic job `rollup_generations` (hourly;
+it works once a day, iridium.analytics.tasks); the console adds the raw rows of the days after
+the last rolled-up day, so every figure is exact."""
 
 from collections import Counter
 from datetime import date, datetime, timedelta
@@ -51,6 +52,28 @@ def rollup(*, days: int = KEEP_DAYS, today: date | None = None) -> int:
         RollupMark.objects.create(rolled_through=today - timedelta(days=1))
     DailyUsage.objects.filter(day__lt=today - timedelta(days=days)).delete()
     DailyLatency.objects.filter(day__lt=today - timedelta(days=days)).delete()
+    return written
+
+
+def rollup_new_days(*, today: date | None = None) -> int:
+    """Roll up the complete days not rolled up yet (the last KEEP_DAYS on a first run): what
+    the periodic job does every hour, so that it works once a day. Returns the rows written."""
+    today = today or timezone.now().date()
+    through = rolled_through()
+    yesterday = today - timedelta(days=1)
+    if through is not None and through >= yesterday:
+        return 0
+    oldest = today - timedelta(days=KEEP_DAYS)
+    day = oldest if through is None else max(through + timedelta(days=1), oldest)
+    written = 0
+    while day <= yesterday:
+        written += rollup_day(day)
+        day += timedelta(days=1)
+    with transaction.atomic():
+        RollupMark.objects.all().delete()
+        RollupMark.objects.create(rolled_through=yesterday)
+    DailyUsage.objects.filter(day__lt=oldest).delete()
+    DailyLatency.objects.filter(day__lt=oldest).delete()
     return written
 
 

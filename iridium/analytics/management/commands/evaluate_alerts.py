@@ -1,4 +1,4 @@
-"""Evaluate every active alert rule once (run it from cron, e.g. every five minutes)."""
+"""Evaluate every active alert rule once, by hand (the periodic job does it every minute)."""
 
 from django.core.management.base import BaseCommand
 

@@ -1,7 +1,7 @@
 """Retention: drop old prompts and answers from the generation record, then old rows.
 
 Deletes in small batches, each its own short transaction, so the table is never locked for long
-and the web workers keep writing meanwhile. Run it from cron, e.g. daily.
+and the web workers keep writing meanwhile. The periodic job runs it daily.
 """
 
 import time

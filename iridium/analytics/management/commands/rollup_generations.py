@@ -1,4 +1,4 @@
-"""Sum the generation record by day for the analytics console (run it nightly from cron)."""
+"""Sum the generation record by day for the console, by hand (the periodic job does it)."""
 
 from django.core.management.base import BaseCommand, CommandError
 

@@ -1,12 +1,15 @@
 """Serve Iridium with uvicorn: HTTP and websockets from one process, for `make run`.
 
 Without OPENAI_API_KEY (and OPENAI_BASE_URL) the demo AI provider is served beside it, in the
-same event loop, on DEMO_PROVIDER_PORT.
+same event loop, on DEMO_PROVIDER_PORT. A background worker (`manage.py worker`: periodic alerts,
+roll-ups, retention) runs beside it as a process of its own, unless `--no-worker`.
 """
 
 import asyncio
 import contextlib
 import os
+import subprocess
+import sys
 
 import uvicorn
 from django.conf import settings
@@ -24,10 +27,27 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument(
+            "--no-worker", action="store_false", dest="worker", help="Start no background worker."
+        )
 
-    def handle(self, *args, host, port, **options):
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(self._serve(host, port))
+    def handle(self, *args, host, port, worker=True, **options):
+        process = None
+        if worker:
+            command = [sys.executable, "-m", "django", "worker", "--verbosity", "0", "--no-reload"]
+            environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "iridium.settings"}
+            process = subprocess.Popen(command, env=environment)
+            self.stdout.write("Background worker started (alerts, roll-ups, retention)")
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(self._serve(host, port))
+        finally:
+            if process is not None:
+                process.terminate()
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
 
     async def _serve(self, host, port):
         tasks = []
