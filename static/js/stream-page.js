@@ -1,8 +1,14 @@
 // A page where AI answers stream in (a chat conversation, a support ticket, a creation): one
 // websocket, reconnecting by itself. It speaks the frame protocol of iridium/live/protocol.py.
 // Messages arrive rendered by the server (one template, live/_message.html, sanitised); the
-// answer being written streams in as plain text (textContent, never HTML) and is replaced by
-// the server's rendering when it finishes.
+// answer being written is rendered here as it streams (markdown.js: markdown-it, sanitised by
+// DOMPurify, a few times a second) and replaced by the server's rendering when it finishes.
+
+import { follower } from "./follow.js";
+
+// The Markdown renderer (a few hundred kB of libraries) loads beside the page, never in the way
+// of the composer being ready.
+const renderer = import("./markdown.js");
 
 const root = document.querySelector("[data-stream]");
 const noun = root.dataset.noun; // "conversation", "ticket" or "creation"
@@ -18,6 +24,7 @@ const humanButton = root.querySelector("[data-human]");
 const notice = root.querySelector("[data-notice]");
 const announcer = root.querySelector("[data-announcer]");
 const connection = root.querySelector("[data-connection]");
+const follow = follower(root.querySelector("[data-jump]") ?? undefined);
 const clientId = Math.random().toString(36).slice(2);
 const scheme = location.protocol === "https:" ? "wss://" : "ws://";
 const socketUrl = `${scheme}${location.host}${root.dataset.socket}`;
@@ -31,6 +38,11 @@ let attempts = 0;
 let busy = false;
 // The answer being written: its id, text so far and element.
 let current = null;
+
+// The streaming answer is rendered at most this often (Markdown, highlighting, sanitising).
+const RENDER_EVERY_MS = 120;
+// No token for this long: the page says the provider is slow (it is still waiting).
+const SLOW_AFTER_MS = Number(document.body.dataset.slowAfterMs) || 5000;
 
 function connect() {
   socket = new WebSocket(socketUrl);
@@ -76,16 +88,20 @@ function handle(frame) {
       if (frame.in_progress) {
         startAnswer(frame.in_progress.message_id, frame.in_progress.html);
         setText(frame.in_progress.text);
+      } else if (list.querySelector(".message.streaming") && mayReload()) {
+        // The answer this page showed being written ended before the socket opened (or while
+        // it was away): the page as it is now shows how it ended.
+        location.reload();
       } else {
+        stopWaiting();
+        current = null;
         setBusy(false);
       }
       break;
     case "user_message":
       if (!findMessage(frame.message.id)) list.append(fromServer(frame.html));
-      if (frame.title) {
-        document.getElementById("stream-title").textContent = frame.title;
-        document.title = `${frame.title} · Iridium`;
-      }
+      if (frame.title) showTitle(frame.title);
+      follow.grew();
       break;
     case "answer_started":
       startAnswer(frame.message_id, frame.html);
@@ -107,11 +123,11 @@ function handle(frame) {
       refused(frame);
       break;
     case "notice":
-      showNotice(frame.message);
+      showNotice(frame.message, "info");
       if (frame.code === "handed_over" && humanButton) humanButton.hidden = true;
       break;
     case "error":
-      showNotice(frame.message);
+      showNotice(frame.message, "error");
       if (frame.text && input && !input.value) input.value = frame.text;
       break;
   }
@@ -121,11 +137,50 @@ function startAnswer(id, html) {
   hideNotice();
   let element = findMessage(id);
   if (!element) {
+    // A new answer replaces the answers after the last question (Regenerate, Retry), as the
+    // server does: the page then shows what a reload shows.
+    replacedAnswers().forEach((old) => old.remove());
     element = fromServer(html);
     list.append(element);
   }
-  current = { id, text: "", element };
+  stopWaiting();
+  current = { id, text: "", element, shown: "", renderTimer: null, slowTimer: null };
+  waitForTokens();
   setBusy(true);
+  follow.grew();
+}
+
+// The AI answers at the end of the thread, after the last message of a person.
+function replacedAnswers() {
+  const answers = [];
+  for (let node = list.lastElementChild; node; node = node.previousElementSibling) {
+    if (node.dataset.role !== "assistant") break;
+    answers.push(node);
+  }
+  return answers;
+}
+
+// The answer shows that it is being worked on until its first token, and says so plainly when
+// tokens stop coming for a while.
+function waitForTokens() {
+  clearTimeout(current.slowTimer);
+  current.element.querySelector("[data-slow]")?.remove();
+  const answer = current;
+  current.slowTimer = setTimeout(() => {
+    if (current !== answer) return;
+    const note = element("p", "slow-note", answer.text ? "The provider is slow: still waiting for the rest of the answer…" : "The provider is slow to answer: still waiting…");
+    note.dataset.slow = "";
+    note.setAttribute("role", "status");
+    answer.element.querySelector(".answer-footer")?.before(note);
+    follow.grew();
+  }, SLOW_AFTER_MS);
+}
+
+function stopWaiting() {
+  if (!current) return;
+  clearTimeout(current.slowTimer);
+  clearTimeout(current.renderTimer);
+  current.element.querySelector("[data-slow]")?.remove();
 }
 
 function applyDelta(frame) {
@@ -137,17 +192,27 @@ function applyDelta(frame) {
 }
 
 function setText(text) {
+  if (text === current.text) return;
   current.text = text;
-  const body = current.element.querySelector(".answer-body");
-  let paragraph = body.querySelector(".streaming-text");
-  if (!paragraph) {
-    body.replaceChildren();
-    paragraph = document.createElement("p");
-    paragraph.className = "streaming-text";
-    body.append(paragraph);
+  waitForTokens();
+  if (current.renderTimer === null) {
+    const answer = current;
+    // The first text at once, then a few renders a second, whatever the rate of tokens.
+    const delay = answer.shown ? RENDER_EVERY_MS : 0;
+    answer.renderTimer = setTimeout(() => render(answer), delay);
   }
-  paragraph.textContent = text;
-  scrollToEnd();
+}
+
+async function render(answer) {
+  const { renderStreaming } = await renderer;
+  answer.renderTimer = null;
+  if (current !== answer || answer.shown === answer.text) return;
+  answer.shown = answer.text;
+  const body = answer.element.querySelector(".answer-body");
+  body.innerHTML = renderStreaming(answer.text); // sanitised by DOMPurify
+  body.classList.add("streaming");
+  addCodeCopyButtons(answer.element);
+  follow.grew();
 }
 
 function finishAnswer(frame) {
@@ -155,23 +220,41 @@ function finishAnswer(frame) {
   const element = fromServer(frame.html);
   const previous = findMessage(message.id);
   if (previous) previous.replaceWith(element);
-  else list.append(element);
+  else {
+    replacedAnswers().forEach((old) => old.remove());
+    list.append(element);
+  }
+  stopWaiting();
   current = null;
   setBusy(false);
   announce(message.status === "complete" ? "The answer is complete." : `The answer ${message.status === "stopped" ? "was stopped" : "failed"}.`);
-  scrollToEnd();
+  follow.grew();
 }
 
 function refused(frame) {
+  stopWaiting();
   findMessage(frame.message_id)?.remove();
   if (frame.question_id) findMessage(frame.question_id)?.remove();
   current = null;
   setBusy(false);
-  showNotice(frame.message);
+  showNotice(frame.message, "error");
   if (input && frame.client_id === clientId && frame.text && !input.value) {
     input.value = frame.text;
     grow();
   }
+}
+
+// At most one such reload a few seconds, whatever the server says.
+function mayReload() {
+  const key = `iridium-reloaded:${location.pathname}`;
+  try {
+    const last = Number(sessionStorage.getItem(key)) || 0;
+    if (Date.now() - last < 5000) return false;
+    sessionStorage.setItem(key, String(Date.now()));
+  } catch {
+    return false;
+  }
+  return true;
 }
 
 // --- Building messages (text only through textContent) ------------------------------------
@@ -234,12 +317,17 @@ function submit() {
     input.value = "";
     grow();
     hideNotice();
+    follow.toEnd();
   }
 }
 
-function showNotice(text) {
+// An error (a refusal) is announced at once; information (a hand-over) politely.
+function showNotice(text, kind) {
   notice.textContent = text;
+  notice.classList.toggle("error", kind === "error");
+  notice.setAttribute("role", kind === "error" ? "alert" : "status");
   notice.hidden = false;
+  follow.grew();
 }
 
 function hideNotice() {
@@ -251,8 +339,12 @@ function announce(text) {
   announcer.textContent = text;
 }
 
-function scrollToEnd() {
-  list.lastElementChild?.scrollIntoView({ block: "end" });
+// A conversation's new title (from its first message): the heading, the tab and the sidebar.
+function showTitle(title) {
+  document.getElementById("stream-title").textContent = title;
+  document.title = `${title} · Iridium`;
+  const link = document.querySelector("[data-conversation-list] a[aria-current='page']");
+  if (link) link.textContent = title;
 }
 
 async function copy(text, button) {
@@ -293,5 +385,5 @@ list.addEventListener("click", (event) => {
 
 addCodeCopyButtons(list);
 setBusy(false);
-scrollToEnd();
+follow.toEnd();
 connect();

@@ -19,11 +19,11 @@ def test_chat_stream_stop_reload_rename_delete(live_url, ai_settings, user, brow
     box.fill("Tell me a long story [[demo:slow=0.05]] [[demo:words=400]]")
     box.press("Enter")
     answer = page.locator(".message.assistant").last
-    streaming = answer.locator(".streaming-text")
+    streaming = answer.locator(".answer-body.streaming")
     expect(streaming).to_have_text(re.compile(r"Demo answer"))
     first_length = len(streaming.inner_text())
     page.wait_for_function(
-        "n => document.querySelector('.message.assistant .streaming-text').textContent.length > n",
+        "n => document.querySelector('.message.assistant .answer-body').textContent.length > n",
         arg=first_length,
     )  # tokens keep arriving
     page.get_by_role("button", name="Stop").click()

@@ -27,7 +27,7 @@ def test_customer_files_a_ticket_and_an_agent_resolves_it(
 
     expect(customer.get_by_role("heading", level=1)).to_contain_text("Cannot log in")
     answer = customer.locator(".message.assistant").last
-    expect(answer.locator(".streaming-text")).to_contain_text("Demo answer")  # streaming in
+    expect(answer.locator(".answer-body.streaming")).to_contain_text("Demo answer")  # streaming in
     expect(answer.locator(".usage")).to_contain_text("gpt-4o-mini")  # and finished
 
     staff = browser.new_context().new_page()
