@@ -84,11 +84,12 @@ def _start(conversation, user, answer, *, question, client_id):
 
     async def on_refused(refusal):
         question_id = question.pk if question else None
-        await sync_to_async(_forget)(answer, question)
+        title = await sync_to_async(_forget)(conversation, answer, question)
         return {
             "text": question.content if question else "",
             "client_id": client_id,
             "question_id": question_id,
+            "title": title,
         }
 
     writer.start(run_key(conversation.pk), answer, ask=ask, on_refused=on_refused)
@@ -165,7 +166,15 @@ def _history(conversation: Conversation, answer: Message) -> list[dict]:
     ]
 
 
-def _forget(answer: Message, question: Message | None) -> None:
+def _forget(conversation: Conversation, answer: Message, question: Message | None) -> str:
+    """Remove what a refused request left; a title taken from the refused question goes too.
+    Returns the conversation's title."""
     answer.delete()
     if question is not None:
         question.delete()
+        default = Conversation._meta.get_field("title").default
+        named_by_it = conversation.title == _title_from(question.content)
+        if named_by_it and not conversation.messages.exists():
+            conversation.title = default
+            conversation.save(update_fields=["title", "updated_at"])
+    return conversation.title

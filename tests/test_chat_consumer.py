@@ -241,8 +241,11 @@ async def test_limits_are_said_plainly_and_the_text_is_given_back(socket, conver
     refused = frames[-1]
     assert refused["message"] == errors.DAILY_LIMIT_REACHED.format(limit=0)
     assert refused["text"] == "Anyone there?" and refused["client_id"] == "tab-1"
+    assert refused["title"] == "New conversation"  # the refused text does not name it either
     await idle("chat", conversation.pk)
     assert await sync_to_async(messages_of)(conversation) == []
+    await conversation.arefresh_from_db()
+    assert conversation.title == "New conversation"
 
 
 # --- Tools ------------------------------------------------------------------------------------

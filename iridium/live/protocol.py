@@ -19,8 +19,9 @@ To the page:
     snapshot {message_id, text}              the whole text so far (every second)
     tool {message_id, name, ok, html}        the assistant used a tool (its note, rendered)
     answer_finished {message_id, message, html}   the answer ended (complete, stopped, failed)
-    refused {message_id, question_id, code, message, text, client_id}
-                                             refused before it began (limit, budget, switch)
+    refused {message_id, question_id, code, message, text, client_id, title?}
+                                             refused before it began (limit, budget, switch);
+                                             `title`: the object's title once it is cleaned up
     notice {code, message}                   something the page should say (handed over, ...)
     error {code, message, text?}             a frame that was refused; `text` gives back what
                                              the person typed

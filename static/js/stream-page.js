@@ -235,6 +235,7 @@ function refused(frame) {
   stopWaiting();
   findMessage(frame.message_id)?.remove();
   if (frame.question_id) findMessage(frame.question_id)?.remove();
+  if (frame.title) showTitle(frame.title);
   current = null;
   setBusy(false);
   showNotice(frame.message, "error");
