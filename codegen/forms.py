@@ -6,7 +6,15 @@ MAX_PROMPT = 4000
 EMPTY_PROMPT = "Describe what you want first."
 
 
+# Both forms share a page: each names its fields' ids after itself (code-prompt,
+# content-prompt), so that every label points at its own field.
+
+
 class CodeForm(forms.Form):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "code-%s")
+        super().__init__(*args, **kwargs)
+
     prompt = forms.CharField(
         label="What to build",
         widget=forms.Textarea(attrs={"rows": 4}),
@@ -24,6 +32,10 @@ class CodeForm(forms.Form):
 
 
 class ContentForm(forms.Form):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "content-%s")
+        super().__init__(*args, **kwargs)
+
     prompt = forms.CharField(
         label="Topic",
         widget=forms.Textarea(attrs={"rows": 3}),

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 
+from iridium.live.markdown import code_blocks
 from iridium.live.models import StreamedAnswer
 
 LANGUAGES = [
@@ -76,6 +77,15 @@ class Creation(StreamedAnswer):
     def title(self) -> str:
         first_line = self.prompt.strip().splitlines()[0] if self.prompt.strip() else ""
         return first_line[:80]
+
+    @property
+    def download_text(self) -> str:
+        """What Download saves: a snippet's code only (its code blocks, without the prose and
+        fences around them; the whole answer when it is bare code); writing as Markdown."""
+        if self.kind != self.Kind.CODE:
+            return self.content
+        blocks = code_blocks(self.content)
+        return "\n".join(blocks) if blocks else self.content
 
     @property
     def download_name(self) -> str:

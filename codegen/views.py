@@ -69,7 +69,7 @@ def creation(request, pk):
 @login_required
 def download(request, pk):
     found = access.get_creation(request.user, pk)
-    response = HttpResponse(found.content, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(found.download_text, content_type="text/plain; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{found.download_name}"'
     return response
 

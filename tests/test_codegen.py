@@ -205,3 +205,24 @@ def test_history_list_download_and_delete(client, user, make_user, creation):
     )
     client.post(reverse("codegen:delete", args=[creation.pk]))
     assert not Creation.objects.filter(pk=creation.pk).exists()
+
+
+def test_download_holds_the_code_only(client, user):
+    answer = (
+        "Here is the function:\n\n```python\ndef add(a, b):\n    return a + b\n```\n\n"
+        "And a test:\n\n```python\nassert add(1, 2) == 3\n```\nHope it helps."
+    )
+    snippet = Creation.objects.create(
+        user=user, kind="code", prompt="p", language="python", trace_id="t", content=answer
+    )
+    writing = Creation.objects.create(
+        user=user, kind="content", prompt="p", trace_id="t", content="# Title\n\nSome **text**."
+    )
+    client.force_login(user)
+    download = client.get(reverse("codegen:download", args=[snippet.pk]))
+    code = "def add(a, b):\n    return a + b\n\nassert add(1, 2) == 3\n"
+    assert download.content.decode() == code
+    assert download["Content-Disposition"].endswith(f'iridium-code-{snippet.pk}.py"')
+    download = client.get(reverse("codegen:download", args=[writing.pk]))
+    assert download.content.decode() == "# Title\n\nSome **text**."
+    assert download["Content-Disposition"].endswith(f'iridium-content-{writing.pk}.md"')

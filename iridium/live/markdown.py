@@ -39,6 +39,15 @@ _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "highligh
 _markdown.enable("table").enable("strikethrough")
 
 
+def code_blocks(text: str) -> list[str]:
+    """The contents of the text's code blocks (fenced or indented), as the renderer reads them."""
+    return [
+        token.content
+        for token in _markdown.parse(text)
+        if token.type in ("fence", "code_block") and token.content.strip()
+    ]
+
+
 def render(text: str) -> str:
     html = _markdown.render(text)
     return nh3.clean(
