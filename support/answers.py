@@ -6,7 +6,7 @@ from django.db import IntegrityError, transaction
 
 from iridium import ai
 from iridium.infra.db import on_kept_connection_async
-from iridium.live import runs, writer
+from iridium.live import fanout, protocol, runs, writer
 from iridium.live.consumers import Target
 
 from . import services
@@ -22,6 +22,7 @@ SYSTEM_PROMPT = (
 )
 BUSY = "The assistant is still answering this ticket."
 HANDED_OVER = "A member of staff will take over this ticket."
+STATUS_CHANGED = "This ticket is now {status}."
 
 
 def run_key(ticket_id: int) -> str:
@@ -122,6 +123,20 @@ async def start_answer(ticket_id: int) -> bool:
 
     writer.start(run_key(ticket.pk), answer, ask=ask, on_refused=on_refused)
     return True
+
+
+async def announce_status(ticket: Ticket) -> None:
+    """Tell the ticket's open pages (the customer's, other agents') its new status."""
+    label = ticket.get_status_display()
+    await fanout.group_send(
+        run_key(ticket.pk),
+        protocol.notice(
+            "status",
+            STATUS_CHANGED.format(status=label.lower()),
+            status=ticket.status,
+            label=label,
+        ),
+    )
 
 
 def pending_first_response(ticket: Ticket) -> bool:

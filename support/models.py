@@ -60,6 +60,15 @@ class Ticket(models.Model):
         return f"support-ticket-{self.pk}"
 
     @property
+    def waiting_for_staff(self) -> bool:
+        """Asked for a person, nobody assigned yet, and not settled (resolved or closed)."""
+        return (
+            self.needs_human
+            and self.assigned_to_id is None
+            and self.status in (self.Status.OPEN, self.Status.PENDING)
+        )
+
+    @property
     def ai_answers(self) -> bool:
         """The assistant answers until a person takes over (asked for, or an agent assigned)."""
         return (

@@ -1,4 +1,4 @@
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -138,6 +138,8 @@ def set_status(request, pk):
         services.set_status(ticket=found, status=request.POST.get("status", ""), by=request.user)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
+    else:
+        async_to_sync(answers.announce_status)(found)  # live on the customer's open page
     return redirect("support:ticket", pk=pk)
 
 

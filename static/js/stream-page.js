@@ -125,6 +125,7 @@ function handle(frame) {
     case "notice":
       showNotice(frame.message, "info");
       if (frame.code === "handed_over" && humanButton) humanButton.hidden = true;
+      if (frame.code === "status") showStatus(frame.status, frame.label);
       break;
     case "error":
       showNotice(frame.message, "error");
@@ -243,6 +244,22 @@ function refused(frame) {
     input.value = frame.text;
     grow();
   }
+}
+
+// A ticket's status changed by staff: its badge at once. A resolved or closed ticket takes no
+// more messages from its customer (the page offers to reopen it instead) and a reopened one
+// does again: the page is loaded again when what it offers has to change.
+function showStatus(status, label) {
+  const badge = document.querySelector("[data-ticket-status]");
+  if (badge) {
+    badge.textContent = label;
+    badge.className = `badge status-${status}`;
+  }
+  const finished = status === "resolved" || status === "closed";
+  if (finished && humanButton) humanButton.hidden = true;
+  const takesMessages = Boolean(composer);
+  const shouldTake = !finished || Boolean(composer?.hasAttribute("data-stays-open"));
+  if (takesMessages !== shouldTake && mayReload()) location.reload();
 }
 
 // At most one such reload a few seconds, whatever the server says.
