@@ -48,12 +48,11 @@ def test_screenshots(live_url, ai_settings, make_user, browser):
     log_in(page, live_url, user)
     page.goto(live_url + "/chat/")
     page.get_by_role("button", name="New conversation").click()
-    for question in ("How do I reset my password?", "Write a python function that greets me"):
+    questions = ("How do I reset my password?", "Write a python function that greets me")
+    for number, question in enumerate(questions, start=1):
         page.get_by_label("Message").fill(question)
         page.get_by_label("Message").press("Enter")
-        expect(page.locator(".message.assistant .usage")).to_have_count(
-            page.locator(".message.user").count(), timeout=15_000
-        )
+        expect(page.locator(".message.assistant .usage")).to_have_count(number, timeout=15_000)
     chat_url = page.url
     page.goto(live_url + "/generate/")
     page.get_by_label("What to build").fill("A function that greets a user by name")
