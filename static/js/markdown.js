@@ -76,7 +76,11 @@ export function completeForDisplay(text) {
   const head = lines.slice(0, paragraphStart).join("\n");
   let tail = lines.slice(paragraphStart).join("\n");
   // A fence, list marker, emphasis or heading just begun, with nothing after it yet.
-  tail = tail.replace(/(^|\s)(`{1,3}|~{1,3}|[*_]{1,3}|#{1,6})$/, "$1").replace(/[*_~`]+$/, "");
+  tail = tail
+    .replace(/\s+$/, "")
+    .replace(/(^|\s)(`{1,3}|~{1,3}|[*_]{1,3}|#{1,6})$/, "$1")
+    .replace(/[*_~`]+$/, "")
+    .replace(/\s+$/, "");
   const withoutCode = tail.replace(/`[^`]*`/g, "");
   if ((withoutCode.match(/`/g) || []).length % 2 === 1) tail += "`";
   else {
