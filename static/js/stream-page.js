@@ -317,8 +317,11 @@ function setBusy(value) {
   if (sendButton) sendButton.disabled = value;
   if (stopButton) stopButton.hidden = !value;
   if (regenerateButton) {
+    // Regenerate is one of the last answer's actions (beside Copy answer), when there is one.
     const last = list.lastElementChild;
-    regenerateButton.hidden = value || !last || last.dataset.role !== "assistant";
+    const footer = last?.dataset.role === "assistant" ? last.querySelector(".answer-footer") : null;
+    regenerateButton.hidden = value || !footer;
+    if (footer && !value) footer.append(regenerateButton);
   }
 }
 
