@@ -185,7 +185,10 @@ function stopWaiting() {
 }
 
 function applyDelta(frame) {
-  if (!current || current.id !== frame.message_id) startAnswer(frame.message_id);
+  if (!current || current.id !== frame.message_id) {
+    if (!findMessage(frame.message_id)) return; // its start was missed: the snapshot brings it
+    startAnswer(frame.message_id);
+  }
   const known = current.text.length;
   if (frame.offset > known) return; // a gap: the next snapshot brings the whole text
   const fresh = frame.text.slice(known - frame.offset);

@@ -13,7 +13,9 @@ LONG_WORD = "Supercalifragilisticexpialidocious" * 3
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_no_page_scrolls_sideways_on_a_phone(live_url, ai_settings, user, browser, scheme):
+def test_no_page_scrolls_sideways_on_a_phone(
+    live_url, ai_settings, user, make_user, browser, scheme
+):
     conversation = factories.conversation(
         user,
         title=f"A title with {LONG_WORD}",
@@ -39,6 +41,14 @@ def test_no_page_scrolls_sideways_on_a_phone(live_url, ai_settings, user, browse
         expect(page.get_by_test_id("plan-badge")).to_be_visible()
         assert horizontal_overflow(page) == 0, path
     page.context.close()
+
+    staff = new_page(browser, size=PHONE, scheme=scheme)
+    log_in(staff, live_url, make_user("dana", is_staff=True))
+    for path in ("/support/queue/", f"/support/tickets/{ticket.pk}/"):
+        staff.goto(live_url + path)
+        expect(staff.get_by_test_id("plan-badge")).to_be_visible()
+        assert horizontal_overflow(staff) == 0, path
+    staff.context.close()
 
 
 def test_the_chat_page_fits_a_phone(live_url, ai_settings, user, browser):
