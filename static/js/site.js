@@ -52,18 +52,8 @@ for (const toggle of document.querySelectorAll("[data-drawer-toggle]")) {
   });
 }
 
-// An open account menu closes on a click elsewhere or Escape.
-document.addEventListener("click", (event) => {
-  for (const menu of document.querySelectorAll("details.account-menu[open]")) {
-    if (!menu.contains(event.target)) menu.open = false;
-  }
-});
-
 // "/" focuses the composer, unless the person is typing somewhere.
 document.addEventListener("keydown", (event) => {
-  if (event.key === "Escape") {
-    for (const menu of document.querySelectorAll("details.account-menu[open]")) menu.open = false;
-  }
   if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
   const target = event.target;
   if (target.closest?.("input, textarea, select, [contenteditable='true']")) return;

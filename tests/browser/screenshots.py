@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from support.models import TicketMessage
+from support.models import Ticket, TicketMessage
 from tests import factories
 from tests.helpers.browser import DESKTOP, PHONE, horizontal_overflow, log_in, new_page
 
@@ -34,14 +34,38 @@ def _name(page_name, size, scheme):
     return f"{page_name}-{'desktop' if size is DESKTOP else 'phone'}-{scheme}.png"
 
 
-def test_screenshots(live_url, ai_settings, make_user, browser):
+@pytest.fixture
+def ticket_thread(make_user):
+    """A ticket answered by the assistant and by staff (made before the browser opens)."""
+    user = make_user("ursula")
+    agent = make_user("dana", is_staff=True)
+    ticket = factories.ticket(user, title="Refund for a double charge")
+    TicketMessage.objects.create(
+        ticket=ticket,
+        kind=TicketMessage.Kind.ASSISTANT,
+        content="I am sorry about the double charge. Refunds take **3 to 5 days**:\n\n"
+        "1. Open *Billing*.\n2. Choose the invoice.\n3. Press **Request refund**.",
+        html="<p>I am sorry about the double charge. Refunds take <strong>3 to 5 days</strong>:"
+        "</p>\n<ol>\n<li>Open <em>Billing</em>.</li>\n<li>Choose the invoice.</li>\n"
+        "<li>Press <strong>Request refund</strong>.</li>\n</ol>\n",
+    )
+    TicketMessage.objects.create(
+        ticket=ticket,
+        kind=TicketMessage.Kind.AGENT,
+        author=agent,
+        content="I have refunded the second charge; you will see it on Friday.",
+    )
+    Ticket.objects.filter(pk=ticket.pk).update(status=Ticket.Status.PENDING)
+    return user, ticket
+
+
+def test_screenshots(live_url, ai_settings, ticket_thread, browser):
     folder = os.environ.get("IRIDIUM_SCREENSHOTS")
     if not folder:
         pytest.fail("Set IRIDIUM_SCREENSHOTS to the folder to write (scripts/screenshots.py does).")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    user = make_user("ursula")
-    agent = make_user("dana", is_staff=True)
+    user, ticket = ticket_thread
 
     # Real answers, streamed by the demo provider and rendered by the server.
     page = new_page(browser)
@@ -61,24 +85,6 @@ def test_screenshots(live_url, ai_settings, make_user, browser):
     creation_url = page.url
     page.context.close()
 
-    ticket = factories.ticket(user, title="Refund for a double charge")
-    TicketMessage.objects.create(
-        ticket=ticket,
-        kind=TicketMessage.Kind.ASSISTANT,
-        content="I am sorry about the double charge. Refunds take **3 to 5 days**:\n\n"
-        "1. Open *Billing*.\n2. Choose the invoice.\n3. Press **Request refund**.",
-        html="<p>I am sorry about the double charge. Refunds take <strong>3 to 5 days</strong>:"
-        "</p>\n<ol>\n<li>Open <em>Billing</em>.</li>\n<li>Choose the invoice.</li>\n"
-        "<li>Press <strong>Request refund</strong>.</li>\n</ol>\n",
-    )
-    TicketMessage.objects.create(
-        ticket=ticket,
-        kind=TicketMessage.Kind.AGENT,
-        author=agent,
-        content="I have refunded the second charge; you will see it on Friday.",
-    )
-    ticket.status = "pending"
-    ticket.save()
     urls = {"chat": chat_url, "ticket": f"{live_url}/support/tickets/{ticket.pk}/"}
     urls["generate"] = creation_url
 

@@ -3,7 +3,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.helpers.browser import log_in, log_out
+from tests.helpers.browser import log_in
 
 pytestmark = pytest.mark.browser
 
@@ -20,7 +20,7 @@ def test_sign_up_log_out_log_in_and_see_the_plan(page, live_url):
     expect(page.get_by_test_id("plan-badge")).to_have_text("Free plan")
     expect(page.get_by_role("heading", level=1)).to_have_text("Welcome, petra")
 
-    log_out(page)
+    page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("link", name="Log in").first).to_be_visible()
 
     page.get_by_role("link", name="Log in").first.click()

@@ -11,9 +11,28 @@ from tests.helpers.browser import box, log_in, new_page
 pytestmark = pytest.mark.browser
 
 
-def test_a_refused_message_goes_back_to_the_composer_once(live_url, ai_settings, user, browser):
+# Rows are made by fixtures, before the browser opens (see tests/live.py's `browser`).
+@pytest.fixture
+def no_requests_left(user):
     user.plan.daily_request_limit = 0
     user.plan.save()
+
+
+@pytest.fixture
+def answered(user):
+    return factories.conversation(
+        user, messages=[("user", "Hello there"), ("assistant", "An old answer")]
+    )
+
+
+@pytest.fixture
+def keep_me(user):
+    return factories.conversation(user, title="Keep me")
+
+
+def test_a_refused_message_goes_back_to_the_composer_once(
+    live_url, ai_settings, user, no_requests_left, browser
+):
     page = new_page(browser)
     log_in(page, live_url, user)
     page.goto(live_url + "/chat/")
@@ -31,10 +50,8 @@ def test_a_refused_message_goes_back_to_the_composer_once(live_url, ai_settings,
     page.context.close()
 
 
-def test_regenerate_replaces_the_answer(live_url, ai_settings, user, browser):
-    conversation = factories.conversation(
-        user, messages=[("user", "Hello there"), ("assistant", "An old answer")]
-    )
+def test_regenerate_replaces_the_answer(live_url, ai_settings, user, answered, browser):
+    conversation = answered
     page = new_page(browser)
     log_in(page, live_url, user)
     page.goto(f"{live_url}/chat/{conversation.pk}/")
@@ -89,8 +106,10 @@ def test_the_sidebar_takes_the_title_of_the_first_message(live_url, ai_settings,
     page.context.close()
 
 
-def test_an_empty_rename_says_why_where_it_can_be_seen(live_url, ai_settings, user, browser):
-    conversation = factories.conversation(user, title="Keep me")
+def test_an_empty_rename_says_why_where_it_can_be_seen(
+    live_url, ai_settings, user, keep_me, browser
+):
+    conversation = keep_me
     page = new_page(browser)
     log_in(page, live_url, user)
     page.goto(f"{live_url}/chat/{conversation.pk}/")

@@ -15,9 +15,11 @@ pytestmark = pytest.mark.browser
 PARAGRAPH = " ".join(["This earlier answer fills the page so that it has to scroll."] * 8)
 
 
-def long_conversation(user, pairs=8):
+# Rows are made by fixtures, before the browser opens (see tests/live.py's `browser`).
+@pytest.fixture
+def long_conversation(user):
     messages = []
-    for number in range(pairs):
+    for number in range(8):
         messages += [("user", f"Earlier question {number}"), ("assistant", PARAGRAPH)]
     return factories.conversation(user, title="A long conversation", messages=messages)
 
@@ -32,9 +34,9 @@ def newest_is_above_the_composer(page):
 
 @pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_the_newest_text_is_above_the_composer_while_waiting_streaming_and_after(
-    live_url, ai_settings, user, browser, size
+    live_url, ai_settings, user, long_conversation, browser, size
 ):
-    conversation = long_conversation(user)
+    conversation = long_conversation
     page = new_page(browser, size=SIZES[size])
     log_in(page, live_url, user)
     page.goto(f"{live_url}/chat/{conversation.pk}/")
@@ -66,9 +68,9 @@ def test_the_newest_text_is_above_the_composer_while_waiting_streaming_and_after
 
 @pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_scrolling_up_stops_the_follow_and_jump_to_latest_brings_it_back(
-    live_url, ai_settings, user, browser, size
+    live_url, ai_settings, user, long_conversation, browser, size
 ):
-    conversation = long_conversation(user)
+    conversation = long_conversation
     page = new_page(browser, size=SIZES[size])
     log_in(page, live_url, user)
     page.goto(f"{live_url}/chat/{conversation.pk}/")

@@ -12,10 +12,9 @@ pytestmark = pytest.mark.browser
 LONG_WORD = "Supercalifragilisticexpialidocious" * 3
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_no_page_scrolls_sideways_on_a_phone(
-    live_url, ai_settings, user, make_user, browser, scheme
-):
+# Rows are made by fixtures, before the browser opens (see tests/live.py's `browser`).
+@pytest.fixture
+def long_words(user):
     conversation = factories.conversation(
         user,
         title=f"A title with {LONG_WORD}",
@@ -25,6 +24,21 @@ def test_no_page_scrolls_sideways_on_a_phone(
     creation = factories.creation(
         user, language="python", content="```python\n" + "x = 1  # " + LONG_WORD + "\n```\n"
     )
+    return conversation, ticket, creation, factories.support_agent("dana")
+
+
+@pytest.fixture
+def conversations(user):
+    for number in range(3):
+        factories.conversation(user, title=f"Older chat {number}")
+    return factories.conversation(user, title="Code on a phone")
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_no_page_scrolls_sideways_on_a_phone(
+    live_url, ai_settings, user, long_words, browser, scheme
+):
+    conversation, ticket, creation, agent = long_words
     page = new_page(browser, size=PHONE, scheme=scheme)
     log_in(page, live_url, user)
     for path in (
@@ -43,7 +57,7 @@ def test_no_page_scrolls_sideways_on_a_phone(
     page.context.close()
 
     staff = new_page(browser, size=PHONE, scheme=scheme)
-    log_in(staff, live_url, make_user("dana", is_staff=True))
+    log_in(staff, live_url, agent)
     for path in ("/support/queue/", f"/support/tickets/{ticket.pk}/"):
         staff.goto(live_url + path)
         expect(staff.get_by_test_id("plan-badge")).to_be_visible()
@@ -51,9 +65,8 @@ def test_no_page_scrolls_sideways_on_a_phone(
     staff.context.close()
 
 
-def test_the_chat_page_fits_a_phone(live_url, ai_settings, user, browser):
-    others = [factories.conversation(user, title=f"Older chat {n}") for n in range(3)]
-    conversation = factories.conversation(user, title="Code on a phone")
+def test_the_chat_page_fits_a_phone(live_url, ai_settings, user, conversations, browser):
+    conversation = conversations
     page = new_page(browser, size=PHONE)
     log_in(page, live_url, user)
     page.goto(f"{live_url}/chat/{conversation.pk}/")
@@ -85,7 +98,6 @@ def test_the_chat_page_fits_a_phone(live_url, ai_settings, user, browser):
     assert page.evaluate("window.scrollY") == 0
     link.click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Older chat 1")
-    assert others
 
     page.goto(f"{live_url}/chat/{conversation.pk}/")
     composer = page.get_by_label("Message")

@@ -10,11 +10,17 @@ from tests.helpers.browser import log_in, new_page
 pytestmark = pytest.mark.browser
 
 
-def test_pages_have_a_favicon_and_no_missing_files(live_url, ai_settings, user, browser):
+@pytest.fixture
+def conversation(user):  # made before the browser opens (see tests/live.py's `browser`)
+    return factories.conversation(user, messages=[("user", "Hi"), ("assistant", "Hello")])
+
+
+def test_pages_have_a_favicon_and_no_missing_files(
+    live_url, ai_settings, user, conversation, browser
+):
     page = new_page(browser)
     failures = []
     page.on("response", lambda r: failures.append(r.url) if r.status >= 400 else None)
-    conversation = factories.conversation(user, messages=[("user", "Hi"), ("assistant", "Hello")])
     log_in(page, live_url, user)
     for path in ("/", f"/chat/{conversation.pk}/", "/support/", "/generate/"):
         page.goto(live_url + path)

@@ -17,14 +17,26 @@ def agent(plans):
     return factories.support_agent("dana")
 
 
+# Rows are made by fixtures, before the browser opens (see tests/live.py's `browser`).
+@pytest.fixture
+def ticket(user):
+    return factories.ticket(user, title="Cannot log in")
+
+
+@pytest.fixture
+def one_ticket_per_status(user):
+    for status in Ticket.Status.values:
+        made = factories.ticket(user, title=f"A {status} ticket")
+        Ticket.objects.filter(pk=made.pk).update(status=status)
+
+
 def colour(locator, prop):
     return locator.evaluate(f"(e) => getComputedStyle(e).{prop}")
 
 
 def test_hand_over_is_a_notice_and_status_changes_arrive_live(
-    live_url, ai_settings, user, agent, browser
+    live_url, ai_settings, user, agent, ticket, browser
 ):
-    ticket = factories.ticket(user, title="Cannot log in")
     customer = new_page(browser)
     log_in(customer, live_url, user)
     customer.goto(f"{live_url}/support/tickets/{ticket.pk}/")
@@ -76,10 +88,9 @@ def test_hand_over_is_a_notice_and_status_changes_arrive_live(
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_each_status_has_its_own_colour(live_url, ai_settings, user, browser, scheme):
-    for status in Ticket.Status.values:
-        ticket = factories.ticket(user, title=f"A {status} ticket")
-        Ticket.objects.filter(pk=ticket.pk).update(status=status)
+def test_each_status_has_its_own_colour(
+    live_url, ai_settings, user, one_ticket_per_status, browser, scheme
+):
     page = new_page(browser, scheme=scheme)
     log_in(page, live_url, user)
     page.goto(live_url + "/support/")

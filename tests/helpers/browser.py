@@ -45,8 +45,3 @@ def horizontal_overflow(page) -> int:
     return page.evaluate(
         "document.scrollingElement.scrollWidth - document.scrollingElement.clientWidth"
     )
-
-
-def log_out(page) -> None:
-    page.locator("details.account-menu summary").click()
-    page.get_by_role("button", name="Log out").click()
