@@ -1,5 +1,10 @@
 """Markdown to safe HTML, rendered on the server: markdown-it-py (raw HTML off, so any HTML in
-the text stays text), pygments for code blocks, nh3 to keep only harmless tags and attributes."""
+the text stays text), pygments for code blocks, nh3 to keep only harmless tags and attributes.
+
+static/js/markdown.js renders an answer the same way in the browser while it streams (same
+options, same tags, table alignment as classes): keep the two in step."""
+
+import re
 
 import nh3
 from markdown_it import MarkdownIt
@@ -9,7 +14,7 @@ from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
 ALLOWED_TAGS = {
-    "p", "br", "hr", "strong", "em", "del", "code", "pre", "span", "div", "blockquote",
+    "p", "br", "hr", "strong", "em", "del", "s", "code", "pre", "span", "div", "blockquote",
     "ul", "ol", "li", "a", "h1", "h2", "h3", "h4", "h5", "h6",
     "table", "thead", "tbody", "tr", "th", "td",
 }  # fmt: skip
@@ -19,9 +24,12 @@ ALLOWED_ATTRIBUTES = {
     "div": {"class"},
     "code": {"class"},
     "pre": {"class"},
-    "th": {"style"},
-    "td": {"style"},
+    "th": {"class"},
+    "td": {"class"},
 }
+# A table column's alignment, written by markdown-it as an inline style (which the
+# Content-Security-Policy refuses to apply), becomes a class of the stylesheet.
+_ALIGNMENT = re.compile(r' style="text-align:(left|right|center)"')
 _formatter = HtmlFormatter(nowrap=True)
 
 
@@ -49,7 +57,7 @@ def code_blocks(text: str) -> list[str]:
 
 
 def render(text: str) -> str:
-    html = _markdown.render(text)
+    html = _ALIGNMENT.sub(r' class="align-\1"', _markdown.render(text))
     return nh3.clean(
         html,
         tags=ALLOWED_TAGS,

@@ -5,6 +5,7 @@ rendering that replaces it when the answer ends."""
 import pytest
 from playwright.sync_api import expect
 
+from iridium.live.rendering import render_markdown
 from tests.helpers.browser import log_in, new_page
 
 pytestmark = pytest.mark.browser
@@ -130,4 +131,45 @@ def test_every_prefix_of_an_answer_renders_without_markers(live_url, ai_settings
         if not in_code:  # code may end with anything, prose not with half a marker
             assert not text.rstrip().endswith(("*", "`", "~")), (SAMPLE[:number], text)
     assert "return x * 2" in shown[-1]
+    page.context.close()
+
+
+RICH = (
+    "## A heading\n\nText with **bold**, *emphasis*, ~~struck~~, `code` and a "
+    "[link](https://example.com/a?b=1).\n\n> A quote\n\n1. one\n2. two\n\n- x\n- y\n\n"
+    "| left | right | centre |\n|:--|--:|:-:|\n| 1 | 2 | 3 |\n\n---\n\n"
+    "```python\nclass A:\n    def f(self):\n        return 'x'  # note\n```\n\n"
+    "```\nplain block\n```\n\n    indented code\n\n<b>raw html stays text</b>\n"
+)
+
+SHAPE = """
+(html) => {
+  const root = document.createElement('div');
+  root.innerHTML = html;
+  return [...root.querySelectorAll('*')].filter((e) => e.tagName !== 'SPAN').map((e) =>
+    [e.tagName, e.getAttribute('class') || '', e.getAttribute('href') || '',
+     e.getAttribute('rel') || '', e.getAttribute('style') || '']);
+}
+"""
+
+TEXT = """
+(html) => { const d = document.createElement('div'); d.innerHTML = html; return d.textContent; }
+"""
+
+
+def test_the_browser_renders_markdown_as_the_server_does(live_url, ai_settings, user, browser):
+    server = render_markdown(RICH)
+    page = new_page(browser)
+    log_in(page, live_url, user)
+    page.goto(live_url + "/chat/")
+    shown = page.evaluate(
+        """async (text) => {
+             const { renderMarkdown } = await import('/static/js/markdown.js');
+             return renderMarkdown(text);
+           }""",
+        RICH,
+    )
+    assert page.evaluate(SHAPE, shown) == page.evaluate(SHAPE, server)
+    assert page.evaluate(TEXT, shown) == page.evaluate(TEXT, server)
+    assert "align-right" in server and "<s>" in server and "&lt;b&gt;" in server
     page.context.close()
