@@ -41,14 +41,22 @@ for (const button of document.querySelectorAll("[data-theme-toggle]")) {
 systemDark.addEventListener("change", showTheme);
 showTheme();
 
-// A panel (the conversation list) that narrow screens keep behind a toggle.
+// A panel (the conversation list) that narrow screens keep behind a toggle; Escape closes it.
 for (const toggle of document.querySelectorAll("[data-drawer-toggle]")) {
   const drawer = document.getElementById(toggle.getAttribute("aria-controls"));
-  toggle.addEventListener("click", () => {
-    const open = toggle.getAttribute("aria-expanded") !== "true";
+  const show = (open) => {
     toggle.setAttribute("aria-expanded", String(open));
     drawer.classList.toggle("open", open);
+  };
+  toggle.addEventListener("click", () => {
+    const open = toggle.getAttribute("aria-expanded") !== "true";
+    show(open);
     if (open) drawer.querySelector("a, button")?.focus();
+  });
+  drawer.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape" || toggle.getAttribute("aria-expanded") !== "true") return;
+    show(false);
+    toggle.focus();
   });
 }
 

@@ -96,6 +96,10 @@ def test_the_chat_page_fits_a_phone(live_url, ai_settings, user, conversations, 
     expect(link).to_be_visible()
     assert box(link)["bottom"] <= box(page.locator("[data-composer]"))["y"]
     assert page.evaluate("window.scrollY") == 0
+    page.keyboard.press("Escape")  # closes it, back on its toggle
+    expect(link).to_be_hidden()
+    expect(toggle).to_be_focused()
+    toggle.click()
     link.click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Older chat 1")
 
