@@ -182,6 +182,28 @@ async def test_closing_the_socket_does_not_stop_the_answer(ai_settings, user, co
     await third.disconnect()
 
 
+async def test_ready_is_the_first_frame_while_an_answer_streams(ai_settings, user, conversation):
+    """Sockets that open while tokens flow get `ready` first, then the tokens, none lost: the
+    text so far in ready and the deltas after it join without a gap."""
+    first, _, _ = await open_socket(user, "chat", conversation.pk)
+    await first.receive_json_from()
+    await first.send_json_to({"type": "send", "content": "Go [[demo:words=5000]]"})
+    await frames_until(first, "delta")
+    for _ in range(30):
+        tab, connected, _ = await open_socket(user, "chat", conversation.pk)
+        assert connected
+        ready = await tab.receive_json_from()
+        assert ready["type"] == "ready"
+        text = ready["in_progress"]["text"] if ready["in_progress"] else None
+        if text is not None:
+            later = await tab.receive_json_from()
+            if later["type"] == "delta":
+                assert later["offset"] <= len(text)  # overlaps or follows: never a gap
+        await tab.disconnect()
+    await idle("chat", conversation.pk)
+    await first.disconnect()
+
+
 async def test_two_tabs_see_the_same_stream(socket, user, conversation):
     other, connected, _ = await open_socket(user, "chat", conversation.pk)
     assert connected

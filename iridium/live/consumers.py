@@ -85,14 +85,26 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=protocol.CLOSE_FORBIDDEN)
             return
         self.key = self.target.key(self.object_id)
+        # Frames of the answer in progress start coming now; they wait until the ready frame
+        # (which carries the text so far) is out, so that ready is always the first frame.
+        self._held = []
         fanout.subscribe(self.key, self)
         if not fanout.single_process():  # other workers reach it through the channel layer
             self.joined = await self._join_group()
         await self.accept()
-        await self.send_json(
-            protocol.ready(await self._in_progress(), **(await self.ready_state()))
-        )
+        ready = protocol.ready(await self._in_progress(), **(await self.ready_state()))
+        held, self._held = self._held, None
+        await super().send_json(ready)
+        for frame in held:  # deltas carry their offset: the page skips what ready had
+            await super().send_json(frame)
         await self.after_ready()
+
+    async def send_json(self, content, close=False):
+        held = getattr(self, "_held", None)
+        if held is not None:
+            held.append(content)
+            return
+        await super().send_json(content, close=close)
 
     async def _in_progress(self) -> dict | None:
         """The answer being written (its text so far, its message rendered), if any."""
