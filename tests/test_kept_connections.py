@@ -2,6 +2,7 @@
 database connection between writes (or, with PostgreSQL's pool, return it after each write), and
 replace it when the database has dropped it."""
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -97,13 +98,20 @@ def test_a_request_threads_closed_connection_goes_back_to_the_pool():
 
             def serve():
                 with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_backend_pid()")
-                    [(backend,)] = cursor.fetchall()
+                    # How old the connection serving this request is.
+                    cursor.execute(
+                        "SELECT extract(epoch FROM statement_timestamp() - backend_start)"
+                        " FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+                    )
+                    [(age,)] = cursor.fetchall()
                 connection.close()  # what Django does when the request ends
-                return backend
+                return float(age)
 
             return thread.submit(serve).result()
 
-    backends = {request_in_a_new_thread() for _ in range(5)}
-    # Without the pool each request would open a connection (a new backend) of its own.
-    assert len(backends) < 5
+    request_in_a_new_thread()  # the pool has at least one connection now
+    time.sleep(0.2)
+    ages = [request_in_a_new_thread() for _ in range(5)]
+    # Without the pool each request would open a connection of its own (a few ms old); the
+    # pool hands out connections it already has (which of them, in turn, is the pool's choice).
+    assert sum(age > 0.15 for age in ages) >= 4, ages
