@@ -78,3 +78,17 @@ def agent_required(view):
         return view(request, *args, **kwargs)
 
     return wrapped
+
+
+TRACE_PREFIX = "support-ticket-"
+
+
+def handles(user, ticket_id) -> bool:
+    """Whether `user` handles the ticket: an agent who may see it. They may read the AI
+    content of its trace (iridium.analytics.access)."""
+    return is_agent(user) and tickets_for(user).filter(pk=ticket_id).exists()
+
+
+def handles_trace(user, trace_id: str) -> bool:
+    number = trace_id.removeprefix(TRACE_PREFIX)
+    return number.isdigit() and handles(user, int(number))

@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class SupportConfig(AppConfig):
     name = "support"
     verbose_name = "Support"
+
+    def ready(self):
+        from iridium.analytics import access as analytics_access
+
+        from . import access
+
+        # Agents read the AI content of the tickets they handle, and only those.
+        analytics_access.register_content_rule(access.TRACE_PREFIX, access.handles_trace)

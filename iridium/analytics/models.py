@@ -2,6 +2,21 @@ from django.conf import settings
 from django.db import models
 
 
+class Console(models.Model):
+    """No table: the console's permissions (iridium.analytics.access) hang on this model."""
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        permissions = [
+            ("view_console", "Can view the analytics console (figures, traces, export)"),
+            ("view_ai_content", "Can view the prompts and answers of any trace"),
+        ]
+
+    def __str__(self):
+        return "analytics console"
+
+
 class AlertRule(models.Model):
     """A condition on the generation record that, when met, alerts people by email and webhook.
 

@@ -1,14 +1,14 @@
-"""The analytics console: staff only, server-rendered, straight from the generation record."""
+"""The analytics console: server-rendered, straight from the generation record. Who may read
+what is decided in iridium.analytics.access."""
 
 import csv
 
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import render
 
 from iridium.ai.models import Generation
 
-from . import selectors
+from . import access, selectors
 from .charts import bar_chart
 
 EXPORT_FIELDS = [
@@ -27,7 +27,7 @@ def _period(request) -> tuple[str, object]:
     return period, selectors.period_start(period)
 
 
-@staff_member_required
+@access.console_required
 def dashboard(request):
     period, since = _period(request)
     per_day = selectors.spend_per_day(since=since)
@@ -49,7 +49,7 @@ def dashboard(request):
     return render(request, "analytics/dashboard.html", context)
 
 
-@staff_member_required
+@access.console_required
 def traces(request):
     period, since = _period(request)
     return render(
@@ -59,15 +59,24 @@ def traces(request):
     )
 
 
-@staff_member_required
+@access.trace_required
 def trace(request, trace_id):
     steps = selectors.trace(trace_id)
     if not steps:
         raise Http404
-    return render(request, "analytics/trace.html", {"trace_id": trace_id, "steps": steps})
+    return render(
+        request,
+        "analytics/trace.html",
+        {
+            "trace_id": trace_id,
+            "steps": steps,
+            "show_content": access.can_view_content(request.user, trace_id),
+            "console": access.can_view_console(request.user),
+        },
+    )
 
 
-@staff_member_required
+@access.console_required
 def budgets(request):
     """Budgets, flags, prices and plans in one place, with links to change them in admin."""
     from iridium.ai.models import BudgetWarning, FlagOverride, PriceOverride, UnpricedModel
@@ -90,7 +99,7 @@ class _Echo:
         return value
 
 
-@staff_member_required
+@access.console_required
 def export(request):
     """The period's generations as CSV, streamed (no content: prompts and answers stay out)."""
     period, since = _period(request)

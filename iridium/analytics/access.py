@@ -1,0 +1,85 @@
+"""Who may read the analytics console, and whose AI content they may read. Views ask here.
+
+- `analytics.view_console`: the figures, the traces list, the budgets page and the CSV export
+  (none of which shows a prompt or an answer). The "Analysts" group has it.
+- `analytics.view_ai_content`: the prompts, answers and tool input and output of any trace.
+- An app may grant the content of its own traces to the people who handle them: it registers a
+  rule for its trace-id prefix (`register_content_rule`, from its AppConfig.ready), so this
+  package never imports the apps above it. Support grants a ticket's trace to the agents who may
+  handle that ticket.
+
+Superusers have every permission. Anonymous people are sent to log in; signed-in people
+without the permission get 403.
+"""
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+
+VIEW_CONSOLE = "analytics.view_console"
+VIEW_AI_CONTENT = "analytics.view_ai_content"
+ANALYSTS_GROUP = "Analysts"
+
+ContentRule = Callable[[object, str], bool]
+_content_rules: dict[str, ContentRule] = {}
+
+
+def register_content_rule(prefix: str, rule: ContentRule) -> None:
+    """`rule(user, trace_id)` says whether `user` may read the content of a trace whose id
+    starts with `prefix` (and the trace's page, even without the console permission)."""
+    _content_rules[prefix] = rule
+
+
+def _granted_by_app(user, trace_id: str) -> bool:
+    for prefix, rule in _content_rules.items():
+        if trace_id.startswith(prefix):
+            return bool(rule(user, trace_id))
+    return False
+
+
+def can_view_console(user) -> bool:
+    return user.is_active and user.has_perm(VIEW_CONSOLE)
+
+
+def can_view_content(user, trace_id: str) -> bool:
+    """Whether `user` may read the prompts and answers of the trace."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return user.has_perm(VIEW_AI_CONTENT) or _granted_by_app(user, trace_id)
+
+
+def can_view_trace(user, trace_id: str) -> bool:
+    """The trace's page: the console's people, and those its app lets read its content."""
+    return can_view_console(user) or can_view_content(user, trace_id)
+
+
+def _refuse(request):
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    raise PermissionDenied
+
+
+def console_required(view):
+    """The view needs `analytics.view_console`."""
+
+    @wraps(view)
+    def checked(request, *args, **kwargs):
+        if not request.user.is_authenticated or not can_view_console(request.user):
+            return _refuse(request)
+        return view(request, *args, **kwargs)
+
+    return checked
+
+
+def trace_required(view):
+    """The view of one trace (`trace_id`) needs `can_view_trace`."""
+
+    @wraps(view)
+    def checked(request, trace_id, *args, **kwargs):
+        if not request.user.is_authenticated or not can_view_trace(request.user, trace_id):
+            return _refuse(request)
+        return view(request, trace_id, *args, **kwargs)
+
+    return checked

@@ -1,0 +1,134 @@
+"""Who may open which console page, and who may read a trace's prompts and answers: the
+permission matrix over every console URL, for each role."""
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+from django.urls import reverse
+
+from iridium.analytics import access
+from tests import factories
+
+PROMPT = "PROMPT-MARKER alice asks about her invoice"
+ANSWER = "ANSWER-MARKER the refund is on its way"
+TOOL_OUTPUT = "TOOL-MARKER article body"
+
+
+@pytest.fixture
+def people(make_user):
+    customer = make_user("alice")
+    analyst = make_user("ann")
+    analyst.groups.add(Group.objects.get(name=access.ANALYSTS_GROUP))  # made by its migration
+    reader = make_user("rita")
+    reader.groups.add(Group.objects.get(name=access.ANALYSTS_GROUP))
+    reader.user_permissions.add(Permission.objects.get(codename="view_ai_content"))
+    agent = make_user("dana", is_staff=True)
+    agent.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="support", codename__in=["view_ticket", "change_ticket"]
+        )
+    )
+    bare_staff = make_user("sam", is_staff=True)  # staff, but no permission of the console
+    admin = make_user("root", is_staff=True, is_superuser=True)
+    return {
+        "admin": admin,
+        "analyst": analyst,
+        "reader": reader,
+        "agent": agent,
+        "staff": bare_staff,
+        "customer": customer,
+        "anonymous": None,
+    }
+
+
+@pytest.fixture
+def traces(people):
+    customer = people["customer"]
+    conversation = factories.conversation(customer)
+    ticket = factories.ticket(customer)
+    for trace_id in (conversation.trace_id, ticket.trace_id):
+        factories.create_generation(
+            trace_id=trace_id,
+            user=customer,
+            model="gpt-4o-mini",
+            input=[{"role": "user", "content": PROMPT}],
+            output=[{"role": "assistant", "content": ANSWER}],
+        )
+        factories.span(trace_id=trace_id, user=customer, output_state=TOOL_OUTPUT)
+    return {"chat": conversation.trace_id, "ticket": ticket.trace_id}
+
+
+CONSOLE_PAGES = ["analytics:dashboard", "analytics:budgets", "analytics:traces",
+                 "analytics:export"]  # fmt: skip
+CONSOLE = {"admin": 200, "analyst": 200, "reader": 200, "agent": 403, "staff": 403,
+           "customer": 403, "anonymous": "login"}  # fmt: skip
+
+
+def get(client, who, url):
+    if who is not None:
+        client.force_login(who)
+    return client.get(url)
+
+
+def assert_status(response, expected):
+    if expected == "login":
+        assert response.status_code == 302
+        assert response.url.startswith(reverse("login") + "?next=")
+    else:
+        assert response.status_code == expected
+
+
+@pytest.mark.parametrize("role", list(CONSOLE))
+@pytest.mark.parametrize("name", CONSOLE_PAGES)
+def test_console_pages(client, people, traces, role, name):
+    assert_status(get(client, people[role], reverse(name)), CONSOLE[role])
+
+
+# The trace pages: (status, whether the prompts, answers and tool output are shown).
+TRACE = {
+    "chat": {"admin": (200, True), "analyst": (200, False), "reader": (200, True),
+             "agent": (403, False), "staff": (403, False), "customer": (403, False),
+             "anonymous": ("login", False)},
+    "ticket": {"admin": (200, True), "analyst": (200, False), "reader": (200, True),
+               "agent": (200, True), "staff": (403, False), "customer": (403, False),
+               "anonymous": ("login", False)},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("role", list(CONSOLE))
+@pytest.mark.parametrize("kind", list(TRACE))
+def test_trace_pages_and_their_content(client, people, traces, role, kind):
+    status, content = TRACE[kind][role]
+    response = get(client, people[role], reverse("analytics:trace", args=[traces[kind]]))
+    assert_status(response, status)
+    if status != 200:
+        return
+    html = response.content.decode()
+    assert "gpt-4o-mini" in html  # the figures are there for everyone who may open it
+    for marker in (PROMPT, ANSWER, TOOL_OUTPUT):
+        assert (marker in html) is content, marker
+
+
+def test_an_agent_reads_only_the_tickets_they_may_handle(client, people, traces, make_user):
+    """Without the permission to change tickets, a staff member handles none."""
+    agent = people["agent"]
+    agent.user_permissions.remove(Permission.objects.get(codename="change_ticket"))
+    response = get(client, agent, reverse("analytics:trace", args=[traces["ticket"]]))
+    assert response.status_code == 403
+    # and a ticket number that does not exist grants nothing
+    client.force_login(people["agent"])
+    assert client.get(reverse("analytics:trace", args=["support-ticket-999999"])).status_code == 403
+    assert client.get(reverse("analytics:trace", args=["support-ticket-x"])).status_code == 403
+
+
+def test_the_analysts_group_has_the_figures_not_the_content(db):
+    group = Group.objects.get(name=access.ANALYSTS_GROUP)
+    codenames = set(group.permissions.values_list("codename", flat=True))
+    assert codenames == {"view_console"}
+
+
+def test_the_menu_shows_analytics_to_who_may_open_it(client, people):
+    for role, shown in [("admin", True), ("analyst", True), ("agent", False),
+                        ("customer", False)]:  # fmt: skip
+        client.force_login(people[role])
+        html = client.get(reverse("home")).content.decode()
+        assert (reverse("analytics:dashboard") in html) is shown, role
