@@ -3,7 +3,7 @@
 Fills a database of its own (`iridium_bench` on the local PostgreSQL unless DATABASE_URL is
 set) with BENCH_ROWS generation rows (1,000,000 by default) spread over 90 days, kept between
 runs, rolls them up by day as the nightly `rollup_generations` does, then renders every console
-page for each period several times through Django's test client as a staff user, and reports
+page for each period several times through Django's test client as a superuser, and reports
 the median time of each. The baseline in the same run is
 `/healthz` (one trivial query).
 """
@@ -126,7 +126,9 @@ def main():
     rolled = time.perf_counter() - started
 
     count = Generation.objects.count()
-    staff, _ = User.objects.get_or_create(username="bench-staff", defaults={"is_staff": True})
+    staff, _ = User.objects.get_or_create(
+        username="bench-staff", defaults={"is_staff": True, "is_superuser": True}
+    )
     client = Client()
     client.force_login(staff)
     pages = [("healthz (baseline)", "/healthz")]

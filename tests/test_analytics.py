@@ -261,8 +261,8 @@ def test_dashboard_renders_the_figures(client, staff, rows, period):
     used = period if period in selectors.PERIODS else selectors.DEFAULT_PERIOD
     spend = selectors.summary(since=selectors.period_start(used))["spend"]
     html = response.content.decode()
-    assert f"${spend:.4f}" in html
-    assert '<svg class="chart"' in html
+    assert f"${spend:,.4f}" in html
+    assert 'canvas data-chart="spend"' in html and 'id="console-chart-data"' in html
 
 
 def test_export_is_the_periods_rows_without_content(client, staff, rows, since):

@@ -1,36 +1,96 @@
-"""Charts as SVG drawn on the server: pictures people read at a glance, with the figures in a
-table beside them for screen readers and exact values."""
+"""The console's charts as data: what each chart shows, its series and the table behind it.
+Chart.js draws them in the page (static/js/console-charts.js); nothing is drawn here."""
 
-from django.utils.html import format_html, format_html_join
+from dataclasses import dataclass
 
-WIDTH, HEIGHT, GAP = 720, 180, 2
+from django.utils import formats
+
+from .formatting import duration, money, percent
 
 
-def bar_chart(points: list[tuple[str, float]], *, label: str) -> str:
-    if not points:
-        return ""
-    top = max(value for _, value in points) or 1.0
-    bar_width = max(1.0, WIDTH / len(points) - GAP)
-    bars = []
-    for index, (name, value) in enumerate(points):
-        height = 0 if not value else max(1.0, value / top * (HEIGHT - 20))
-        x = index * (bar_width + GAP)
-        bars.append(
-            (f"{x:.1f}", f"{HEIGHT - height:.1f}", f"{bar_width:.1f}", f"{height:.1f}",
-             f"{name}: ${value:.4f}")
-        )  # fmt: skip
-    rects = format_html_join(
-        "",
-        '<rect x="{}" y="{}" width="{}" height="{}" class="bar"><title>{}</title></rect>',
-        bars,
-    )
-    return format_html(
-        '<svg class="chart" viewBox="0 0 {} {}" role="img" aria-label="{}" '
-        'preserveAspectRatio="none">{}<text x="4" y="12" class="chart-label">max ${}</text>'
-        "</svg>",
-        WIDTH,
-        HEIGHT,
-        label,
-        rects,
-        f"{top:.4f}",
-    )
+@dataclass(frozen=True)
+class Series:
+    key: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Chart:
+    id: str
+    title: str
+    unit: str  # usd, count, ms, percent, tokens: how values are printed
+    kind: str  # bar or line
+    series: tuple[Series, ...]
+    stacked: bool = False
+
+
+CHARTS = [
+    Chart("spend", "Spend", "usd", "bar", (Series("spend", "Spend"),)),
+    Chart("calls", "Provider calls and errors", "count", "bar",
+          (Series("calls", "Calls"), Series("errors", "Errors"))),
+    Chart("latency", "Latency of successful calls", "ms", "line",
+          (Series("p50", "p50"), Series("p95", "p95"), Series("ttft_p50", "First token p50"))),
+    Chart("error-rate", "Error rate", "percent", "line",
+          (Series("error_rate", "Errors per call"),)),
+    Chart("cache", "Cache hit rate", "percent", "line",
+          (Series("cache_hit_rate", "Requests answered from the cache"),)),
+    Chart("saved", "Money saved by the cache", "usd", "bar", (Series("saved", "Saved"),)),
+    Chart("tokens", "Tokens", "tokens", "bar",
+          (Series("tokens_in", "Input"), Series("tokens_out", "Output")), stacked=True),
+]  # fmt: skip
+
+
+def _number(value, unit):
+    if value is None:
+        return None
+    if unit == "usd":
+        return round(float(value), 6)
+    if unit in ("ms",):
+        return round(float(value), 1)
+    if unit == "percent":
+        return round(float(value) * 100, 2)
+    return value
+
+
+def _printed(value, unit) -> str:
+    if value is None:
+        return "—"
+    if unit == "usd":
+        return money(value)
+    if unit == "ms":
+        return duration(value)
+    if unit == "percent":
+        return percent(value)
+    return formats.number_format(value, force_grouping=True)
+
+
+def build(rows: list[dict], *, hourly: bool) -> tuple[list[dict], dict]:
+    """The charts for the template (titles and tables) and their data for the page's JSON."""
+    labels = [row["start"].strftime("%H:%M" if hourly else "%b %-d") for row in rows]
+    titles = [row["start"].strftime("%Y-%m-%d %H:%M" if hourly else "%a %Y-%m-%d") for row in rows]
+    page, data = [], {"labels": labels, "titles": titles, "charts": []}
+    for chart in CHARTS:
+        data["charts"].append(
+            {
+                "id": chart.id,
+                "unit": chart.unit,
+                "kind": chart.kind,
+                "stacked": chart.stacked,
+                "series": [
+                    {"label": s.label, "values": [_number(row[s.key], chart.unit) for row in rows]}
+                    for s in chart.series
+                ],
+            }
+        )
+        page.append(
+            {
+                "id": chart.id,
+                "title": chart.title,
+                "columns": [s.label for s in chart.series],
+                "rows": [
+                    (title, [_printed(row[s.key], chart.unit) for s in chart.series])
+                    for title, row in zip(titles, rows, strict=True)
+                ],
+            }
+        )
+    return page, data

@@ -78,7 +78,8 @@ class FiredAlert(models.Model):
 
 
 class DailyUsage(models.Model):
-    """The generation record summed by UTC day, feature, model, plan, organization and user.
+    """The generation record summed by UTC day, feature, model, plan, organization, user and
+    experiment variant.
 
     Written by `manage.py rollup_generations` for complete days; the console reads it for those
     days and the raw rows for the days after, so its figures stay exact and fast.
@@ -96,6 +97,7 @@ class DailyUsage(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
+    variant = models.CharField(max_length=100, blank=True, default="")
     requests = models.PositiveIntegerField(default=0)
     calls = models.PositiveIntegerField(default=0)
     errors = models.PositiveIntegerField(default=0)
@@ -105,6 +107,8 @@ class DailyUsage(models.Model):
     saved = models.DecimalField(max_digits=18, decimal_places=10, default=0)
     estimated = models.PositiveBigIntegerField(default=0)
     counted = models.PositiveBigIntegerField(default=0)
+    tokens_in = models.PositiveBigIntegerField(default=0, help_text="Input tokens.")
+    tokens_out = models.PositiveBigIntegerField(default=0, help_text="Output tokens.")
 
     def __str__(self):
         return f"{self.day} {self.feature} {self.model}"

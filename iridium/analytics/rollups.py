@@ -25,6 +25,8 @@ USAGE_SUMS = {
     "unpriced": Count("id", filter=Q(total_cost_usd__isnull=True, is_error=False)),
     "spend": Sum("total_cost_usd"),
     "saved": Sum("saved_cost_usd"),
+    "tokens_in": Sum("input_tokens"),
+    "tokens_out": Sum("output_tokens"),
     "estimated": Sum(
         "estimated_input_tokens",
         filter=Q(cache_hit=False, is_error=False, estimated_input_tokens__gt=0),
@@ -33,7 +35,7 @@ USAGE_SUMS = {
         "input_tokens", filter=Q(cache_hit=False, is_error=False, estimated_input_tokens__gt=0)
     ),
 }
-USAGE_KEYS = ["feature", "model", "plan_id", "organization_id", "user_id"]
+USAGE_KEYS = ["feature", "model", "plan_id", "organization_id", "user_id", "variant"]
 
 
 def rolled_through() -> date | None:

@@ -3,28 +3,35 @@
 A generation row is one provider call, or one cache hit (`cache_hit`, cost 0): "calls" counts
 provider calls, "requests" both. Percentiles are continuous (PostgreSQL's percentile_cont,
 computed the same way in Python on other databases).
+
+Every figure takes the console's filters (iridium.analytics.filters). Whole days before the
+last roll-up are read from the daily roll-ups when the filters allow it (they keep feature,
+model, plan, organization and user); otherwise, and for the days after, from the raw rows.
 """
 
 import math
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Count, F, Max, Min, Q, Sum
+from django.db.models import Aggregate, Count, F, FloatField, Max, Min, Q, Sum
+from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from iridium.ai.models import Generation, Span
 
 from . import rollups
+from .filters import DEFAULT_PERIOD, NO_FILTERS, PERIODS, Filters
 from .models import DailyLatency
 
-PERIODS = {"today": "Today", "7d": "7 days", "30d": "30 days", "90d": "90 days"}
-DEFAULT_PERIOD = "30d"
+__all__ = ["DEFAULT_PERIOD", "PERIODS"]
 
 
 def period_start(period: str, now: datetime | None = None) -> datetime:
-    now = now or timezone.now()
+    now = now or timezone.localtime()
+    if period == "24h":
+        return now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     if period == "today":
         return midnight
@@ -36,21 +43,36 @@ def in_period(since: datetime):
     return Generation.objects.filter(created_at__gte=since)
 
 
+def _parts(since: datetime, filters: Filters):
+    """The period as (roll-up rows or None, raw rows), both filtered."""
+    at_midnight = since == since.replace(hour=0, minute=0, second=0, microsecond=0)
+    through, raw_since = (
+        rollups.split(since) if filters.rollups_ok and at_midnight else (None, since)
+    )
+    rolled = filters.usage(rollups.usage(since, through)) if through is not None else None
+    return rolled, filters.rows(in_period(raw_since)), through
+
+
 SUMMED = ["spend", "requests", "calls", "errors", "cache_hits", "saved", "unpriced", "estimated",
-          "counted"]  # fmt: skip
+          "counted", "tokens_in", "tokens_out"]  # fmt: skip
 
 
-def summary(*, since: datetime) -> dict:
-    through, raw_since = rollups.split(since)
-    figures = in_period(raw_since).aggregate(**rollups.USAGE_SUMS)
-    if through is not None:
-        rolled = rollups.usage(since, through).aggregate(**{k: Sum(k) for k in SUMMED})
-        figures = {k: (figures[k] or 0) + (rolled[k] or 0) for k in SUMMED}
-    figures = {k: figures[k] or 0 for k in SUMMED}
+def _figures(sums: dict) -> dict:
+    figures = {k: sums.get(k) or 0 for k in SUMMED}
     figures["spend"] = Decimal(figures["spend"])
     figures["saved"] = Decimal(figures["saved"])
     figures["error_rate"] = _ratio(figures["errors"], figures["calls"])
     figures["cache_hit_rate"] = _ratio(figures["cache_hits"], figures["requests"])
+    return figures
+
+
+def summary(*, since: datetime, filters: Filters = NO_FILTERS) -> dict:
+    rolled, raw, _ = _parts(since, filters)
+    figures = raw.aggregate(**rollups.USAGE_SUMS)
+    if rolled is not None:
+        summed = rolled.aggregate(**{k: Sum(k) for k in SUMMED})
+        figures = {k: (figures[k] or 0) + (summed[k] or 0) for k in SUMMED}
+    figures = _figures(figures)
     # Token estimates: counted tokens per estimated token (1.0 = perfect), over calls with both.
     figures["estimate_ratio"] = (
         figures["counted"] / figures["estimated"] if figures["estimated"] else None
@@ -62,38 +84,123 @@ def _ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def spend_per_day(*, since: datetime) -> list[dict]:
-    through, raw_since = rollups.split(since)
-    by_day: dict = {}
-    if through is not None:
-        for row in (
-            rollups.usage(since, through)
-            .values("day")
-            .annotate(spend=Sum("spend"), calls=Sum("calls"))
-        ):
-            by_day[row["day"]] = row
+def buckets(*, since: datetime, hourly: bool, now: datetime | None = None) -> list[datetime]:
+    """The hours (or days) from `since` to now, as the local moments they start."""
+    now = timezone.localtime(now or timezone.now())
+    step = timedelta(hours=1) if hourly else timedelta(days=1)
+    moment = timezone.localtime(since)
+    out = []
+    while moment <= now:
+        out.append(moment)
+        moment = timezone.localtime(moment + step)
+        if not hourly:  # a day is midnight to midnight, whatever the clocks do
+            moment = moment.replace(hour=0)
+    return out
+
+
+class PercentileCont(Aggregate):
+    """PostgreSQL's continuous percentile, `fraction` given when the query is written."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression, fraction: float, **extra):
+        super().__init__(expression, fraction=float(fraction), **extra)
+
+
+def series(*, since: datetime, hourly: bool = False, filters: Filters = NO_FILTERS) -> list[dict]:
+    """Per hour or per day from `since`: the summed figures of `summary`, and latency p50 and
+    p95 and time to first token p50 of successful provider calls."""
+    truncate = TruncHour if hourly else TruncDay
+    if hourly:
+        rolled, raw, through = None, filters.rows(in_period(since)), None
+    else:
+        rolled, raw, through = _parts(since, filters)
+    sums: dict = {}
+    if rolled is not None:
+        for row in rolled.values("day").annotate(**{k: Sum(k) for k in SUMMED}).order_by():
+            sums[_midnight(row.pop("day"))] = row
     for row in (
-        rollups.raw_days(in_period(raw_since))
-        .values("day")
-        .annotate(spend=Sum("total_cost_usd"), calls=Count("id", filter=Q(cache_hit=False)))
-        .order_by("day")
+        raw.annotate(bucket=truncate("created_at"))
+        .values("bucket")
+        .annotate(**rollups.USAGE_SUMS)
+        .order_by()
     ):
-        by_day[row["day"]] = row
-    days, day = [], since.date()
-    today = timezone.now().date()
-    while day <= today:
-        row = by_day.get(day, {})
-        days.append(
-            {"day": day, "spend": Decimal(row.get("spend") or 0), "calls": row.get("calls") or 0}
-        )
-        day += timedelta(days=1)
-    return days
+        sums[timezone.localtime(row.pop("bucket"))] = row
+    latency = _latency_series(since, hourly, filters, through)
+    no_latency = {"p50": None, "p95": None, "ttft_p50": None}
+    return [
+        {"start": moment, **_figures(sums.get(moment, {})), **latency.get(moment, no_latency)}
+        for moment in buckets(since=since, hourly=hourly)
+    ]
 
 
-def breakdown(*, since: datetime, by: str) -> list[dict]:
+def _midnight(day) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
+
+
+def _latency_series(since, hourly, filters, through) -> dict:
+    truncate = TruncHour if hourly else TruncDay
+    if through is not None and filters.latency_rollups_ok:
+        out = {}
+        per_day: dict = {}
+        rows = filters.latency(DailyLatency.objects.filter(day__gte=since.date(), day__lte=through))
+        for row in rows:
+            latency, first = per_day.setdefault(row.day, (Counter(), Counter()))
+            latency.update({int(k): v for k, v in row.latency.items()})
+            first.update({int(k): v for k, v in row.first_token.items()})
+        for day, (latency, first) in per_day.items():
+            out[_midnight(day)] = {
+                "p50": percentile_of_counts(latency, 0.5),
+                "p95": percentile_of_counts(latency, 0.95),
+                "ttft_p50": percentile_of_counts(first, 0.5),
+            }
+        raw_since = _midnight(through) + timedelta(days=1)
+    else:
+        out, raw_since = {}, since
+    successful = filters.rows(in_period(raw_since)).filter(cache_hit=False, is_error=False)
+    successful = successful.annotate(bucket=truncate("created_at"))
+    if connection.vendor == "postgresql":
+        for row in (
+            successful.values("bucket")
+            .annotate(
+                p50=PercentileCont("latency_ms", 0.5),
+                p95=PercentileCont("latency_ms", 0.95),
+                ttft_p50=PercentileCont("time_to_first_token_ms", 0.5),
+            )
+            .order_by()
+        ):
+            out[timezone.localtime(row.pop("bucket"))] = row
+        return out
+    values: dict = {}
+    for bucket, value, ttft in successful.values_list(
+        "bucket", "latency_ms", "time_to_first_token_ms"
+    ):
+        latency, first = values.setdefault(timezone.localtime(bucket), ([], []))
+        latency.append(value)
+        if ttft is not None:
+            first.append(ttft)
+    for bucket, (latency, first) in values.items():
+        out[bucket] = {
+            "p50": percentile(latency, 0.5),
+            "p95": percentile(latency, 0.95),
+            "ttft_p50": percentile(first, 0.5),
+        }
+    return out
+
+
+def spend_per_day(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
+    return [
+        {"day": row["start"].date(), "spend": row["spend"], "calls": row["calls"]}
+        for row in series(since=since, filters=filters)
+    ]
+
+
+def breakdown(*, since: datetime, by: str, filters: Filters = NO_FILTERS) -> list[dict]:
     """Spend and calls by `feature`, `model` or `plan` (its name), most expensive first."""
     key = {"feature": "feature", "model": "model", "plan": "plan__name"}[by]
-    through, raw_since = rollups.split(since)
+    rolled, raw, _ = _parts(since, filters)
     totals: dict = {}
 
     def add(name, spend, calls, requests):
@@ -103,20 +210,20 @@ def breakdown(*, since: datetime, by: str) -> list[dict]:
         entry["calls"] += calls or 0
         entry["requests"] += requests or 0
 
-    if through is not None:
-        rolled = rollups.usage(since, through).values(name=F(key))
-        for row in rolled.annotate(s=Sum("spend"), c=Sum("calls"), r=Sum("requests")):
+    if rolled is not None:
+        for row in rolled.values(name=F(key)).annotate(
+            s=Sum("spend"), c=Sum("calls"), r=Sum("requests")
+        ):
             add(row["name"], row["s"], row["c"], row["r"])
-    raw = in_period(raw_since).values(name=F(key))
-    for row in raw.annotate(
+    for row in raw.values(name=F(key)).annotate(
         s=Sum("total_cost_usd"), c=Count("id", filter=Q(cache_hit=False)), r=Count("id")
     ):
         add(row["name"], row["s"], row["c"], row["r"])
     return sorted(totals.values(), key=lambda e: (-e["spend"], str(e["name"])))
 
 
-def top_users(*, since: datetime, limit: int = 10) -> list[dict]:
-    through, raw_since = rollups.split(since)
+def top_users(*, since: datetime, limit: int = 10, filters: Filters = NO_FILTERS) -> list[dict]:
+    rolled, raw, _ = _parts(since, filters)
     totals: dict = {}
 
     def add(user_id, username, spend, calls):
@@ -125,39 +232,56 @@ def top_users(*, since: datetime, limit: int = 10) -> list[dict]:
         entry["spend"] += Decimal(spend or 0)
         entry["calls"] += calls or 0
 
-    if through is not None:
-        rolled = rollups.usage(since, through).filter(user__isnull=False)
-        for row in rolled.values("user_id", "user__username").annotate(
-            s=Sum("spend"), c=Sum("calls")
+    if rolled is not None:
+        for row in (
+            rolled.filter(user__isnull=False)
+            .values("user_id", "user__username")
+            .annotate(s=Sum("spend"), c=Sum("calls"))
         ):
             add(row["user_id"], row["user__username"], row["s"], row["c"])
-    raw = in_period(raw_since).filter(user__isnull=False)
-    for row in raw.values("user_id", "user__username").annotate(
-        s=Sum("total_cost_usd"), c=Count("id", filter=Q(cache_hit=False))
+    for row in (
+        raw.filter(user__isnull=False)
+        .values("user_id", "user__username")
+        .annotate(s=Sum("total_cost_usd"), c=Count("id", filter=Q(cache_hit=False)))
     ):
         add(row["user_id"], row["user__username"], row["s"], row["c"])
     ranked = sorted(totals.values(), key=lambda e: (-e["spend"], e["user_id"]))
     return ranked[:limit]
 
 
-def latency_by_model(*, since: datetime) -> list[dict]:
+def latency_by_model(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
     """p50 and p95 latency, and p50 time to first token, per model (successful provider calls),
     to the millisecond: days already rolled up keep each call's latency in whole milliseconds."""
-    through, raw_since = rollups.split(since)
+    at_midnight = since == since.replace(hour=0, minute=0, second=0, microsecond=0)
+    through, raw_since = (
+        rollups.split(since) if filters.latency_rollups_ok and at_midnight else (None, since)
+    )
+    successful = filters.rows(in_period(raw_since)).filter(cache_hit=False, is_error=False)
     if through is None and connection.vendor == "postgresql":
-        return _latency_postgresql(since)
+        return list(
+            successful.values("model")
+            .annotate(
+                calls=Count("id"),
+                p50=PercentileCont("latency_ms", 0.5),
+                p95=PercentileCont("latency_ms", 0.95),
+                ttft_p50=PercentileCont("time_to_first_token_ms", 0.5),
+            )
+            .order_by("model")
+        )
     latency: dict[str, Counter] = {}
     first_token: dict[str, Counter] = {}
     if through is not None:
-        for row in DailyLatency.objects.filter(day__gte=since.date(), day__lte=through):
+        rows = filters.latency(DailyLatency.objects.filter(day__gte=since.date(), day__lte=through))
+        for row in rows:
             latency.setdefault(row.model, Counter()).update(
                 {int(k): v for k, v in row.latency.items()}
             )
             first_token.setdefault(row.model, Counter()).update(
                 {int(k): v for k, v in row.first_token.items()}
             )
-    raw = in_period(raw_since).filter(cache_hit=False, is_error=False)
-    for model, value, ttft in raw.values_list("model", "latency_ms", "time_to_first_token_ms"):
+    for model, value, ttft in successful.values_list(
+        "model", "latency_ms", "time_to_first_token_ms"
+    ):
         latency.setdefault(model, Counter())[value if through is None else round(value)] += 1
         if ttft is not None:
             first_token.setdefault(model, Counter())[ttft if through is None else round(ttft)] += 1
@@ -192,27 +316,6 @@ def percentile_of_counts(counts: Counter, fraction: float) -> float | None:
     return lower + (upper - lower) * (position - lower_index)
 
 
-def _latency_postgresql(since: datetime) -> list[dict]:
-    table = Generation._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            SELECT model, count(*),
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms),
-                   percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms),
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY time_to_first_token_ms)
-            FROM {table}
-            WHERE created_at >= %s AND NOT cache_hit AND NOT is_error
-            GROUP BY model ORDER BY model
-            """,
-            [since],
-        )
-        return [
-            {"model": m, "calls": n, "p50": p50, "p95": p95, "ttft_p50": ttft}
-            for m, n, p50, p95, ttft in cursor.fetchall()
-        ]
-
-
 def percentile(values: list[float], fraction: float) -> float | None:
     """Continuous percentile, as PostgreSQL's percentile_cont computes it."""
     if not values:
@@ -223,13 +326,23 @@ def percentile(values: list[float], fraction: float) -> float | None:
     return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
 
 
-def traces(*, since: datetime, limit: int = 100) -> list[dict]:
-    """The most recent traces (conversations, tickets, generations) with their cost, tokens,
-    calls and span within the period. The newest rows are read first (by the created_at index)
-    until `limit` traces are found; only those traces are then summed."""
+def traces(
+    *,
+    since: datetime,
+    until: datetime | None = None,
+    filters: Filters = NO_FILTERS,
+    limit: int = 100,
+) -> list[dict]:
+    """The most recent traces (conversations, tickets, generations) with a row that passes the
+    filters in the period, with their cost, tokens, calls, errors and span in the period. The
+    newest rows are read first (by the created_at index) until `limit` traces are found; only
+    those traces are then summed."""
+    period = in_period(since)
+    if until is not None:
+        period = period.filter(created_at__lt=until)
     recent: list[str] = []
     seen: set[str] = set()
-    rows = in_period(since).order_by("-created_at").values_list("trace_id", flat=True)
+    rows = filters.rows(period).order_by("-created_at").values_list("trace_id", flat=True)
     offset, chunk = 0, 2000
     while len(recent) < limit:
         page = list(rows[offset : offset + chunk])
@@ -244,21 +357,26 @@ def traces(*, since: datetime, limit: int = 100) -> list[dict]:
         offset += chunk
     summed = {
         row["trace_id"]: row
-        for row in in_period(since)
-        .filter(trace_id__in=recent)
+        for row in period.filter(trace_id__in=recent)
         .values("trace_id")
         .annotate(
             cost=Sum("total_cost_usd"),
             input_tokens=Sum("input_tokens"),
             output_tokens=Sum("output_tokens"),
             calls=Count("id", filter=Q(cache_hit=False)),
+            errors=Count("id", filter=Q(is_error=True)),
             started=Min("created_at"),
             last=Max("created_at"),
             feature=Max("feature"),
+            username=Max("user__username"),
         )
     }
     return [
-        {**row, "cost": row["cost"] or Decimal(0), "duration": row["last"] - row["started"]}
+        {
+            **row,
+            "cost": row["cost"] or Decimal(0),
+            "duration_ms": (row["last"] - row["started"]).total_seconds() * 1000,
+        }
         for row in (summed[trace_id] for trace_id in recent)
     ]
 

@@ -2,14 +2,14 @@
 what is decided in iridium.analytics.access."""
 
 import csv
+from datetime import datetime, time, timedelta
 
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 
-from iridium.ai.models import Generation
-
-from . import access, selectors
-from .charts import bar_chart
+from . import access, charts, selectors
+from .filters import HOURLY, PERIODS, FilterForm, Filters
 
 EXPORT_FIELDS = [
     "created_at", "trace_id", "span_id", "parent_id", "feature", "user_id", "organization_id",
@@ -20,42 +20,50 @@ EXPORT_FIELDS = [
 ]  # fmt: skip
 
 
-def _period(request) -> tuple[str, object]:
-    period = request.GET.get("period", selectors.DEFAULT_PERIOD)
-    if period not in selectors.PERIODS:
-        period = selectors.DEFAULT_PERIOD
-    return period, selectors.period_start(period)
+def _filtered(request, *, with_day=False) -> tuple[FilterForm, str, datetime, Filters]:
+    form = FilterForm(request.GET, with_day=with_day)
+    return form, form.selected_period, selectors.period_start(form.selected_period), form.filters
+
+
+def _common(form, period) -> dict:
+    return {"form": form, "period": period, "periods": PERIODS}
 
 
 @access.console_required
 def dashboard(request):
-    period, since = _period(request)
-    per_day = selectors.spend_per_day(since=since)
+    form, period, since, filters = _filtered(request)
+    hourly = period in HOURLY
+    rows = selectors.series(since=since, hourly=hourly, filters=filters)
+    chart_list, chart_data = charts.build(rows, hourly=hourly)
     context = {
-        "period": period,
-        "periods": selectors.PERIODS,
-        "summary": selectors.summary(since=since),
-        "per_day": per_day,
-        "chart": bar_chart(
-            [(row["day"].strftime("%b %d"), float(row["spend"])) for row in per_day],
-            label="Spend per day in US dollars",
-        ),
-        "by_feature": selectors.breakdown(since=since, by="feature"),
-        "by_plan": selectors.breakdown(since=since, by="plan"),
-        "by_model": selectors.breakdown(since=since, by="model"),
-        "top_users": selectors.top_users(since=since),
-        "latency": selectors.latency_by_model(since=since),
+        **_common(form, period),
+        "summary": selectors.summary(since=since, filters=filters),
+        "charts": chart_list,
+        "chart_data": chart_data,
+        "by_feature": selectors.breakdown(since=since, by="feature", filters=filters),
+        "by_plan": selectors.breakdown(since=since, by="plan", filters=filters),
+        "by_model": selectors.breakdown(since=since, by="model", filters=filters),
+        "top_users": selectors.top_users(since=since, filters=filters),
+        "latency": selectors.latency_by_model(since=since, filters=filters),
     }
     return render(request, "analytics/dashboard.html", context)
 
 
 @access.console_required
 def traces(request):
-    period, since = _period(request)
+    form, period, since, filters = _filtered(request, with_day=True)
+    until = None
+    if form.selected_day:
+        zone = timezone.get_current_timezone()
+        since = datetime.combine(form.selected_day, time.min, tzinfo=zone)
+        until = since + timedelta(days=1)
     return render(
         request,
         "analytics/traces.html",
-        {"period": period, "periods": selectors.PERIODS, "traces": selectors.traces(since=since)},
+        {
+            **_common(form, period),
+            "traces": selectors.traces(since=since, until=until, filters=filters),
+        },
     )
 
 
@@ -101,10 +109,11 @@ class _Echo:
 
 @access.console_required
 def export(request):
-    """The period's generations as CSV, streamed (no content: prompts and answers stay out)."""
-    period, since = _period(request)
+    """The period's generations that pass the filters as CSV, streamed (no content: prompts
+    and answers stay out)."""
+    _, period, since, filters = _filtered(request)
     writer = csv.writer(_Echo())
-    rows = Generation.objects.filter(created_at__gte=since).order_by("created_at", "pk")
+    rows = filters.rows(selectors.in_period(since)).order_by("created_at", "pk")
 
     def lines():
         yield writer.writerow(EXPORT_FIELDS)

@@ -1,0 +1,164 @@
+"""The console's filters: read from the URL (GET parameters, so a view can be shared), applied
+to the generation rows and, where the roll-ups keep the column, to the daily roll-ups."""
+
+from dataclasses import dataclass, fields
+from datetime import date, datetime, time, timedelta
+
+from django import forms
+from django.utils import timezone
+
+from iridium.accounts.models import Organization, Plan, User
+from iridium.ai.models import Generation
+
+from . import rollups
+from .models import DailyUsage
+
+PERIODS = {"today": "Today", "24h": "24 hours", "7d": "7 days", "30d": "30 days",
+           "90d": "90 days"}  # fmt: skip
+HOURLY = {"today", "24h"}
+DEFAULT_PERIOD = "30d"
+NO_SUCH_USER = "No user by that name."
+
+
+@dataclass(frozen=True)
+class Filters:
+    feature: str = ""
+    model: str = ""
+    plan: int | None = None
+    organization: int | None = None
+    user: int | None = None
+    variant: str = ""
+    errors: bool = False
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, f.name) for f in fields(self))
+
+    @property
+    def rollups_ok(self) -> bool:
+        """The daily roll-ups keep feature, model, plan, organization, user and variant, not
+        the single error rows."""
+        return not self.errors
+
+    @property
+    def latency_rollups_ok(self) -> bool:
+        """The latency roll-ups are kept per model only."""
+        return self.rollups_ok and not (
+            self.feature or self.plan or self.organization or self.user or self.variant
+        )
+
+    def _lookups(self) -> dict:
+        lookups = {}
+        for name, column in [("feature", "feature"), ("model", "model"), ("plan", "plan_id"),
+                             ("organization", "organization_id"), ("user", "user_id"),
+                             ("variant", "variant")]:  # fmt: skip
+            value = getattr(self, name)
+            if value:
+                lookups[column] = value
+        return lookups
+
+    def rows(self, queryset):
+        """Generation rows that pass the filters."""
+        lookups = self._lookups()
+        if self.errors:
+            lookups["is_error"] = True
+        return queryset.filter(**lookups)
+
+    def usage(self, queryset):
+        """DailyUsage rows that pass the filters (only when `rollups_ok`)."""
+        assert self.rollups_ok
+        return queryset.filter(**self._lookups())
+
+    def latency(self, queryset):
+        """DailyLatency rows that pass the filters (only when `latency_rollups_ok`)."""
+        assert self.latency_rollups_ok
+        return queryset.filter(model=self.model) if self.model else queryset
+
+
+NO_FILTERS = Filters()
+
+
+def known_values(column: str) -> list[str]:
+    """The values of `column` seen in the last 90 days: from the roll-ups, and from the rows of
+    the days after them."""
+    mark = rollups.rolled_through()
+    values = set(DailyUsage.objects.values_list(column, flat=True).distinct()) if mark else set()
+    since = (
+        datetime.combine(mark, time.min, tzinfo=timezone.get_current_timezone())
+        if mark
+        else timezone.now() - timedelta(days=90)
+    )
+    values |= set(
+        Generation.objects.filter(created_at__gte=since)
+        .values_list(column, flat=True)
+        .order_by()
+        .distinct()
+    )
+    return sorted(value for value in values if value)
+
+
+def _choices(values, everything: str):
+    return [("", everything)] + [(value, value) for value in values]
+
+
+class FilterForm(forms.Form):
+    """The filters as a GET form. A value that does not check out is dropped, with its error."""
+
+    period = forms.ChoiceField(choices=list(PERIODS.items()), required=False)
+    feature = forms.ChoiceField(required=False)
+    model = forms.ChoiceField(required=False)
+    plan = forms.ModelChoiceField(
+        Plan.objects.all(), to_field_name="slug", required=False, empty_label="All plans"
+    )
+    organization = forms.ModelChoiceField(
+        Organization.objects.all(),
+        to_field_name="slug",
+        required=False,
+        empty_label="All organizations",
+    )
+    user = forms.CharField(required=False, max_length=150, label="User name")
+    variant = forms.ChoiceField(required=False, label="Experiment variant")
+    errors = forms.BooleanField(required=False, label="Errors only")
+
+    def __init__(self, data, *, with_day: bool = False):
+        super().__init__(data)
+        self.fields["feature"].choices = _choices(known_values("feature"), "All features")
+        self.fields["model"].choices = _choices(known_values("model"), "All models")
+        self.fields["variant"].choices = _choices(known_values("variant"), "All variants")
+        if with_day:
+            self.fields["day"] = forms.DateField(required=False, label="Day")
+        self.is_valid()
+
+    def clean_user(self):
+        username = self.cleaned_data["user"].strip()
+        if not username:
+            return None
+        found = User.objects.filter(username=username).values_list("pk", flat=True).first()
+        if found is None:
+            raise forms.ValidationError(NO_SUCH_USER)
+        return found
+
+    def value(self, name, default=None):
+        value = self.cleaned_data.get(name)
+        return default if value in (None, "") else value
+
+    @property
+    def selected_period(self) -> str:
+        return self.value("period", DEFAULT_PERIOD)
+
+    @property
+    def selected_day(self) -> date | None:
+        return self.value("day")
+
+    @property
+    def filters(self) -> Filters:
+        plan = self.value("plan")
+        organization = self.value("organization")
+        return Filters(
+            feature=self.value("feature", ""),
+            model=self.value("model", ""),
+            plan=plan.pk if plan else None,
+            organization=organization.pk if organization else None,
+            user=self.value("user"),
+            variant=self.value("variant", ""),
+            errors=bool(self.value("errors", False)),
+        )
