@@ -13,3 +13,22 @@ def conversations_for(user):
 def get_conversation(user, pk) -> Conversation:
     """The conversation, or 404: other people's conversations do not exist for `user`."""
     return get_object_or_404(conversations_for(user), pk=pk)
+
+
+TRACE_PREFIX = "conversation-"
+
+
+def describe_trace(user, trace_id: str) -> dict | None:
+    """The conversation a trace belongs to, for the trace's page; linked for its owner only."""
+    from django.urls import reverse
+
+    number = trace_id.removeprefix(TRACE_PREFIX)
+    if not number.isdigit():
+        return None
+    found = Conversation.objects.filter(pk=int(number)).select_related("user").first()
+    if found is None:
+        return None
+    return {
+        "label": f"Conversation “{found.title}” of {found.user.get_username()}",
+        "url": reverse("chat:conversation", args=[found.pk]) if found.user_id == user.pk else None,
+    }

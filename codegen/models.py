@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.db import models
 
-from iridium.live.markdown import code_blocks
+from iridium.infra.markdown import code_blocks
 from iridium.live.models import StreamedAnswer
 
 LANGUAGES = [

@@ -92,3 +92,20 @@ def handles(user, ticket_id) -> bool:
 def handles_trace(user, trace_id: str) -> bool:
     number = trace_id.removeprefix(TRACE_PREFIX)
     return number.isdigit() and handles(user, int(number))
+
+
+def describe_trace(user, trace_id: str) -> dict | None:
+    """The ticket a trace belongs to, for the trace's page; linked for those who may see it."""
+    from django.urls import reverse
+
+    number = trace_id.removeprefix(TRACE_PREFIX)
+    if not number.isdigit():
+        return None
+    found = Ticket.objects.filter(pk=int(number)).select_related("user").first()
+    if found is None:
+        return None
+    visible = user.is_authenticated and tickets_for(user).filter(pk=found.pk).exists()
+    return {
+        "label": f"Ticket #{found.pk} “{found.title}” of {found.user.get_username()}",
+        "url": reverse("support:ticket", args=[found.pk]) if visible else None,
+    }

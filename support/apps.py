@@ -7,8 +7,10 @@ class SupportConfig(AppConfig):
 
     def ready(self):
         from iridium.analytics import access as analytics_access
+        from iridium.analytics import owners
 
         from . import access
 
         # Agents read the AI content of the tickets they handle, and only those.
         analytics_access.register_content_rule(access.TRACE_PREFIX, access.handles_trace)
+        owners.register(access.TRACE_PREFIX, access.describe_trace)

@@ -87,7 +87,7 @@ def test_new_needs_post(client, user):
 
 
 def test_script_in_messages_and_answers_stays_text(client, user):
-    from iridium.live.markdown import render
+    from iridium.infra.markdown import render
 
     conversation = Conversation.objects.create(user=user, title=XSS)
     Message.objects.create(conversation=conversation, role="user", content=XSS)
@@ -103,7 +103,7 @@ def test_script_in_messages_and_answers_stays_text(client, user):
 
 
 def test_markdown_rendering_is_sanitised():
-    from iridium.live.markdown import render
+    from iridium.infra.markdown import render
 
     html = render("[click](javascript:alert(1)) <b onclick=x>bold</b>\n\n```python\nprint(1)\n```")
     assert "href" not in html and "<b" not in html  # the link and the tag stay text

@@ -8,7 +8,7 @@ from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from . import access, charts, selectors
+from . import access, charts, owners, selectors, timeline
 from .filters import HOURLY, PERIODS, FilterForm, Filters
 
 EXPORT_FIELDS = [
@@ -69,17 +69,21 @@ def traces(request):
 
 @access.trace_required
 def trace(request, trace_id):
-    steps = selectors.trace(trace_id)
-    if not steps:
+    """One trace: its timeline, and its messages where privacy allows and the viewer may."""
+    show_content = access.can_view_content(request.user, trace_id)
+    found = timeline.build(trace_id, with_content=show_content)
+    if found is None:
         raise Http404
     return render(
         request,
         "analytics/trace.html",
         {
             "trace_id": trace_id,
-            "steps": steps,
-            "show_content": access.can_view_content(request.user, trace_id),
+            "timeline": found,
+            "width": timeline.WIDTH,
+            "show_content": show_content,
             "console": access.can_view_console(request.user),
+            "owner": owners.describe(request.user, trace_id),
         },
     )
 

@@ -1,10 +1,11 @@
 """How messages look, rendered once on the server: an answer's Markdown (markdown-it-py,
-pygments, nh3: iridium.live.markdown), and the message fragments that the pages include and the
+pygments, nh3: iridium.infra.markdown), and the message fragments that the pages include and the
 frames carry, from one template each (live/_message.html, live/_tool_note.html)."""
 
 from django.template.loader import render_to_string
 
-from .markdown import render as render_markdown
+from iridium.infra.markdown import render as render_markdown
+
 from .models import StreamedAnswer
 
 __all__ = ["message_html", "render_markdown", "tool_note_html"]

@@ -25,8 +25,8 @@ function formatter(unit) {
   switch (unit) {
     case "usd":
       return (v) => (v === null ? "—" : "$" + v.toLocaleString("en-US", {
-        minimumFractionDigits: v !== 0 && Math.abs(v) < 0.01 ? 4 : 2,
-        maximumFractionDigits: v !== 0 && Math.abs(v) < 0.01 ? 6 : 2,
+        minimumFractionDigits: 2,
+        maximumFractionDigits: Math.abs(v) < 1 ? 4 : 2,
       }));
     case "ms":
       return (v) => {

@@ -2,8 +2,10 @@
 keep the filters in every link."""
 
 from django import template
+from django.urls import reverse
+from django.utils.html import format_html
 
-from .. import formatting
+from .. import access, formatting
 
 register = template.Library()
 register.filter("duration", formatting.duration)
@@ -22,3 +24,15 @@ def query(context, **changes) -> str:
             params[key] = value
     encoded = params.urlencode()
     return f"?{encoded}" if encoded else "?"
+
+
+@register.simple_tag(takes_context=True)
+def trace_link(context, trace_id) -> str:
+    """A link to an object's AI trace, for those who may open it (nothing for others)."""
+    user = context["request"].user
+    if not trace_id or not user.is_authenticated or not access.can_view_trace(user, trace_id):
+        return ""
+    return format_html(
+        '<a class="trace-link" href="{}" data-testid="trace-link">AI trace</a>',
+        reverse("analytics:trace", args=[trace_id]),
+    )
