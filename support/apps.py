@@ -7,10 +7,11 @@ class SupportConfig(AppConfig):
 
     def ready(self):
         from iridium.analytics import access as analytics_access
-        from iridium.analytics import owners
+        from iridium.analytics import comparisons, owners
 
-        from . import access
+        from . import access, selectors
 
         # Agents read the AI content of the tickets they handle, and only those.
         analytics_access.register_content_rule(access.TRACE_PREFIX, access.handles_trace)
         owners.register(access.TRACE_PREFIX, access.describe_trace)
+        comparisons.register_outcomes("customer-support", selectors.ticket_outcomes)

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
 from django.db import connection
-from django.db.models import Q, Sum
+from django.db.models import Count, Q, Sum
 
 from iridium.ai.models import Generation
 
@@ -85,3 +85,22 @@ def ai_costs(tickets) -> dict[int, Decimal]:
         .annotate(total=Sum("total_cost_usd"))
     )
     return {by_trace[row["trace_id"]]: row["total"] or Decimal(0) for row in totals}
+
+
+def ticket_outcomes(since) -> list[dict]:
+    """Tickets filed since `since`: resolved by the assistant alone (no person assigned, asked
+    for or replying), resolved with a person, or not resolved yet. The console's ROI reads it."""
+    done = (Ticket.Status.RESOLVED, Ticket.Status.CLOSED)
+    tickets = Ticket.objects.filter(created_at__gte=since).annotate(
+        agent_replies=Count("messages", filter=Q(messages__kind="agent"))
+    )
+    out = []
+    for ticket in tickets.only("pk", "status", "assigned_to", "needs_human"):
+        if ticket.status not in done:
+            outcome = "open"
+        elif ticket.assigned_to_id or ticket.needs_human or ticket.agent_replies:
+            outcome = "person"
+        else:
+            outcome = "assistant"
+        out.append({"trace_id": ticket.trace_id, "outcome": outcome})
+    return out

@@ -58,6 +58,7 @@ def traces(people):
 
 
 CONSOLE_PAGES = ["analytics:dashboard", "analytics:budgets", "analytics:traces",
+                 "analytics:experiments",
                  "analytics:export"]  # fmt: skip
 CONSOLE = {"admin": 200, "analyst": 200, "reader": 200, "agent": 403, "staff": 403,
            "customer": 403, "anonymous": "login"}  # fmt: skip

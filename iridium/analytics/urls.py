@@ -7,6 +7,7 @@ app_name = "analytics"
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("budgets/", views.budgets, name="budgets"),
+    path("experiments/", views.experiments, name="experiments"),
     path("traces/", views.traces, name="traces"),
     path("traces/<str:trace_id>/", views.trace, name="trace"),
     path("export.csv", views.export, name="export"),

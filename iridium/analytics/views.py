@@ -8,7 +8,7 @@ from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from . import access, charts, owners, selectors, timeline
+from . import access, charts, comparisons, owners, selectors, timeline
 from .filters import HOURLY, PERIODS, FilterForm, Filters
 
 EXPORT_FIELDS = [
@@ -47,6 +47,22 @@ def dashboard(request):
         "latency": selectors.latency_by_model(since=since, filters=filters),
     }
     return render(request, "analytics/dashboard.html", context)
+
+
+@access.console_required
+def experiments(request):
+    """Experiment variants side by side, and what the spend buys (ROI, support deflection)."""
+    form, period, since, filters = _filtered(request)
+    return render(
+        request,
+        "analytics/experiments.html",
+        {
+            **_common(form, period),
+            "variants": comparisons.variants(since=since, filters=filters),
+            "features": comparisons.per_feature(since=since, filters=filters),
+            "outcomes": comparisons.outcomes(since=since, filters=filters),
+        },
+    )
 
 
 @access.console_required

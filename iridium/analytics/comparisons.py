@@ -1,0 +1,128 @@
+"""What the spend buys: an experiment's variants side by side, and return on AI spend (cost
+per conversation, per resolved ticket, support deflection).
+
+Outcomes that only an app knows (whether a ticket was resolved, and by whom) come from the app:
+it registers `outcomes(since)` for its feature from its AppConfig.ready, returning one
+{"trace_id", "outcome"} per object filed since then; outcome is "assistant" (resolved without a
+person), "person" (resolved with one) or "open"."""
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import Count, Q, Sum
+
+from . import selectors
+from .filters import NO_FILTERS, Filters
+
+Outcomes = Callable[[datetime], list[dict]]
+_outcomes: dict[str, Outcomes] = {}
+OUTCOMES = {"assistant": "Resolved by the assistant alone", "person": "Resolved with a person",
+            "open": "Not resolved yet"}  # fmt: skip
+
+
+def register_outcomes(feature: str, outcomes: Outcomes) -> None:
+    _outcomes[feature] = outcomes
+
+
+def variants(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
+    """Each experiment variant in the period: requests, provider calls, spend, cost per call,
+    error rate, latency p50 and p95 of successful calls, and the models it used."""
+    rows = filters.rows(selectors.in_period(since)).exclude(variant="")
+    found = {
+        row["variant"]: {**row, "spend": Decimal(row["spend"] or 0), "models": []}
+        for row in rows.values("variant").annotate(
+            requests=Count("id"),
+            calls=Count("id", filter=Q(cache_hit=False)),
+            errors=Count("id", filter=Q(is_error=True)),
+            spend=Sum("total_cost_usd"),
+        )
+    }
+    for variant, model in rows.values_list("variant", "model").distinct().order_by("model"):
+        found[variant]["models"].append(model)
+    successful = rows.filter(cache_hit=False, is_error=False)
+    if connection.vendor == "postgresql":
+        for row in successful.values("variant").annotate(
+            p50=selectors.PercentileCont("latency_ms", 0.5),
+            p95=selectors.PercentileCont("latency_ms", 0.95),
+        ):
+            found[row["variant"]].update(p50=row["p50"], p95=row["p95"])
+    else:
+        latencies: dict[str, list[float]] = {}
+        for variant, latency in successful.values_list("variant", "latency_ms"):
+            latencies.setdefault(variant, []).append(latency)
+        for variant, values in latencies.items():
+            found[variant].update(
+                p50=selectors.percentile(values, 0.5), p95=selectors.percentile(values, 0.95)
+            )
+    out = []
+    for variant in sorted(found):
+        row = found[variant]
+        row.setdefault("p50", None)
+        row.setdefault("p95", None)
+        row["cost_per_call"] = row["spend"] / row["calls"] if row["calls"] else None
+        row["error_rate"] = row["errors"] / row["calls"] if row["calls"] else None
+        out.append(row)
+    return out
+
+
+def per_feature(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
+    """Per feature: spend, traces (conversations, tickets, creations) and cost per trace."""
+    rows = filters.rows(selectors.in_period(since))
+    out = []
+    for row in rows.values("feature").annotate(
+        spend=Sum("total_cost_usd"), traces=Count("trace_id", distinct=True)
+    ):
+        spend = Decimal(row["spend"] or 0)
+        out.append(
+            {
+                "feature": row["feature"],
+                "spend": spend,
+                "traces": row["traces"],
+                "per_trace": spend / row["traces"] if row["traces"] else None,
+            }
+        )
+    return sorted(out, key=lambda row: (-row["spend"], row["feature"]))
+
+
+def outcomes(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
+    """For each feature whose app reports outcomes: the objects filed in the period by path,
+    the AI cost of each path (all the calls of their traces that pass the filters), the cost per
+    resolved object and the share resolved without a person (deflection)."""
+    from iridium.ai.models import Generation
+
+    report = []
+    for feature, read in sorted(_outcomes.items()):
+        objects = read(since)
+        by_trace = {row["trace_id"]: row["outcome"] for row in objects}
+        costs: dict[str, Decimal] = {}
+        rows = filters.rows(Generation.objects.filter(trace_id__in=list(by_trace)))
+        for row in rows.values("trace_id").annotate(spend=Sum("total_cost_usd")):
+            costs[row["trace_id"]] = Decimal(row["spend"] or 0)
+        paths = []
+        for outcome, label in OUTCOMES.items():
+            traces = [trace for trace, found in by_trace.items() if found == outcome]
+            spend = sum((costs.get(trace, Decimal(0)) for trace in traces), Decimal(0))
+            paths.append(
+                {
+                    "outcome": outcome,
+                    "label": label,
+                    "count": len(traces),
+                    "spend": spend,
+                    "per_object": spend / len(traces) if traces else None,
+                }
+            )
+        resolved = [path for path in paths if path["outcome"] != "open"]
+        resolved_count = sum(path["count"] for path in resolved)
+        resolved_spend = sum((path["spend"] for path in resolved), Decimal(0))
+        report.append(
+            {
+                "feature": feature,
+                "paths": paths,
+                "resolved": resolved_count,
+                "per_resolved": resolved_spend / resolved_count if resolved_count else None,
+                "deflection": paths[0]["count"] / resolved_count if resolved_count else None,
+            }
+        )
+    return report

@@ -1,0 +1,163 @@
+"""Experiment variants side by side and return on AI spend, against SQL written here."""
+
+import statistics
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+from iridium.ai.models import Generation
+from iridium.analytics import comparisons, selectors
+from iridium.analytics.filters import Filters
+from support.models import Ticket, TicketMessage
+from tests import factories
+
+TABLE = Generation._meta.db_table
+
+
+def sql(query, params=()):
+    with connection.cursor() as cursor:
+        cursor.execute(query.format(table=TABLE), params)
+        return cursor.fetchall()
+
+
+@pytest.fixture
+def experiment(make_user):
+    alice, bob = make_user("alice"), make_user("bob", plan="pro")
+    now = timezone.now()
+    factories.create_generations(
+        {
+            "created_at": now - timedelta(days=index % 10, minutes=index),
+            "user": [alice, bob][index % 2],
+            "plan": [alice, bob][index % 2].plan,
+            "feature": ["chat", "code-generation"][index % 2],
+            "variant": ["", "control", "test"][index % 3],
+            "model": {0: "gpt-4o-mini", 1: "gpt-4o-mini", 2: "gpt-4.1-mini"}[index % 3],
+            "latency_ms": float(100 + (index * 53) % 1000),
+            "total_cost_usd": Decimal(index % 5 + 1) / 1000,
+            "is_error": index % 8 == 0,
+            "cache_hit": index % 10 == 0,
+            "trace_id": f"conversation-{index % 30}",
+        }
+        for index in range(150)
+    )
+    return {"alice": alice, "bob": bob}
+
+
+@pytest.mark.parametrize("filtered", [False, True])
+def test_variants_side_by_side(experiment, filtered):
+    since = selectors.period_start("30d")
+    filters = Filters(user=experiment["bob"].pk) if filtered else Filters()
+    condition = f"user_id = {experiment['bob'].pk}" if filtered else "TRUE"
+    got = {row["variant"]: row for row in comparisons.variants(since=since, filters=filters)}
+    assert set(got) == {"control", "test"}
+    for variant, calls, errors, spend in sql(
+        "SELECT variant, SUM(CASE WHEN cache_hit THEN 0 ELSE 1 END),"
+        " SUM(CASE WHEN is_error THEN 1 ELSE 0 END), SUM(total_cost_usd) FROM {table}"
+        f" WHERE created_at >= %s AND variant <> '' AND {condition} GROUP BY variant",
+        [since],
+    ):
+        row = got[variant]
+        assert (row["calls"], row["errors"]) == (calls, errors)
+        assert row["spend"] == pytest.approx(Decimal(str(spend)))
+        assert row["cost_per_call"] == pytest.approx(Decimal(str(spend)) / calls)
+        assert row["error_rate"] == errors / calls
+        latencies = [
+            value
+            for (value,) in sql(
+                "SELECT latency_ms FROM {table} WHERE created_at >= %s AND variant = %s"
+                f" AND NOT cache_hit AND NOT is_error AND {condition}",
+                [since, variant],
+            )
+        ]
+        assert row["p50"] == pytest.approx(statistics.median(latencies))
+        assert row["p95"] == pytest.approx(
+            statistics.quantiles(latencies, n=20, method="inclusive")[18]
+        )
+    assert got["test"]["models"] == ["gpt-4.1-mini"]
+
+
+def test_cost_per_trace_per_feature(experiment):
+    since = selectors.period_start("7d")
+    expected = {
+        feature: (Decimal(str(spend)), traces)
+        for feature, spend, traces in sql(
+            "SELECT feature, SUM(total_cost_usd), COUNT(DISTINCT trace_id) FROM {table}"
+            " WHERE created_at >= %s GROUP BY feature",
+            [since],
+        )
+    }
+    got = comparisons.per_feature(since=since)
+    assert {row["feature"]: (row["spend"], row["traces"]) for row in got} == expected
+    for row in got:
+        assert row["per_trace"] == row["spend"] / row["traces"]
+
+
+@pytest.fixture
+def tickets(make_user):
+    customer = make_user("carol")
+    agent = make_user("dana", is_staff=True)
+    made = {}
+    for name, status, fields in [
+        ("ai-only", "resolved", {}),
+        ("ai-only-closed", "closed", {}),
+        ("assigned", "resolved", {"assigned_to": agent}),
+        ("asked-for-a-person", "closed", {"needs_human": True}),
+        ("agent-replied", "resolved", {}),
+        ("open", "open", {}),
+    ]:
+        ticket = factories.ticket(customer, title=name)
+        Ticket.objects.filter(pk=ticket.pk).update(status=status, **fields)
+        made[name] = ticket
+    TicketMessage.objects.create(
+        ticket=made["agent-replied"], kind="agent", author=agent, content="Done."
+    )
+    for index, ticket in enumerate(made.values()):
+        for step in range(index + 1):
+            factories.create_generation(
+                trace_id=ticket.trace_id, user=customer, feature="customer-support",
+                total_cost_usd=Decimal(step + 1) / 100,
+            )  # fmt: skip
+    return made
+
+
+def test_support_deflection_and_the_cost_of_each_path(tickets):
+    [report] = [
+        r for r in comparisons.outcomes(since=selectors.period_start("30d"))
+        if r["feature"] == "customer-support"
+    ]  # fmt: skip
+    paths = {path["outcome"]: path for path in report["paths"]}
+
+    def cost(names):
+        traces = [tickets[name].trace_id for name in names]
+        [(spend,)] = sql(
+            "SELECT SUM(total_cost_usd) FROM {table} WHERE trace_id IN ("
+            + ", ".join(["%s"] * len(traces))
+            + ")",
+            traces,
+        )
+        return Decimal(str(spend))
+
+    groups = {
+        "assistant": ["ai-only", "ai-only-closed"],
+        "person": ["assigned", "asked-for-a-person", "agent-replied"],
+        "open": ["open"],
+    }
+    for outcome, names in groups.items():
+        assert paths[outcome]["count"] == len(names)
+        assert paths[outcome]["spend"] == cost(names)
+        assert paths[outcome]["per_object"] == cost(names) / len(names)
+    assert report["resolved"] == 5
+    assert report["deflection"] == 2 / 5
+    assert report["per_resolved"] == (cost(groups["assistant"]) + cost(groups["person"])) / 5
+
+
+def test_the_page(client, staff, experiment, tickets):
+    client.force_login(staff)
+    html = client.get(reverse("analytics:experiments"), {"period": "30d"}).content.decode()
+    assert 'data-testid="variants"' in html and ">control</a>" in html and ">test</a>" in html
+    assert 'data-testid="deflection">40.0%<' in html
+    assert "Resolved by the assistant alone" in html
