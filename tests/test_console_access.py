@@ -133,3 +133,23 @@ def test_the_menu_shows_analytics_to_who_may_open_it(client, people):
         client.force_login(people[role])
         html = client.get(reverse("home")).content.decode()
         assert (reverse("analytics:dashboard") in html) is shown, role
+
+
+def test_reads_of_ai_content_and_exports_are_audited(client, people, traces):
+    from iridium.accounts.models import AuditEntry
+
+    client.force_login(people["analyst"])  # figures only: nothing read, nothing written
+    client.get(reverse("analytics:trace", args=[traces["chat"]]))
+    assert not AuditEntry.objects.exists()
+    client.force_login(people["admin"])
+    client.get(reverse("analytics:trace", args=[traces["chat"]]))
+    client.force_login(people["agent"])
+    client.get(reverse("analytics:trace", args=[traces["ticket"]]))
+    client.force_login(people["analyst"])
+    b"".join(client.get(reverse("analytics:export"), {"period": "7d"}).streaming_content)
+    entries = [(e.actor, e.action, e.target, e.subject) for e in AuditEntry.objects.order_by("pk")]
+    assert entries == [
+        (people["admin"], "read trace content", traces["chat"], people["customer"]),
+        (people["agent"], "read trace content", traces["ticket"], people["customer"]),
+        (people["analyst"], "export generations", "generations 7d", None),
+    ]

@@ -46,6 +46,8 @@ class Timeline:
     errors: int
     users: list[str]
     feature: str
+    subject: object  # the person whose calls these are (the first call's), or None
+    content_shown: bool  # whether any prompt, answer or tool state is on the page
 
 
 def _text(content) -> str:
@@ -154,4 +156,6 @@ def build(trace_id: str, *, with_content: bool) -> Timeline | None:
         errors=sum(1 for item in items if item.is_error),
         users=sorted({g.user.get_username() for g in generations if g.user}),
         feature=items[0].feature,
+        subject=next((g.user for g in generations if g.user), None),
+        content_shown=any(step.transcript or step.tool_input for step in steps),
     )

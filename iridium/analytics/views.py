@@ -8,6 +8,8 @@ from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from iridium.accounts import audit
+
 from . import access, charts, comparisons, owners, selectors, timeline
 from .filters import HOURLY, PERIODS, FilterForm, Filters
 
@@ -90,6 +92,8 @@ def trace(request, trace_id):
     found = timeline.build(trace_id, with_content=show_content)
     if found is None:
         raise Http404
+    if found.content_shown and found.subject != request.user:
+        audit.record(request.user, audit.READ_TRACE_CONTENT, trace_id, subject=found.subject)
     return render(
         request,
         "analytics/trace.html",
@@ -132,6 +136,8 @@ def export(request):
     """The period's generations that pass the filters as CSV, streamed (no content: prompts
     and answers stay out)."""
     _, period, since, filters = _filtered(request)
+    audit.record(request.user, audit.EXPORT_CSV, f"generations {period}",
+                 detail=request.GET.urlencode())  # fmt: skip
     writer = csv.writer(_Echo())
     rows = filters.rows(selectors.in_period(since)).order_by("created_at", "pk")
 
