@@ -1,8 +1,9 @@
 """The demo data that README documents: an admin, a user on each plan, an organization, a
-support agent and knowledge-base articles. `seed()` is idempotent: running it again changes
-nothing."""
+support agent, knowledge-base articles and 30 days of history for the analytics console
+(iridium.web.demo_history). `seed()` is idempotent: running it again changes nothing."""
 
 from iridium.accounts.models import Organization, Plan, User
+from iridium.web import demo_history
 from support.access import agents_group
 from support.models import Article
 
@@ -58,8 +59,10 @@ def seed() -> str:
         Article.objects.update_or_create(
             title=title, defaults={"tags": tags, "body": body, "published": True}
         )
+    written = demo_history.seed()
+    history = f"{written} generation rows of history" if written else "history already there"
     return (
-        f"admin / {ADMIN_PASSWORD} (staff); "
+        f"{history}; admin / {ADMIN_PASSWORD} (staff); "
         + ", ".join(f"{u} / {DEMO_PASSWORD} ({p})" for u, p, _, _ in DEMO_USERS)
         + f", {DEMO_AGENT} / {DEMO_PASSWORD} (support staff)"
     )

@@ -7,7 +7,10 @@ from iridium.web import demo
 
 
 class Command(BaseCommand):
-    help = "Create the demo admin, one user on each plan and an organization (idempotent)."
+    help = (
+        "Create the demo admin, one user on each plan, an organization, a support agent and "
+        "30 days of AI history for the analytics console (idempotent)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(

@@ -1,0 +1,81 @@
+"""seed_demo writes 30 days of history that the console shows, once."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db.models import F
+from django.test import override_settings
+from django.urls import reverse
+from django.utils import timezone
+
+from chat.models import Conversation
+from codegen.models import Creation
+from iridium.ai.models import Generation, Span
+from iridium.analytics import comparisons, selectors
+from support.models import Ticket
+
+
+def counts():
+    return tuple(
+        model.objects.count() for model in (Generation, Span, Conversation, Ticket, Creation)
+    )
+
+
+@pytest.fixture
+def seeded(plans):
+    with override_settings(DEBUG=True):
+        call_command("seed_demo")
+
+
+def test_thirty_days_of_varied_history_written_once(seeded):
+    before = counts()
+    assert all(before)
+    with override_settings(DEBUG=True):
+        call_command("seed_demo")
+    assert counts() == before  # idempotent
+    rows = Generation.objects.all()
+    now = timezone.now()
+    assert not rows.filter(created_at__gt=now).exists()
+    assert not rows.filter(created_at__lt=now - timedelta(days=31)).exists()
+    days = {row.date() for row in rows.values_list("created_at", flat=True)}
+    assert len(days) >= 28
+    assert rows.values("user").distinct().count() == 3
+    assert rows.values("plan").distinct().count() == 3
+    assert rows.filter(organization__isnull=False).exists()
+    assert set(rows.values_list("feature", flat=True)) == {
+        "chat", "customer-support", "code-generation", "content-generation"}  # fmt: skip
+    assert rows.values("model").distinct().count() >= 3
+    assert 0 < rows.filter(is_error=True).count() < rows.count() * 0.1
+    hits = rows.filter(cache_hit=True)
+    assert hits.exists() and not hits.filter(saved_cost_usd__isnull=True).exists()
+    assert set(rows.exclude(variant="").values_list("variant", flat=True)) == {"control", "test"}
+    assert not rows.filter(feature="content-generation", input__isnull=False).exists()
+    priced = rows.filter(cache_hit=False, is_error=False)
+    assert not priced.exclude(total_cost_usd=F("input_cost_usd") + F("output_cost_usd")).exists()
+    assert Span.objects.filter(name="tool:search_knowledge_base").exists()
+    # every trace belongs to a real object
+    traces = set(rows.values_list("trace_id", flat=True))
+    objects = (
+        {c.trace_id for c in Conversation.objects.all()}
+        | {t.trace_id for t in Ticket.objects.all()}
+        | set(Creation.objects.values_list("trace_id", flat=True))
+    )
+    assert traces <= objects
+
+
+def test_the_console_shows_it(seeded, client, staff):
+    since = selectors.period_start("30d")
+    summary = selectors.summary(since=since)
+    assert summary["spend"] > 0 and summary["errors"] > 0 and summary["cache_hits"] > 0
+    variants = comparisons.variants(since=since)
+    assert [row["variant"] for row in variants] == ["control", "test"]
+    [support] = comparisons.outcomes(since=since)
+    assert {path["outcome"] for path in support["paths"] if path["count"]} == {
+        "assistant", "person", "open"}  # fmt: skip
+    client.force_login(staff)
+    for name in ("analytics:dashboard", "analytics:traces", "analytics:experiments"):
+        assert client.get(reverse(name)).status_code == 200
+    conversation = Conversation.objects.first()
+    page = client.get(reverse("analytics:trace", args=[conversation.trace_id])).content.decode()
+    assert f"Conversation “{conversation.title}”" in page
