@@ -125,7 +125,9 @@ class FilterForm(forms.Form):
         self.fields["model"].choices = _choices(known_values("model"), "All models")
         self.fields["variant"].choices = _choices(known_values("variant"), "All variants")
         if with_day:
-            self.fields["day"] = forms.DateField(required=False, label="Day")
+            self.fields["day"] = forms.DateField(
+                required=False, label="Day", widget=forms.DateInput(attrs={"type": "date"})
+            )
         self.is_valid()
 
     def clean_user(self):

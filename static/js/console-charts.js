@@ -31,6 +31,7 @@ function formatter(unit) {
     case "ms":
       return (v) => {
         if (v === null) return "—";
+        if (v < 10) return Math.round(v * 10) / 10 + " ms";
         if (v < 1000) return Math.round(v) + " ms";
         return (v / 1000).toLocaleString("en-US", { maximumFractionDigits: 2 }) + " s";
       };

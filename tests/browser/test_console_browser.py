@@ -141,6 +141,7 @@ def test_filters_survive_a_reload(console, live_url, browser, size):
 
 
 @pytest.mark.parametrize("path", ["/analytics/", "/analytics/traces/", "/analytics/budgets/",
+                                  "/analytics/experiments/",
                                   "/analytics/traces/conversation-1/"])  # fmt: skip
 def test_no_console_page_scrolls_sideways_on_a_phone(console, live_url, browser, path, tmp_path):
     for scheme in ("light", "dark"):
