@@ -39,7 +39,7 @@ INSERT INTO analytics_generation (
     provider, model, base_url, stream, step, input_tokens, output_tokens, cached_tokens,
     input_cost_usd, output_cost_usd, total_cost_usd, latency_ms, time_to_first_token_ms,
     http_status, attempts, is_error, error, finish_reason, privacy_mode, tools, properties,
-    cache_hit, saved_cost_usd, estimated_input_tokens, routing_reason, flags, variant)
+    cache_hit, saved_cost_usd, estimated_input_tokens, routing_reason, flags, variant, in_flight)
 SELECT
     now() - (i %% 90) * interval '1 day' - (i %% 1440) * interval '1 minute',
     'conversation-' || (i %% 50000), md5(i::text || %(salt)s), '',
@@ -51,7 +51,7 @@ SELECT
     (i %% 1000) / 2e6, (i %% 1000) / 2e6, CASE WHEN i %% 10 = 0 THEN 0 ELSE (i %% 1000) / 1e6 END,
     100 + (i * 7) %% 2000, 20 + (i * 3) %% 400, 200, 1, i %% 50 = 0, '', 'stop', false,
     '[]', '{}', i %% 10 = 0, CASE WHEN i %% 10 = 0 THEN (i %% 1000) / 1e6 END,
-    110 + i %% 500, 'plan default', '{}', ''
+    110 + i %% 500, 'plan default', '{}', '', false
 FROM generate_series(%(start)s, %(stop)s) AS i
 """
 

@@ -140,6 +140,8 @@ def test_summary(case):
     assert (got["tokens_in"], got["tokens_out"]) == (tin, tout)
     assert got["error_rate"] == ((errors or 0) / calls if calls else None)
     assert got["cache_hit_rate"] == (hits or 0) / requests
+    # the dashboard sums its series instead of reading again: the same figures
+    assert selectors.summary_of(selectors.series(since=since, filters=filters)) == got
 
 
 def _percentiles(values):
@@ -208,6 +210,7 @@ def test_hourly_series(world, period):
             [since, *params],
         )
         assert sum(row["requests"] for row in rows) == sum(e[2] for e in expected), name
+        assert selectors.summary_of(rows) == selectors.summary(since=since, filters=filters)
         for hour, spend, requests, errors, tin in expected:
             row = by_hour[str(hour)[:13].replace("T", " ")]
             assert (dec(row["spend"]), row["requests"], row["errors"], row["tokens_in"]) == (
@@ -294,6 +297,8 @@ def test_the_filters_come_from_the_url(world, client, staff):
         organization=world["organization"].pk, user=world["alice"].pk, variant="test",
         errors=True,
     )  # fmt: skip
+    factories.create_generation(variant="brand-new")  # seen after the choices were kept
+    assert FilterForm({"variant": "brand-new"}).filters == Filters(variant="brand-new")
     bad = FilterForm({"period": "5y", "feature": "nope", "user": "nobody", "plan": "gold"})
     assert bad.selected_period == "30d" and bad.filters == Filters()
     assert NO_SUCH_USER in bad.errors["user"]

@@ -4,6 +4,7 @@ Chart.js draws them in the page (static/js/console-charts.js); nothing is drawn 
 from dataclasses import dataclass
 
 from django.utils import formats
+from django.utils.html import format_html_join
 
 from .formatting import duration, money, percent
 
@@ -87,10 +88,22 @@ def build(rows: list[dict], *, hourly: bool) -> tuple[list[dict], dict]:
                 "id": chart.id,
                 "title": chart.title,
                 "columns": [s.label for s in chart.series],
-                "rows": [
-                    (title, [_printed(row[s.key], chart.unit) for s in chart.series])
-                    for title, row in zip(titles, rows, strict=True)
-                ],
+                # Rendered here, not by a template loop: a 90-day page has 630 such rows.
+                "rows_html": format_html_join(
+                    "",
+                    "<tr><td>{}</td>{}</tr>",
+                    (
+                        (
+                            title,
+                            format_html_join(
+                                "",
+                                "<td>{}</td>",
+                                ((_printed(row[s.key], chart.unit),) for s in chart.series),
+                            ),
+                        )
+                        for title, row in zip(titles, rows, strict=True)
+                    ),
+                ),
             }
         )
     return page, data

@@ -80,6 +80,15 @@ def summary(*, since: datetime, filters: Filters = NO_FILTERS) -> dict:
     return figures
 
 
+def summary_of(rows: list[dict]) -> dict:
+    """`summary` of a period from its `series` (the same figures, without reading again)."""
+    figures = _figures({k: sum(row[k] for row in rows) for k in SUMMED})
+    figures["estimate_ratio"] = (
+        figures["counted"] / figures["estimated"] if figures["estimated"] else None
+    )
+    return figures
+
+
 def _ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
@@ -197,56 +206,71 @@ def spend_per_day(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dic
     ]
 
 
+GROUP_KEYS = ["feature", "model", "plan_id", "user_id"]
+
+
+def _groups(since: datetime, filters: Filters) -> list[dict]:
+    """Spend, calls and requests by feature, model, plan and user: one read of the roll-ups and
+    one of the raw rows, from which every breakdown is summed."""
+    rolled, raw, _ = _parts(since, filters)
+    groups = []
+    if rolled is not None:
+        groups += (
+            rolled.values(*GROUP_KEYS)
+            .annotate(spend=Sum("spend"), calls=Sum("calls"), requests=Sum("requests"))
+            .order_by()
+        )
+    groups += raw.values(*GROUP_KEYS).annotate(
+        spend=Sum("total_cost_usd"), calls=Count("id", filter=Q(cache_hit=False)),
+        requests=Count("id"),
+    ).order_by()  # fmt: skip
+    return groups
+
+
+def breakdowns(*, since: datetime, filters: Filters = NO_FILTERS, top: int = 10) -> dict:
+    """Spend, calls and requests by feature, by plan (its name) and by model, most expensive
+    first; and the `top` users who cost most."""
+    from iridium.accounts.models import Plan, User
+
+    groups = _groups(since, filters)
+    plan_names = dict(Plan.objects.values_list("pk", "name"))
+    out = {}
+    for by, key in [("feature", "feature"), ("plan", "plan_id"), ("model", "model"),
+                    ("users", "user_id")]:  # fmt: skip
+        totals: dict = {}
+        for group in groups:
+            name = group[key]
+            if by == "plan" and name is not None:
+                name = plan_names.get(name)
+            if by == "users" and name is None:
+                continue
+            entry = totals.setdefault(
+                name, {"name": name, "spend": Decimal(0), "calls": 0, "requests": 0}
+            )
+            entry["spend"] += Decimal(group["spend"] or 0)
+            entry["calls"] += group["calls"] or 0
+            entry["requests"] += group["requests"] or 0
+        ordered = sorted(totals.values(), key=lambda e: (-e["spend"], str(e["name"])))
+        out[by] = ordered
+    users = out["users"][:top]
+    names = dict(
+        User.objects.filter(pk__in=[u["name"] for u in users]).values_list("pk", "username")
+    )
+    out["users"] = [
+        {"user_id": u["name"], "username": names.get(u["name"], ""), "spend": u["spend"],
+         "calls": u["calls"]}
+        for u in sorted(users, key=lambda e: (-e["spend"], e["name"]))
+    ]  # fmt: skip
+    return out
+
+
 def breakdown(*, since: datetime, by: str, filters: Filters = NO_FILTERS) -> list[dict]:
     """Spend and calls by `feature`, `model` or `plan` (its name), most expensive first."""
-    key = {"feature": "feature", "model": "model", "plan": "plan__name"}[by]
-    rolled, raw, _ = _parts(since, filters)
-    totals: dict = {}
-
-    def add(name, spend, calls, requests):
-        entry = totals.setdefault(name, {"name": name, "spend": Decimal(0), "calls": 0,
-                                         "requests": 0})  # fmt: skip
-        entry["spend"] += Decimal(spend or 0)
-        entry["calls"] += calls or 0
-        entry["requests"] += requests or 0
-
-    if rolled is not None:
-        for row in rolled.values(name=F(key)).annotate(
-            s=Sum("spend"), c=Sum("calls"), r=Sum("requests")
-        ):
-            add(row["name"], row["s"], row["c"], row["r"])
-    for row in raw.values(name=F(key)).annotate(
-        s=Sum("total_cost_usd"), c=Count("id", filter=Q(cache_hit=False)), r=Count("id")
-    ):
-        add(row["name"], row["s"], row["c"], row["r"])
-    return sorted(totals.values(), key=lambda e: (-e["spend"], str(e["name"])))
+    return breakdowns(since=since, filters=filters)[by]
 
 
 def top_users(*, since: datetime, limit: int = 10, filters: Filters = NO_FILTERS) -> list[dict]:
-    rolled, raw, _ = _parts(since, filters)
-    totals: dict = {}
-
-    def add(user_id, username, spend, calls):
-        entry = totals.setdefault(user_id, {"user_id": user_id, "username": username,
-                                            "spend": Decimal(0), "calls": 0})  # fmt: skip
-        entry["spend"] += Decimal(spend or 0)
-        entry["calls"] += calls or 0
-
-    if rolled is not None:
-        for row in (
-            rolled.filter(user__isnull=False)
-            .values("user_id", "user__username")
-            .annotate(s=Sum("spend"), c=Sum("calls"))
-        ):
-            add(row["user_id"], row["user__username"], row["s"], row["c"])
-    for row in (
-        raw.filter(user__isnull=False)
-        .values("user_id", "user__username")
-        .annotate(s=Sum("total_cost_usd"), c=Count("id", filter=Q(cache_hit=False)))
-    ):
-        add(row["user_id"], row["user__username"], row["s"], row["c"])
-    ranked = sorted(totals.values(), key=lambda e: (-e["spend"], e["user_id"]))
-    return ranked[:limit]
+    return breakdowns(since=since, filters=filters, top=limit)["users"]
 
 
 def latency_by_model(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:

@@ -39,13 +39,10 @@ def dashboard(request):
     chart_list, chart_data = charts.build(rows, hourly=hourly)
     context = {
         **_common(form, period),
-        "summary": selectors.summary(since=since, filters=filters),
+        "summary": selectors.summary_of(rows),
         "charts": chart_list,
         "chart_data": chart_data,
-        "by_feature": selectors.breakdown(since=since, by="feature", filters=filters),
-        "by_plan": selectors.breakdown(since=since, by="plan", filters=filters),
-        "by_model": selectors.breakdown(since=since, by="model", filters=filters),
-        "top_users": selectors.top_users(since=since, filters=filters),
+        "by": selectors.breakdowns(since=since, filters=filters),
         "latency": selectors.latency_by_model(since=since, filters=filters),
     }
     return render(request, "analytics/dashboard.html", context)
