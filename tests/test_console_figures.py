@@ -327,6 +327,8 @@ def test_the_dashboard_shows_the_filtered_figures_and_series(world, client, staf
         assert f"Table: {chart.title.lower()}" in html
     # The period links keep the filters.
     assert "?period=30d&amp;feature=chat" in html
+    # A breakdown's rows narrow the view to themselves.
+    assert 'href="?period=7d&amp;feature=chat&amp;model=gpt-4o">gpt-4o<' in html
 
 
 def test_the_export_takes_the_filters(world, client, staff):
@@ -343,7 +345,7 @@ def test_the_export_takes_the_filters(world, client, staff):
 
 @pytest.mark.parametrize(
     ("value", "printed"),
-    [(0.4, "0.40 ms"), (404.377, "404 ms"), (1500, "1.50 s"), (timedelta(seconds=0.404377),
+    [(0, "0 ms"), (0.4, "0.40 ms"), (404.377, "404 ms"), (1500, "1.50 s"), (timedelta(seconds=0.404377),
      "404 ms"), (timedelta(minutes=2, seconds=5), "2 min 5 s"), (None, "—")],
 )  # fmt: skip
 def test_durations_are_printed_in_ms_or_s(value, printed):

@@ -154,6 +154,8 @@ def test_a_trace_as_a_timeline_and_a_transcript(client, staff, conversation_trac
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
     assert "Calls tool <code>search_knowledge_base</code>" in html
     assert "(result of call_1)" in html
+    # a tool's JSON result is shown as pretty JSON, not as Markdown
+    assert '<pre class="trace-content">{\n  &quot;articles&quot;: [\n' in html
     assert "&quot;query&quot;: &quot;refund&quot;" in html
     for role in ("System", "User", "Assistant", "Tool"):
         assert f'<p class="turn-role">{role}' in html

@@ -10,6 +10,8 @@ def duration(value) -> str:
     if value is None or value == "":
         return "—"
     ms = value.total_seconds() * 1000 if isinstance(value, timedelta) else float(value)
+    if ms == 0:
+        return "0 ms"
     if ms < 1:
         return f"{ms:.2f} ms"
     if ms < 1000:

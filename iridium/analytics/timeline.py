@@ -18,6 +18,7 @@ WIDTH = 1000  # the timeline's bars are drawn in SVG user units, 0..WIDTH across
 class Turn:
     role: str
     html: str = ""
+    code: str = ""  # a tool's result that is JSON, pretty-printed
     tool_calls: list[dict] = field(default_factory=list)  # name, arguments (pretty JSON)
     tool_call_id: str = ""
 
@@ -87,14 +88,15 @@ def transcript(messages) -> list[Turn]:
             )
         role = str(message.get("role", "unknown"))
         text = _text(message.get("content"))
-        turns.append(
-            Turn(
-                role=role,
-                html=render(_pretty(text)) if role == "tool" else render(text),
-                tool_calls=calls,
-                tool_call_id=str(message.get("tool_call_id") or ""),
-            )
+        turn = Turn(
+            role=role, tool_calls=calls, tool_call_id=str(message.get("tool_call_id") or "")
         )
+        pretty = _pretty(text) if role == "tool" else text
+        if pretty != text:
+            turn.code = pretty
+        else:
+            turn.html = render(text)
+        turns.append(turn)
     return turns
 
 

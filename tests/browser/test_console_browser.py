@@ -151,3 +151,56 @@ def test_no_console_page_scrolls_sideways_on_a_phone(console, live_url, browser,
         no_sideways_scroll(page)
         name = path.strip("/").replace("/", "-")
         page.screenshot(path=tmp_path / f"{name}-{scheme}.png", full_page=True)
+
+
+@pytest.fixture
+def trace_with_content(console):
+    """A chat answer that used a tool: made before the browser opens (see tests/live.py)."""
+    alice = console.__class__.objects.get(username="alice")
+    now = timezone.now()
+    ask = [{"role": "user", "content": "How do I get a **refund** for `order 42`?"}]
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "search_knowledge_base", "arguments": '{"query": "refund"}'},
+    }
+    first = factories.create_generation(
+        trace_id="conversation-500", user=alice, created_at=now - timedelta(seconds=5),
+        latency_ms=900.0, input=ask, total_cost_usd=Decimal("0.0001"), input_tokens=40,
+        output=[{"role": "assistant", "content": None, "tool_calls": [call]}],
+    )  # fmt: skip
+    factories.span(trace_id="conversation-500", user=alice, parent_id=first.span_id,
+                   created_at=now - timedelta(seconds=4), latency_ms=30.0,
+                   input_state={"query": "refund"},
+                   output_state={"articles": ["Understanding your invoice"]})  # fmt: skip
+    factories.create_generation(
+        trace_id="conversation-500", user=alice, created_at=now - timedelta(seconds=3.9),
+        latency_ms=2100.0, step=2, total_cost_usd=Decimal("0.0003"), input_tokens=80,
+        input=[*ask, {"role": "tool", "tool_call_id": "call_1", "content": '{"articles": []}'}],
+        output=[{"role": "assistant", "content": "File a ticket:\n\n1. Open **Billing**\n"
+                 "2. Choose *refund*\n\n```python\nrefund(order=42)\n```"}],
+    )  # fmt: skip
+    return "conversation-500"
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("size", list(SIZES))
+def test_a_trace_reads_as_a_timeline_and_a_transcript(
+    console, trace_with_content, live_url, browser, size, scheme, tmp_path
+):
+    page = open_page(browser, live_url, console, size, scheme)
+    page.goto(f"{live_url}/analytics/traces/{trace_with_content}/")
+    steps = page.get_by_test_id("timeline-step")
+    expect(steps).to_have_count(3)
+    widths = [steps.nth(i).locator(".timeline-bar .bar").bounding_box()["width"] for i in range(3)]
+    assert widths[2] > widths[0] > widths[1] > 0  # 2.1 s, 900 ms, 30 ms
+    expect(steps.nth(2)).to_contain_text("2.10 s")
+    steps.nth(2).get_by_text("Messages (3)").click()
+    turns = steps.nth(2).get_by_test_id("turn")
+    expect(turns).to_have_count(3)
+    expect(turns.nth(2).locator("strong")).to_have_text("Billing")
+    expect(turns.nth(2).locator("pre")).to_contain_text("refund(order=42)")
+    steps.nth(0).get_by_text("Messages (2)").click()
+    expect(steps.nth(0)).to_contain_text("Calls tool search_knowledge_base with")
+    no_sideways_scroll(page)
+    page.screenshot(path=tmp_path / f"trace-{size}-{scheme}.png", full_page=True)
