@@ -18,6 +18,11 @@ from tests import factories
 TABLE = Generation._meta.db_table
 
 
+def dec(value) -> Decimal:
+    """A sum as an exact decimal (SQLite sums decimals as floats)."""
+    return Decimal(str(value or 0)).quantize(Decimal("1e-10"))
+
+
 def sql(query, params=()):
     with connection.cursor() as cursor:
         cursor.execute(query.format(table=TABLE), params)
@@ -83,7 +88,7 @@ def test_variants_side_by_side(experiment, filtered):
 def test_cost_per_trace_per_feature(experiment):
     since = selectors.period_start("7d")
     expected = {
-        feature: (Decimal(str(spend)), traces)
+        feature: (dec(spend), traces)
         for feature, spend, traces in sql(
             "SELECT feature, SUM(total_cost_usd), COUNT(DISTINCT trace_id) FROM {table}"
             " WHERE created_at >= %s GROUP BY feature",
@@ -91,7 +96,7 @@ def test_cost_per_trace_per_feature(experiment):
         )
     }
     got = comparisons.per_feature(since=since)
-    assert {row["feature"]: (row["spend"], row["traces"]) for row in got} == expected
+    assert {row["feature"]: (dec(row["spend"]), row["traces"]) for row in got} == expected
     for row in got:
         assert row["per_trace"] == row["spend"] / row["traces"]
 
@@ -139,7 +144,7 @@ def test_support_deflection_and_the_cost_of_each_path(tickets):
             + ")",
             traces,
         )
-        return Decimal(str(spend))
+        return dec(spend)
 
     groups = {
         "assistant": ["ai-only", "ai-only-closed"],
@@ -148,11 +153,13 @@ def test_support_deflection_and_the_cost_of_each_path(tickets):
     }
     for outcome, names in groups.items():
         assert paths[outcome]["count"] == len(names)
-        assert paths[outcome]["spend"] == cost(names)
-        assert paths[outcome]["per_object"] == cost(names) / len(names)
+        assert dec(paths[outcome]["spend"]) == cost(names)
+        assert paths[outcome]["per_object"] == pytest.approx(cost(names) / len(names))
     assert report["resolved"] == 5
     assert report["deflection"] == 2 / 5
-    assert report["per_resolved"] == (cost(groups["assistant"]) + cost(groups["person"])) / 5
+    assert report["per_resolved"] == pytest.approx(
+        (cost(groups["assistant"]) + cost(groups["person"])) / 5
+    )
 
 
 def test_the_page(client, staff, experiment, tickets):

@@ -345,8 +345,9 @@ def test_the_export_takes_the_filters(world, client, staff):
 
 @pytest.mark.parametrize(
     ("value", "printed"),
-    [(0, "0 ms"), (0.4, "0.40 ms"), (404.377, "404 ms"), (1500, "1.50 s"), (timedelta(seconds=0.404377),
-     "404 ms"), (timedelta(minutes=2, seconds=5), "2 min 5 s"), (None, "—")],
+    [(0, "0 ms"), (0.4, "0.40 ms"), (404.377, "404 ms"), (1500, "1.50 s"),
+     (timedelta(seconds=0.404377), "404 ms"), (timedelta(minutes=2, seconds=5), "2 min 5 s"),
+     (None, "—")],
 )  # fmt: skip
 def test_durations_are_printed_in_ms_or_s(value, printed):
     assert duration(value) == printed

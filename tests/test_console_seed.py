@@ -1,10 +1,10 @@
 """seed_demo writes 30 days of history that the console shows, once."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
-from django.db.models import F
 from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
@@ -52,7 +52,10 @@ def test_thirty_days_of_varied_history_written_once(seeded):
     assert set(rows.exclude(variant="").values_list("variant", flat=True)) == {"control", "test"}
     assert not rows.filter(feature="content-generation", input__isnull=False).exists()
     priced = rows.filter(cache_hit=False, is_error=False)
-    assert not priced.exclude(total_cost_usd=F("input_cost_usd") + F("output_cost_usd")).exists()
+    for total, cost_in, cost_out in priced.values_list(
+        "total_cost_usd", "input_cost_usd", "output_cost_usd"
+    ):
+        assert total == pytest.approx(cost_in + cost_out, abs=Decimal("1e-10"))
     assert Span.objects.filter(name="tool:search_knowledge_base").exists()
     # every trace belongs to a real object
     traces = set(rows.values_list("trace_id", flat=True))
