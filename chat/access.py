@@ -29,6 +29,6 @@ def describe_trace(user, trace_id: str) -> dict | None:
     if found is None:
         return None
     return {
-        "label": f"Conversation “{found.title}” of {found.user.get_username()}",
+        "label": f"Conversation {found.pk} of {found.user.get_username()}",
         "url": reverse("chat:conversation", args=[found.pk]) if found.user_id == user.pk else None,
     }

@@ -25,6 +25,6 @@ def describe_trace(user, trace_id: str) -> dict | None:
     if found is None:
         return None
     return {
-        "label": f"{found.get_kind_display()} “{found.title}” of {found.user.get_username()}",
+        "label": f"{found.get_kind_display()} {found.pk} of {found.user.get_username()}",
         "url": reverse("codegen:creation", args=[found.pk]) if found.user_id == user.pk else None,
     }

@@ -106,6 +106,6 @@ def describe_trace(user, trace_id: str) -> dict | None:
         return None
     visible = user.is_authenticated and tickets_for(user).filter(pk=found.pk).exists()
     return {
-        "label": f"Ticket #{found.pk} “{found.title}” of {found.user.get_username()}",
+        "label": f"Ticket #{found.pk} of {found.user.get_username()}",
         "url": reverse("support:ticket", args=[found.pk]) if visible else None,
     }

@@ -2,7 +2,7 @@
 permission matrix over every console URL, for each role."""
 
 import pytest
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from iridium.analytics import access
@@ -17,9 +17,9 @@ TOOL_OUTPUT = "TOOL-MARKER article body"
 def people(make_user):
     customer = make_user("alice")
     analyst = make_user("ann")
-    analyst.groups.add(Group.objects.get(name=access.ANALYSTS_GROUP))  # made by its migration
+    analyst.groups.add(access.analysts_group())
     reader = make_user("rita")
-    reader.groups.add(Group.objects.get(name=access.ANALYSTS_GROUP))
+    reader.groups.add(access.analysts_group())
     reader.user_permissions.add(Permission.objects.get(codename="view_ai_content"))
     agent = make_user("dana", is_staff=True)
     agent.user_permissions.add(
@@ -122,9 +122,9 @@ def test_an_agent_reads_only_the_tickets_they_may_handle(client, people, traces,
 
 
 def test_the_analysts_group_has_the_figures_not_the_content(db):
-    group = Group.objects.get(name=access.ANALYSTS_GROUP)
+    group = access.analysts_group()
     codenames = set(group.permissions.values_list("codename", flat=True))
-    assert codenames == {"view_console"}
+    assert codenames == set(access.ANALYST_PERMISSIONS) == {"view_console"}
 
 
 def test_the_menu_shows_analytics_to_who_may_open_it(client, people):

@@ -21,6 +21,8 @@ from django.core.exceptions import PermissionDenied
 VIEW_CONSOLE = "analytics.view_console"
 VIEW_AI_CONTENT = "analytics.view_ai_content"
 ANALYSTS_GROUP = "Analysts"
+# What the group gives (its data migration, analytics 0008, writes the same).
+ANALYST_PERMISSIONS = ["view_console"]
 
 ContentRule = Callable[[object, str], bool]
 _content_rules: dict[str, ContentRule] = {}
@@ -30,6 +32,21 @@ def register_content_rule(prefix: str, rule: ContentRule) -> None:
     """`rule(user, trace_id)` says whether `user` may read the content of a trace whose id
     starts with `prefix` (and the trace's page, even without the console permission)."""
     _content_rules[prefix] = rule
+
+
+def analysts_group():
+    """The "Analysts" group with its permission (made by a migration; made again here where
+    it is missing, as in a database emptied by tests)."""
+    from django.contrib.auth.models import Group, Permission
+
+    group, created = Group.objects.get_or_create(name=ANALYSTS_GROUP)
+    if created:
+        group.permissions.add(
+            *Permission.objects.filter(
+                content_type__app_label="analytics", codename__in=ANALYST_PERMISSIONS
+            )
+        )
+    return group
 
 
 def _granted_by_app(user, trace_id: str) -> bool:

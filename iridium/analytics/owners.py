@@ -1,7 +1,9 @@
 """What a trace belongs to (a conversation, a ticket, a creation), so that its page can name it
 and link back. Each app registers a `describe(user, trace_id)` for its trace-id prefix from its
 AppConfig.ready (this package never imports the apps above it); it returns
-{"label": ..., "url": ...}, the url only when `user` may open the object, or None."""
+{"label": ..., "url": ...}, the url only when `user` may open the object, or None. The label
+names the object by its number and owner, never by what people typed (a title may hold words
+that privacy mode keeps out of the console)."""
 
 from collections.abc import Callable
 

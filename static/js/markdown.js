@@ -1,5 +1,5 @@
 // An answer's Markdown rendered in the browser while it streams, the way the server renders it
-// once it is complete (iridium/live/markdown.py): markdown-it with CommonMark, tables and
+// once it is complete (iridium/infra/markdown.py): markdown-it with CommonMark, tables and
 // strikethrough, raw HTML off; code highlighted (highlight.js here, pygments there, coloured
 // alike by static/css/iridium.css); then sanitised (DOMPurify here, nh3 there) to the same
 // tags. The server's HTML replaces this when the answer ends, so the two must agree in
@@ -26,7 +26,7 @@ const languages = { bash, csharp, css, go, java, javascript, json, python, rust,
 for (const [name, grammar] of Object.entries(languages)) hljs.registerLanguage(name, grammar);
 hljs.registerAliases(["html"], { languageName: "xml" });
 
-// iridium/live/markdown.py's ALLOWED_TAGS and ALLOWED_ATTRIBUTES.
+// iridium/infra/markdown.py's ALLOWED_TAGS and ALLOWED_ATTRIBUTES.
 const ALLOWED_TAGS = [
   "p", "br", "hr", "strong", "em", "del", "s", "code", "pre", "span", "div", "blockquote",
   "ul", "ol", "li", "a", "h1", "h2", "h3", "h4", "h5", "h6",

@@ -3,6 +3,15 @@
 from django.db import migrations, models
 
 
+def forget_the_rollups(apps, schema_editor):
+    """Days rolled up before this migration have no tokens nor variant: forget them, so that
+    the console reads the raw rows until the roll-up job sums those days again (its next run,
+    as for a first run)."""
+    apps.get_model("analytics", "RollupMark").objects.all().delete()
+    apps.get_model("analytics", "DailyUsage").objects.all().delete()
+    apps.get_model("analytics", "DailyLatency").objects.all().delete()
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -25,4 +34,5 @@ class Migration(migrations.Migration):
             name='variant',
             field=models.CharField(blank=True, default='', max_length=100),
         ),
+        migrations.RunPython(forget_the_rollups, migrations.RunPython.noop),
     ]
