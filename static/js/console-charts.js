@@ -7,17 +7,24 @@ const source = document.getElementById("console-chart-data");
 const data = source ? JSON.parse(source.textContent) : null;
 const charts = new Map();
 
-function cssVar(name) {
-  return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+// The stylesheet's colours are light-dark() pairs: a probe element resolves each to the
+// colour of the theme in force (the system's, or the one chosen with the toggle).
+const probe = document.createElement("span");
+probe.hidden = true;
+document.body.append(probe);
+
+function colour(name) {
+  probe.style.color = `var(${name})`;
+  return getComputedStyle(probe).color;
 }
 
 function palette() {
   return {
-    text: cssVar("--muted"),
-    grid: cssVar("--border"),
-    series: [cssVar("--chart-1"), cssVar("--chart-2"), cssVar("--chart-3")],
-    tooltipBg: cssVar("--surface"),
-    tooltipFg: cssVar("--fg"),
+    text: colour("--muted"),
+    grid: colour("--border"),
+    series: [colour("--chart-1"), colour("--chart-2"), colour("--chart-3")],
+    tooltipBg: colour("--surface"),
+    tooltipFg: colour("--fg"),
   };
 }
 
@@ -148,6 +155,10 @@ function draw() {
 if (data && window.Chart) {
   draw();
   for (const canvas of document.querySelectorAll("canvas[data-drawn]")) keyboard(canvas);
-  // The theme follows the system: redraw with the other colours when it changes.
+  // Redraw with the other colours when the theme changes: the system's, or the toggle's.
   window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", draw);
+  new MutationObserver(draw).observe(document.documentElement, {
+    attributes: true,
+    attributeFilter: ["data-theme"],
+  });
 }

@@ -10,11 +10,12 @@ from playwright.sync_api import expect
 
 from iridium.analytics import charts
 from tests import factories
-from tests.helpers.browser import log_in
+from tests.helpers.browser import SIZES, log_in, new_page
 
 pytestmark = pytest.mark.browser
 
-SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
+# The first series' colour of each theme (--chart-1 in static/css/iridium.css).
+SERIES_COLOUR = {"light": "rgb(79, 70, 229)", "dark": "rgb(139, 135, 255)"}
 
 
 @pytest.fixture
@@ -46,9 +47,11 @@ def console(live_url, make_user):
 
 
 def open_page(browser, live_url, user, size, scheme):
-    context = browser.new_context(viewport=SIZES[size], color_scheme=scheme)
-    context.set_default_timeout(10_000)
-    page = context.new_page()
+    page = new_page(browser, size=SIZES[size], scheme=scheme)
+    complaints = []
+    page.on("console", lambda m: complaints.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: complaints.append(str(error)))
+    page.complaints = complaints  # script errors and Content-Security-Policy violations
     log_in(page, live_url, user)
     return page
 
@@ -89,12 +92,33 @@ def test_every_chart_is_drawn_with_axes(console, live_url, browser, size, scheme
             assert today in [*state["x"], *page.evaluate(
                 "JSON.parse(document.getElementById('console-chart-data').textContent).labels"
             )]  # fmt: skip
+        colour = page.locator('canvas[data-chart="spend"]').evaluate(
+            "c => Chart.getChart(c).data.datasets[0].backgroundColor"
+        )
+        assert colour == SERIES_COLOUR[scheme]
         no_sideways_scroll(page)
+        assert page.complaints == []
         page.screenshot(path=tmp_path / f"dashboard-{period}-{size}-{scheme}.png", full_page=True)
+        page.screenshot(path=tmp_path / f"top-{period}-{size}-{scheme}.png")
         page.get_by_test_id("chart-latency").screenshot(
             path=tmp_path / f"latency-{period}-{size}-{scheme}.png"
         )
     print(f"screenshots in {tmp_path}")
+
+
+def test_the_charts_follow_the_theme_toggle(console, live_url, browser):
+    page = open_page(browser, live_url, console, "desktop", "light")
+    page.goto(f"{live_url}/analytics/?period=7d")
+    canvas = page.locator('canvas[data-chart="tokens"]')
+    expect(canvas).to_have_attribute("data-drawn", "true")
+    read = "c => Chart.getChart(c).data.datasets[0].backgroundColor"
+    assert canvas.evaluate(read) == SERIES_COLOUR["light"]
+    page.evaluate("document.documentElement.dataset.theme = 'dark'")  # what the toggle does
+    page.wait_for_function(
+        f"Chart.getChart(document.querySelector('canvas[data-chart=tokens]'))"
+        f".data.datasets[0].backgroundColor === '{SERIES_COLOUR['dark']}'"
+    )
+    assert page.complaints == []
 
 
 def test_values_show_on_focus_and_hover(console, live_url, browser):
