@@ -60,6 +60,26 @@ class AlertRule(models.Model):
     def __str__(self):
         return self.name
 
+    def console_url(self) -> str:
+        """The console's dashboard filtered to what the rule watches, over its window."""
+        from urllib.parse import urlencode
+
+        from django.urls import reverse
+
+        minutes = self.window_minutes
+        period = ("24h" if minutes <= 1440 else "7d" if minutes <= 7 * 1440
+                  else "30d" if minutes <= 30 * 1440 else "90d")  # fmt: skip
+        query = {"period": period}
+        if self.feature:
+            query["feature"] = self.feature
+        if self.plan_id:
+            query["plan"] = self.plan.slug
+        if self.organization_id:
+            query["organization"] = self.organization.slug
+        if self.kind == self.Kind.ERROR_RATE:
+            query["errors"] = "on"
+        return f"{reverse('analytics:dashboard')}?{urlencode(query)}"
+
 
 class FiredAlert(models.Model):
     rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="fired")
