@@ -46,7 +46,7 @@ def test_seed_demo_is_idempotent_and_its_logins_work(client, plans):
     call_command("seed_demo")
     counts = (User.objects.count(), Organization.objects.count())
     call_command("seed_demo")
-    assert (User.objects.count(), Organization.objects.count()) == counts == (5, 1)
+    assert (User.objects.count(), Organization.objects.count()) == counts == (6, 1)
     dana = User.objects.get(username="dana")
     assert dana.is_staff and not dana.is_superuser and dana.has_perm("support.add_article")
     assert Article.objects.filter(published=True).count() == 3
@@ -54,6 +54,11 @@ def test_seed_demo_is_idempotent_and_its_logins_work(client, plans):
         user = User.objects.get(username=username)
         assert user.effective_plan.slug == plan
         assert client.login(request=HttpRequest(), username=username, password=DEMO_PASSWORD)
+    erin = User.objects.get(username="erin")  # the console's figures, not people's words
+    assert erin.has_perm("analytics.view_console") and not erin.has_perm(
+        "analytics.view_ai_content"
+    )
+    assert not erin.is_staff
     admin = User.objects.get(username="admin")
     assert admin.is_staff and admin.is_superuser
     assert User.objects.get(username="carol").organization.slug == "acme"

@@ -1,8 +1,9 @@
 """The demo data that README documents: an admin, a user on each plan, an organization, a
-support agent, knowledge-base articles and 30 days of history for the analytics console
-(iridium.web.demo_history). `seed()` is idempotent: running it again changes nothing."""
+support agent, an analyst, knowledge-base articles and 30 days of history for the analytics
+console (iridium.web.demo_history). `seed()` is idempotent: running it again changes nothing."""
 
 from iridium.accounts.models import Organization, Plan, User
+from iridium.analytics.access import analysts_group
 from iridium.web import demo_history
 from support.access import agents_group
 from support.models import Article
@@ -18,6 +19,7 @@ DEMO_USERS = [
     ("carol", "enterprise", "acme", "carol@example.com"),
 ]
 DEMO_AGENT = "dana"  # support staff: the ticket queue, and knowledge-base articles in admin
+DEMO_ANALYST = "erin"  # the analytics console's figures and traces, not people's words
 DEMO_ARTICLES = [
     (
         "Resetting your password",
@@ -55,6 +57,8 @@ def seed() -> str:
     agent.is_staff = True
     agent.save(update_fields=["is_staff"])
     agent.groups.add(agents_group())
+    analyst = _user(DEMO_ANALYST, DEMO_PASSWORD, plans["pro"], None, "erin@example.com", False)
+    analyst.groups.add(analysts_group())
     for title, tags, body in DEMO_ARTICLES:
         Article.objects.update_or_create(
             title=title, defaults={"tags": tags, "body": body, "published": True}
@@ -65,6 +69,7 @@ def seed() -> str:
         f"{history}; admin / {ADMIN_PASSWORD} (staff); "
         + ", ".join(f"{u} / {DEMO_PASSWORD} ({p})" for u, p, _, _ in DEMO_USERS)
         + f", {DEMO_AGENT} / {DEMO_PASSWORD} (support staff)"
+        + f", {DEMO_ANALYST} / {DEMO_PASSWORD} (analyst)"
     )
 
 
