@@ -217,3 +217,24 @@ def test_links_between_objects_and_their_traces(client, make_user, staff):
     client.force_login(customer)
     html = client.get(reverse("chat:conversation", args=[mine.pk])).content.decode()
     assert 'data-testid="trace-link"' not in html
+
+
+def test_a_long_conversation_reads_once(client, staff, make_user):
+    """Each call's input repeats the conversation so far: the page shows each message once."""
+    alice = make_user("alice")
+    start = timezone.now() - timedelta(minutes=30)
+    history = []
+    for turn in range(30):
+        history.append({"role": "user", "content": f"question number {turn}"})
+        answer = {"role": "assistant", "content": f"answer number {turn}"}
+        factories.create_generation(
+            trace_id="conversation-77", user=alice, created_at=start + timedelta(seconds=turn),
+            input=list(history), output=[answer],
+        )  # fmt: skip
+        history.append(answer)
+    client.force_login(staff)
+    html = client.get(reverse("analytics:trace", args=["conversation-77"])).content.decode()
+    assert html.count('data-testid="turn"') == 60
+    for turn in range(30):
+        assert html.count(f"question number {turn}<") == 1
+    assert "and 58 earlier messages, shown with the calls above." in html

@@ -32,6 +32,7 @@ class Step:
     x: float
     width: float
     transcript: list[Turn] = field(default_factory=list)
+    earlier: int = 0  # messages of this call's input already shown with an earlier call
     tool_input: str = ""
     tool_output: str = ""
 
@@ -130,6 +131,7 @@ def build(trace_id: str, *, with_content: bool) -> Timeline | None:
     total_ms = max((end - start).total_seconds() * 1000, 0.001)
     depths = _depths(items)
     steps = []
+    shown: list = []  # the messages the calls so far sent and got
     for item in items:
         offset = (item.created_at - start).total_seconds() * 1000
         step = Step(
@@ -142,7 +144,15 @@ def build(trace_id: str, *, with_content: bool) -> Timeline | None:
         )
         if with_content and not item.privacy_mode:
             if item.kind == "generation":
-                step.transcript = transcript(item.input) + transcript(item.output)
+                sent = item.input if isinstance(item.input, list) else [item.input]
+                sent = [m for m in sent if m is not None]
+                # A call's input repeats the conversation so far: show only what is new since
+                # the call before (its input and answer), so a long chat reads once, not n² times.
+                if shown and sent[: len(shown)] == shown:
+                    step.earlier = len(shown)
+                step.transcript = transcript(sent[step.earlier :]) + transcript(item.output)
+                answer = item.output if isinstance(item.output, list) else []
+                shown = sent + answer
             else:
                 step.tool_input = _pretty(item.input_state)
                 step.tool_output = _pretty(item.output_state)
