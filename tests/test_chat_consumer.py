@@ -288,7 +288,14 @@ async def test_the_assistant_searches_the_knowledge_base(socket, conversation):
     answer = frames[-1]["message"]
     assert "Resetting your password" in answer["content"]
     assert "Draft about passwords" not in answer["content"]
-    assert answer["tools"] == [{"name": "search_knowledge_base", "ok": True, "results": 1}]
+    article = await Article.objects.aget(title="Resetting your password")
+    source = {"title": "Resetting your password", "url": f"/support/articles/{article.pk}/"}
+    assert answer["tools"] == [
+        {"name": "search_knowledge_base", "ok": True, "results": 1, "sources": [source]}
+    ]
+    # The sources show as links under the answer, in the frame and on the page after a reload.
+    link = f'<a href="/support/articles/{article.pk}/">Resetting your password</a>'
+    assert link in tool["html"] and link in frames[-1]["html"]
 
 
 async def test_the_assistant_files_a_ticket_for_the_chatting_user_only(

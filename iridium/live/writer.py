@@ -114,7 +114,14 @@ def describe_tool(event: ai.ToolCalled) -> dict:
     if event.name == "create_support_ticket" and "ticket_id" in result:
         tool["ticket"] = {"id": result["ticket_id"], "url": result["url"]}
     if event.name == "search_knowledge_base":
-        tool["results"] = len(result.get("results", []))
+        found = [r for r in result.get("results", []) if isinstance(r, dict)]
+        tool["results"] = len(found)
+        # The articles the answer drew on, shown as links under it.
+        tool["sources"] = [
+            {"title": str(r.get("title", ""))[:200], "url": str(r.get("url", ""))}
+            for r in found
+            if r.get("title") and str(r.get("url", "")).startswith("/")
+        ]
     return tool
 
 
