@@ -6,7 +6,7 @@ from django.views.decorators.http import require_POST
 
 from iridium.infra.text import TextRejected, check_text, query_text
 
-from . import access, answers
+from . import access, answers, listing
 from .models import Conversation
 
 TITLE_REQUIRED = "A conversation needs a title."
@@ -20,8 +20,13 @@ def index(request):
         conversations = conversations.filter(
             Q(title__icontains=query) | Q(messages__content__icontains=query)
         ).distinct()
+        shown = listing.with_snippets(conversations[:200], query)
+    else:
+        shown = list(conversations[:200])
     return render(
-        request, "chat/index.html", {"conversations": conversations[:200], "query": query}
+        request,
+        "chat/index.html",
+        {"conversations": shown, "groups": listing.by_date(shown), "query": query},
     )
 
 
@@ -39,7 +44,7 @@ def _conversation_page(request, conversation, *, status=200, **extra):
         {
             "conversation": conversation,
             "chat_messages": conversation.messages.all(),
-            "recent": access.conversations_for(request.user)[:30],
+            "recent": listing.by_date(access.conversations_for(request.user)[:30]),
             "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
             **extra,
         },
