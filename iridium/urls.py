@@ -1,12 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from iridium.accounts import views as account_views
 from iridium.web import account
 from iridium.web import views as web_views
 
 urlpatterns = [
     path("", web_views.home, name="home"),
     path("healthz", web_views.healthz, name="healthz"),
+    path("plans/", account_views.plans, name="plans"),
     path("accounts/me/", account.account, name="account"),
     path("accounts/me/data.json", account.download, name="account_data"),
     path("accounts/me/delete/", account.delete, name="account_delete"),

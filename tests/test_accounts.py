@@ -170,3 +170,15 @@ def test_the_demo_provider_banner_speaks_to_staff_only(client, user, staff, sett
     settings.AI_USES_DEMO_PROVIDER = False
     client.force_login(staff)
     assert "built-in demo provider" not in client.get(reverse("home")).content.decode()
+
+
+def test_the_plans_page_compares_the_plans_and_marks_mine(client, make_user):
+    client.force_login(make_user("ursula", plan="pro"))
+    page = client.get(reverse("plans"))
+    assert page.status_code == 200
+    text = page.content.decode()
+    table = text.split("<tbody>")[1]
+    assert table.index("Free") < table.index("Pro") < table.index("Enterprise")
+    assert 'aria-current="true" class="current-plan"' in text
+    assert "You are on the <strong>Pro</strong> plan" in text
+    assert reverse("plans") in client.get(reverse("account")).content.decode()

@@ -264,6 +264,7 @@ async def test_limits_are_said_plainly_and_the_text_is_given_back(socket, conver
     assert refused["message"] == errors.DAILY_LIMIT_REACHED.format(limit=0)
     assert refused["text"] == "Anyone there?" and refused["client_id"] == "tab-1"
     assert refused["title"] == "New conversation"  # the refused text does not name it either
+    assert refused["more_url"] == "/plans/"  # where the plans are compared
     await idle("chat", conversation.pk)
     assert await sync_to_async(messages_of)(conversation) == []
     await conversation.arefresh_from_db()

@@ -10,7 +10,7 @@ from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from django_ratelimit.core import is_ratelimited
 
 from .forms import SignUpForm
-from .models import User
+from .models import Plan, User
 
 SIGNUPS_LIMITED = (
     "Too many accounts were created from your network recently. Please try again later."
@@ -83,4 +83,12 @@ def _send_verification(request, user):
         render_to_string("registration/verify_email.txt", {"user": user, "link": link}),
         None,
         [user.email],
+    )
+
+
+def plans(request):
+    """What each plan gives, the person's own marked; changes are made by an administrator."""
+    current = request.user.effective_plan if request.user.is_authenticated else None
+    return render(
+        request, "accounts/plans.html", {"plans": Plan.objects.all(), "current": current}
     )

@@ -13,7 +13,7 @@ Errors are `ai.AIError` subclasses whose message can be shown to the user as it 
 (`ai.LimitReached`, `ai.AIDisabled`) before any call was made, `ai.ProviderError` after.
 """
 
-from .errors import AIDisabled, AIError, LimitReached, ProviderError, Refused
+from .errors import AIDisabled, AIError, LimitReached, ProviderError, Refused, TooManyInFlight
 from .types import (
     CHOSEN_MODEL,
     Completion,
@@ -38,6 +38,7 @@ __all__ = [
     "Refused",
     "Request",
     "TextDelta",
+    "TooManyInFlight",
     "Tool",
     "ToolCalled",
     "ToolContext",

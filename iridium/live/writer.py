@@ -12,6 +12,8 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 
+from django.urls import reverse
+
 from iridium import ai
 from iridium.infra.db import on_kept_connection_async
 
@@ -72,6 +74,8 @@ async def write(
         run.refusal = refusal
         answer_id = answer.pk  # before on_refused deletes the answer (and its id with it)
         extra = await on_refused(refusal)
+        if isinstance(refusal, ai.LimitReached) and not isinstance(refusal, ai.TooManyInFlight):
+            extra["more_url"] = reverse("plans")  # what other plans give
         await run.send(
             {
                 "type": protocol.REFUSED,

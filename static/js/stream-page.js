@@ -242,7 +242,7 @@ function refused(frame) {
   if (frame.title) showTitle(frame.title);
   current = null;
   setBusy(false);
-  showNotice(frame.message, "error");
+  showNotice(frame.message, "error", frame.more_url ? { href: frame.more_url, text: "See plans" } : null);
   if (input && frame.client_id === clientId && frame.text && !input.value) {
     input.value = frame.text;
     grow();
@@ -346,8 +346,14 @@ function submit() {
 }
 
 // An error (a refusal) is announced at once; information (a hand-over) politely.
-function showNotice(text, kind) {
+function showNotice(text, kind, link = null) {
   notice.textContent = text;
+  if (link) {
+    const anchor = document.createElement("a");
+    anchor.href = link.href;
+    anchor.textContent = link.text;
+    notice.append(" ", anchor);
+  }
   notice.classList.toggle("error", kind === "error");
   notice.setAttribute("role", kind === "error" ? "alert" : "status");
   notice.hidden = false;

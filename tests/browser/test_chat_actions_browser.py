@@ -41,7 +41,9 @@ def test_a_refused_message_goes_back_to_the_composer_once(
     box_.fill("Anyone there?")
     box_.press("Enter")
 
-    expect(page.get_by_role("alert")).to_have_text(errors.DAILY_LIMIT_REACHED.format(limit=0))
+    alert = page.get_by_role("alert")
+    expect(alert).to_have_text(errors.DAILY_LIMIT_REACHED.format(limit=0) + " See plans")
+    expect(alert.get_by_role("link", name="See plans")).to_have_attribute("href", "/plans/")
     expect(page.locator(".messages-list > .message")).to_have_count(0)  # no empty answer
     expect(box_).to_have_value("Anyone there?")  # given back, once
     assert "Anyone there?" not in page.locator("main").inner_text()
