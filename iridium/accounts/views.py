@@ -89,6 +89,4 @@ def _send_verification(request, user):
 def plans(request):
     """What each plan gives, the person's own marked; changes are made by an administrator."""
     current = request.user.effective_plan if request.user.is_authenticated else None
-    return render(
-        request, "accounts/plans.html", {"plans": Plan.objects.all(), "current": current}
-    )
+    return render(request, "accounts/plans.html", {"plans": Plan.objects.all(), "current": current})
