@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-BENCHMARKS = ["overhead", "streams", "dashboards"]
+BENCHMARKS = ["overhead", "streams", "dashboards", "pages"]
 
 if __name__ == "__main__":
     failed = 0

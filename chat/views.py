@@ -1,7 +1,9 @@
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
 from iridium.infra.text import TextRejected, check_text, query_text
@@ -10,6 +12,8 @@ from . import access, answers, listing
 from .models import Conversation
 
 TITLE_REQUIRED = "A conversation needs a title."
+# Messages a conversation page shows at first; earlier ones come a page at a time on request.
+PAGE_MESSAGES = 50
 
 
 @login_required
@@ -37,13 +41,25 @@ def new(request):
     return redirect("chat:conversation", pk=conversation.pk)
 
 
+def _latest(conversation, *, before: int | None = None):
+    """A page of the conversation's messages, oldest first, ending with the latest (or with the
+    one before `before`), and whether there are earlier ones."""
+    messages = conversation.messages.order_by("-created_at", "-pk")
+    if before is not None:
+        messages = messages.filter(pk__lt=before)
+    page = list(messages[: PAGE_MESSAGES + 1])
+    return page[:PAGE_MESSAGES][::-1], len(page) > PAGE_MESSAGES
+
+
 def _conversation_page(request, conversation, *, status=200, **extra):
+    shown, more = _latest(conversation)
     return render(
         request,
         "chat/conversation.html",
         {
             "conversation": conversation,
-            "chat_messages": conversation.messages.all(),
+            "chat_messages": shown,
+            "earlier": shown[0].pk if more else None,
             "recent": listing.by_date(access.conversations_for(request.user)[:30]),
             "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
             **extra,
@@ -82,3 +98,16 @@ def delete(request, pk):
         conversation.delete()
         return redirect("chat:index")
     return render(request, "chat/confirm_delete.html", {"conversation": conversation})
+
+
+@login_required
+def earlier(request, pk):
+    """The page of messages before message `before`, rendered, and the next cursor (or null)."""
+    conversation = access.get_conversation(request.user, pk)
+    try:
+        before = int(request.GET.get("before", ""))
+    except ValueError:
+        return JsonResponse({"error": "before must be a message id"}, status=400)
+    shown, more = _latest(conversation, before=before)
+    html = render_to_string("chat/_messages.html", {"chat_messages": shown}, request=request)
+    return JsonResponse({"html": html, "before": shown[0].pk if (more and shown) else None})

@@ -4,6 +4,7 @@ import pytest
 from django.urls import reverse
 
 from chat.models import Conversation, Message
+from tests import factories
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -109,3 +110,24 @@ def test_markdown_rendering_is_sanitised():
     assert "href" not in html and "<b" not in html  # the link and the tag stay text
     assert "&lt;b onclick=x&gt;" in html
     assert '<span class="nb">print</span>' in html
+
+
+def test_a_long_conversation_pages_its_earlier_messages(client, user, make_user):
+    from chat.views import PAGE_MESSAGES
+
+    total = PAGE_MESSAGES + 7
+    conversation = factories.conversation(
+        user, messages=[("user", f"line {n}") for n in range(total)]
+    )
+    client.force_login(user)
+    page = client.get(reverse("chat:conversation", args=[conversation.pk]))
+    shown = page.context["chat_messages"]
+    assert [m.content for m in shown] == [f"line {n}" for n in range(7, total)]
+    url = reverse("chat:earlier", args=[conversation.pk])
+    earlier = client.get(url, {"before": page.context["earlier"]}).json()
+    assert earlier["before"] is None  # nothing before these
+    assert [f"line {n}" in earlier["html"] for n in range(7)] == [True] * 7
+    assert "line 7" not in earlier["html"]
+    assert client.get(url, {"before": "x"}).status_code == 400
+    client.force_login(make_user("sid"))
+    assert client.get(url, {"before": 1}).status_code == 404  # other people's: not there
