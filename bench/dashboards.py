@@ -12,25 +12,12 @@ import os
 import statistics
 import time
 
-import psycopg
-
-from bench.common import machine, print_table, setup_django
+from bench.common import ensure_database, machine, print_table, setup_django
 
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
 REPEATS = 5
 TARGET_MS = 300.0
 LOCAL_URL = "postgres://postgres@127.0.0.1:5432/iridium_bench"
-
-
-def ensure_database(url: str) -> None:
-    name = url.rsplit("/", 1)[1]
-    server = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(server, autocommit=True) as connection:
-        exists = connection.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [name]
-        ).fetchone()
-        if not exists:
-            connection.execute(f'CREATE DATABASE "{name}"')
 
 
 FILL = """
