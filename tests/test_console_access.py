@@ -70,18 +70,17 @@ def get(client, who, url):
     return client.get(url)
 
 
-def assert_status(response, expected):
-    if expected == "login":
-        assert response.status_code == 302
-        assert response.url.startswith(reverse("login") + "?next=")
-    else:
-        assert response.status_code == expected
+def outcome(response):
+    """200, 403, ... or "login" (sent to log in first)."""
+    if response.status_code == 302 and response.url.startswith(reverse("login") + "?next="):
+        return "login"
+    return response.status_code
 
 
 @pytest.mark.parametrize("role", list(CONSOLE))
 @pytest.mark.parametrize("name", CONSOLE_PAGES)
 def test_console_pages(client, people, traces, role, name):
-    assert_status(get(client, people[role], reverse(name)), CONSOLE[role])
+    assert outcome(get(client, people[role], reverse(name))) == CONSOLE[role]
 
 
 # The trace pages: (status, whether the prompts, answers and tool output are shown).
@@ -100,7 +99,7 @@ TRACE = {
 def test_trace_pages_and_their_content(client, people, traces, role, kind):
     status, content = TRACE[kind][role]
     response = get(client, people[role], reverse("analytics:trace", args=[traces[kind]]))
-    assert_status(response, status)
+    assert outcome(response) == status
     if status != 200:
         return
     html = response.content.decode()

@@ -431,3 +431,11 @@ def test_a_person_deletes_their_account_with_their_password(client, make_user):
     assert "everything Iridium held on you have been deleted" in response.text
     assert not User.objects.filter(pk=person.pk).exists()
     assert "_auth_user_id" not in client.session
+
+
+def test_a_username_too_long_to_be_one_is_a_form_error_not_an_attempt(client, plans):
+    """It would not fit the log-in throttling's records (255 characters)."""
+    for url in (reverse("login"), reverse("admin:login")):
+        response = client.post(url, {"username": "x" * 5000, "password": "0"})
+        assert response.status_code == 200, url
+        assert "Ensure this value has at most 150 characters" in response.content.decode()

@@ -1,4 +1,6 @@
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.core.validators import MaxLengthValidator
 
 from .models import User
 
@@ -14,3 +16,22 @@ class SignUpForm(UserCreationForm):
     def __init__(self, *args, email_required=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["email"].required = email_required
+
+
+class UsernameLengthChecked:
+    """A log-in form whose username is checked for length before any attempt is made (Django
+    only tells the browser; a longer one would reach the log-in throttling's records, which
+    cannot hold it)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        username = self.fields["username"]
+        username.validators.append(MaxLengthValidator(username.max_length))
+
+
+class LoginForm(UsernameLengthChecked, AuthenticationForm):
+    pass
+
+
+class AdminLoginForm(UsernameLengthChecked, AdminAuthenticationForm):
+    pass

@@ -12,6 +12,9 @@ class IridiumAdminSite(admin.AdminSite):
         # form (which would invite them to sign in as somebody else).
         if request.user.is_authenticated and not self.has_permission(request):
             raise PermissionDenied("This part of Iridium is for staff.")
+        from iridium.accounts.forms import AdminLoginForm  # (models are not ready at import)
+
+        self.login_form = AdminLoginForm
         return super().login(request, extra_context)
 
 
