@@ -65,3 +65,26 @@ async def test_answers_finish_and_are_saved_when_postgresql_ends_the_connections
         await idle("chat", conversation.pk)
         answer = await Message.objects.aget(conversation=conversation, role="assistant")
         assert answer.status == "complete" and len(answer.content.split()) >= 40
+
+
+async def test_a_budget_warning_is_noted_on_a_fresh_connection_and_never_fails_a_call(
+    ai_settings, make_user
+):
+    """Found by the soak: the note that a budget crossed 80% was written on the connection the
+    database had ended, and the answer failed with it."""
+    from decimal import Decimal
+
+    from iridium.ai import budgets
+    from iridium.ai.models import BudgetWarning
+
+    require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL)")
+    user = await sync_to_async(make_user)("bea")
+    subject = budgets.Subject(f"user:{user.pk}", Decimal("1.00"), {"user_id": user.pk})
+    pid = await sync_to_async(held_connection_pid)()
+    assert await asyncio.to_thread(terminate, pid)
+    spent = int(Decimal("0.85") * budgets.NANOS)
+    await budgets._note_crossings(subject, before=0, after=spent)
+    assert [w.percent async for w in BudgetWarning.objects.filter(user=user)] == [80]
+    # A note that cannot be written at all is logged and skipped, not raised.
+    broken = budgets.Subject("user:0", Decimal("1.00"), {"no_such_field": 1})
+    await budgets._note_crossings(broken, before=0, after=spent)

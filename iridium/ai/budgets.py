@@ -44,6 +44,7 @@ from django.db.models import Sum
 from django.dispatch import receiver
 
 from iridium.infra.breaker import Breaker
+from iridium.infra.db import on_kept_connection_async
 from iridium.infra.redis import async_client
 
 from . import errors
@@ -234,17 +235,33 @@ def _refusal(reservation: Reservation, kind: str, index: int = 0) -> errors.Limi
 
 
 async def _note_crossings(subject: Subject, *, before: int, after: int) -> None:
+    """Note the warning levels the subject's spend has just crossed (80%, 100%), once each a
+    month. A note is not worth an answer: if it cannot be written, it is logged and skipped."""
     if subject.budget <= 0:
         return
-    for percent in WARNING_LEVELS:
-        threshold = subject.budget_nanos * percent / 100
-        if before < threshold <= after or (before == 0 and after >= threshold):
-            await BudgetWarning.objects.aget_or_create(
-                period=datetime.now(UTC).strftime("%Y-%m"),
-                percent=percent,
-                **subject.filters,
-                defaults={"budget_usd": subject.budget, "spent_usd": Decimal(after) / NANOS},
-            )
+    crossed = [
+        percent
+        for percent in WARNING_LEVELS
+        if before < subject.budget_nanos * percent / 100 <= after
+        or (before == 0 and after >= subject.budget_nanos * percent / 100)
+    ]
+    if not crossed:
+        return
+    try:
+        await on_kept_connection_async(_write_warnings, subject, crossed, after)
+    except Exception as error:
+        logger.warning("could not note a budget warning of %s: %r", subject.name, error)
+
+
+def _write_warnings(subject: Subject, crossed: list[int], after: int) -> None:
+    period = datetime.now(UTC).strftime("%Y-%m")
+    for percent in crossed:
+        BudgetWarning.objects.get_or_create(
+            period=period,
+            percent=percent,
+            **subject.filters,
+            defaults={"budget_usd": subject.budget, "spent_usd": Decimal(after) / NANOS},
+        )
 
 
 # --- Redis ----------------------------------------------------------------------------------

@@ -196,7 +196,11 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             frame = protocol.parse(raw, max_chars=settings.WEBSOCKET_MAX_FRAME_CHARS)
             await self._handler(frame["type"])(frame)
         except DomainError as error:
-            await self.send_json(protocol.error(error.code, error.message, **error.extra))
+            extra = dict(error.extra)
+            content = frame.get("content")
+            if "text" not in extra and isinstance(content, str) and content:
+                extra["text"] = content  # whatever was refused, what was typed comes back
+            await self.send_json(protocol.error(error.code, error.message, **extra))
         except Exception:
             # Not the person's fault (the database went away a moment, say): the socket stays
             # open and what they typed comes back.
