@@ -124,6 +124,8 @@ else:
 # cost about 3.5 ms here (docs/performance.md). DB_POOL=false turns it off (PgBouncer in
 # transaction mode in front of PostgreSQL, for instance).
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
+# With the pool this makes Django pass psycopg's check: a connection the database ended while it
+# waited in the pool (a restart, a failover) is replaced when taken, not handed to a request.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
     "DB_POOL", default=True

@@ -261,7 +261,7 @@ async def test_the_production_set_up_under_load_and_faults(
         if answer is None and kind == "ticket":
             continue  # its first answer was refused: the assistant answers when it is opened
         if answer is None or answer.status == "streaming" or not answer.content:
-            lost.append((kind, pk, answer and answer.status))
+            lost.append((kind, pk, answer and answer.status, answer and answer.error))
     costly = await Generation.objects.filter(user=users[0]).aaggregate(
         spent=Sum("total_cost_usd"), most=Max("reserved_cost_usd")
     )

@@ -2,6 +2,7 @@
 Chart.js draws them in the page (static/js/console-charts.js); nothing is drawn here."""
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.utils import formats
 from django.utils.html import format_html_join
@@ -65,10 +66,19 @@ def _printed(value, unit) -> str:
     return formats.number_format(value, force_grouping=True)
 
 
-def build(rows: list[dict], *, hourly: bool) -> tuple[list[dict], dict]:
-    """The charts for the template (titles and tables) and their data for the page's JSON."""
-    labels = [row["start"].strftime("%H:%M" if hourly else "%b %-d") for row in rows]
-    titles = [row["start"].strftime("%Y-%m-%d %H:%M" if hourly else "%a %Y-%m-%d") for row in rows]
+def build(
+    rows: list[dict], *, hourly: bool, axis: list[datetime] | None = None
+) -> tuple[list[dict], dict]:
+    """The charts for the template (titles and tables) and their data for the page's JSON.
+
+    `axis`, when given, is every bucket the chart spans (today's 24 hours, say): those after
+    the last row are drawn empty, so that an early hour is not one bar across the page. The
+    tables list the rows only."""
+    moments = [row["start"] for row in rows]
+    later = [moment for moment in axis or [] if not moments or moment > moments[-1]]
+    labels = [m.strftime("%H:%M" if hourly else "%b %-d") for m in moments + later]
+    titles = [m.strftime("%Y-%m-%d %H:%M" if hourly else "%a %Y-%m-%d") for m in moments + later]
+    empty = [None] * len(later)
     page, data = [], {"labels": labels, "titles": titles, "charts": []}
     for chart in CHARTS:
         data["charts"].append(
@@ -78,7 +88,10 @@ def build(rows: list[dict], *, hourly: bool) -> tuple[list[dict], dict]:
                 "kind": chart.kind,
                 "stacked": chart.stacked,
                 "series": [
-                    {"label": s.label, "values": [_number(row[s.key], chart.unit) for row in rows]}
+                    {
+                        "label": s.label,
+                        "values": [_number(row[s.key], chart.unit) for row in rows] + empty,
+                    }
                     for s in chart.series
                 ],
             }
@@ -101,7 +114,7 @@ def build(rows: list[dict], *, hourly: bool) -> tuple[list[dict], dict]:
                                 ((_printed(row[s.key], chart.unit),) for s in chart.series),
                             ),
                         )
-                        for title, row in zip(titles, rows, strict=True)
+                        for title, row in zip(titles, rows, strict=False)
                     ),
                 ),
             }

@@ -93,9 +93,10 @@ def _ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def buckets(*, since: datetime, hourly: bool, now: datetime | None = None) -> list[datetime]:
-    """The hours (or days) from `since` to now, as the local moments they start."""
-    now = timezone.localtime(now or timezone.now())
+def buckets(*, since: datetime, hourly: bool, until: datetime | None = None) -> list[datetime]:
+    """The hours (or days) from `since` to `until` (now by default), as the local moments they
+    start."""
+    now = timezone.localtime(until or timezone.now())
     step = timedelta(hours=1) if hourly else timedelta(days=1)
     moment = timezone.localtime(since)
     out = []

@@ -36,7 +36,13 @@ def dashboard(request):
     form, period, since, filters = _filtered(request)
     hourly = period in HOURLY
     rows = selectors.series(since=since, hourly=hourly, filters=filters)
-    chart_list, chart_data = charts.build(rows, hourly=hourly)
+    # Today is drawn as the whole day, the hours to come empty.
+    axis = (
+        selectors.buckets(since=since, hourly=True, until=since.replace(hour=23))
+        if period == "today"
+        else None
+    )
+    chart_list, chart_data = charts.build(rows, hourly=hourly, axis=axis)
     context = {
         **_common(form, period),
         "summary": selectors.summary_of(rows),
