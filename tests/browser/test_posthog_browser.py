@@ -2,7 +2,6 @@
 against the loopback PostHog server, beside the server's own AI events."""
 
 import json
-import re
 
 import pytest
 from playwright.sync_api import expect
