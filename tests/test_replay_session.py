@@ -138,3 +138,46 @@ async def test_without_a_session_no_session_id_is_sent(ai_settings, user, fake_p
     await generate(user, "code", CODE)
     [event] = await events_of(fake_posthog, 1, "$ai_generation")
     assert "$session_id" not in event["properties"]
+
+
+def connect_src(response) -> list[str]:
+    policy = response["Content-Security-Policy"]
+    directive = next(d for d in policy.split(";") if d.strip().startswith("connect-src"))
+    return directive.split()[1:]
+
+
+def test_the_layout_loads_posthog_and_the_csp_allows_its_host_only_with_a_web_key(
+    client, settings, user
+):
+    client.force_login(user)
+    settings.POSTHOG_HOST = "https://eu.i.posthog.com"
+    response = client.get(reverse("chat:index"))
+    assert b"posthog" not in response.content
+    assert connect_src(response) == ["'self'"]
+
+    settings.POSTHOG_WEB_KEY = "phc_web"
+    settings.POSTHOG_WEB_HOST = "https://ph.example.com/ingest/"
+    response = client.get(reverse("chat:index"))
+    assert connect_src(response) == ["'self'", "https://ph.example.com"]
+    config = response.context["posthog_browser"]
+    assert config["apiHost"] == "https://ph.example.com/ingest"
+    assert config["distinctId"] == str(user.pk)
+    assert config["maskTextSelector"] != "*"
+    assert b'id="posthog-config"' in response.content
+    assert b"vendor/posthog-js/array.full.no-external.js" in response.content
+
+
+def test_privacy_mode_plans_mask_all_text_and_pseudonymous_plans_use_the_pseudonym(
+    client, settings, make_user, plans
+):
+    from iridium.ai.pseudonyms import pseudonym
+
+    settings.POSTHOG_WEB_KEY = "phc_web"
+    settings.ANALYTICS_PSEUDONYMOUS_PLANS = ["pro"]
+    plans["pro"].privacy_mode_forced = True
+    plans["pro"].save()
+    person = make_user("pia", plan="pro")
+    client.force_login(person)
+    config = client.get(reverse("chat:index")).context["posthog_browser"]
+    assert config["distinctId"] == pseudonym(person.pk)
+    assert config["maskTextSelector"] == "*"
