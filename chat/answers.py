@@ -67,6 +67,8 @@ async def regenerate(*, conversation: Conversation, user) -> None:
 
 
 def _start(conversation, user, answer, *, question, client_id):
+    replay_session_id = ai.replay.current()  # of the frame that starts it
+
     async def ask():
         messages = await on_kept_connection_async(_history, conversation, answer)
         return ai.Request(
@@ -80,6 +82,7 @@ def _start(conversation, user, answer, *, question, client_id):
                 "hasTools": True,
             },
             tools=CHAT_TOOLS,
+            replay_session_id=replay_session_id,
         )
 
     async def on_refused(refusal):

@@ -29,7 +29,7 @@ def new_trace_id(user_id: int) -> str:
     return f"codegen-{int(time.time() * 1000)}-{user_id}"
 
 
-def _request(creation: Creation, user) -> ai.Request:
+def _request(creation: Creation, user, replay_session_id: str) -> ai.Request:
     if creation.kind == Creation.Kind.CODE:
         system = CODE_SYSTEM.format(
             language=creation.language,
@@ -52,6 +52,7 @@ def _request(creation: Creation, user) -> ai.Request:
                 "promptLength": len(creation.prompt),
             },
             private_properties={"framework": creation.framework or "none"},  # typed freely
+            replay_session_id=replay_session_id,
         )
     system = CONTENT_SYSTEM.format(
         content_type=creation.get_content_type_display().lower(),
@@ -72,6 +73,7 @@ def _request(creation: Creation, user) -> ai.Request:
             "tone": creation.tone,
             "targetLength": creation.target_length,
         },
+        replay_session_id=replay_session_id,
     )
 
 
@@ -79,9 +81,10 @@ def start(creation: Creation, user) -> runs.Run | None:
     """Start writing the creation unless it is already being written here."""
     if runs.running(run_key(creation.pk)):
         return None
+    replay_session_id = ai.replay.current()  # of the request or frame that starts it
 
     async def ask():
-        return _request(creation, user)
+        return _request(creation, user, replay_session_id)
 
     async def on_refused(refusal):
         await creation.adelete()

@@ -67,9 +67,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The browser's PostHog session id of a form post, then PostHog's context for the request
+    # (its session id is what iridium.ai.replay.current() reads for the AI calls it starts).
+    "iridium.web.middleware.ReplaySessionFromForm",
+    "posthog.integrations.django.PosthogContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "iridium.web.middleware.ContentSecurityPolicyMiddleware",
     "iridium.web.middleware.DomainErrorMiddleware",
     # Last, as django-axes asks: it turns a locked-out log-in into its page.
     "axes.middleware.AxesMiddleware",
@@ -295,6 +299,30 @@ ANALYTICS_PSEUDONYM_SECRET = env.str("ANALYTICS_PSEUDONYM_SECRET", default="")
 # Without POSTHOG_API_KEY nothing is sent to PostHog and everything else still works.
 POSTHOG_API_KEY = env.str("POSTHOG_API_KEY", default="")
 POSTHOG_HOST = env.str("POSTHOG_HOST", default="https://us.i.posthog.com")
+# PostHog in the browser (posthog-js, from our static files): the project's public key; without
+# it pages load no PostHog script. Its host defaults to POSTHOG_HOST; the UI host is PostHog's
+# app address when the host is a reverse proxy (links in the toolbar and replays).
+POSTHOG_WEB_KEY = env.str("POSTHOG_WEB_KEY", default="")
+POSTHOG_WEB_HOST = env.str("POSTHOG_WEB_HOST", default="")
+POSTHOG_WEB_UI_HOST = env.str("POSTHOG_WEB_UI_HOST", default="")
+
+
+# posthog-python's Django middleware (posthog.integrations.django) opens PostHog's context for
+# the requests that may start an AI call, and only reads the browser's session and distinct id
+# headers (X-POSTHOG-SESSION-ID): no request properties (email, address, agent) join any event,
+# and exceptions are reported by the AI service, not by the middleware.
+def _posthog_context_wanted(request) -> bool:
+    return request.method == "POST"
+
+
+def _no_request_properties(properties: dict) -> dict:
+    return {}
+
+
+POSTHOG_MW_REQUEST_FILTER = _posthog_context_wanted
+POSTHOG_MW_PROPERTIES_MAP = _no_request_properties
+POSTHOG_MW_CAPTURE_EXCEPTIONS = False
+POSTHOG_MW_CAPTURE_TRACING_HEADERS = True
 # To delete a deleted user's person in PostHog: a personal API key and the project's id.
 POSTHOG_PERSONAL_API_KEY = env.str("POSTHOG_PERSONAL_API_KEY", default="")
 POSTHOG_PROJECT_ID = env.str("POSTHOG_PROJECT_ID", default="")
@@ -320,7 +348,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 # Content-Security-Policy (django-csp): scripts and styles only from our own static files, no
-# inline script or style anywhere; sockets to this site only.
+# inline script or style anywhere; sockets to this site only. With POSTHOG_WEB_KEY, connect-src
+# also names PostHog's host (iridium.web.middleware.ContentSecurityPolicyMiddleware).
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [csp.SELF],

@@ -97,6 +97,7 @@ async def start_answer(ticket_id: int) -> bool:
     ticket, answer = await sync_to_async(_prepare)(ticket_id)
     if ticket is None:
         return False
+    replay_session_id = ai.replay.current()  # of the request or frame that starts it
 
     async def ask():
         thread, first_response = await on_kept_connection_async(_thread, ticket, answer)
@@ -115,6 +116,7 @@ async def start_answer(ticket_id: int) -> bool:
                 "firstResponse": first_response,
             },
             tools=[SEARCH_KNOWLEDGE_BASE, _hand_over_tool(ticket.pk)],
+            replay_session_id=replay_session_id,
         )
 
     async def on_refused(refusal):

@@ -126,3 +126,12 @@ def test_the_page_and_the_protocol_have_the_same_close_codes():
     assert close_codes_of_the_page() == codes
     for name in codes:  # and the page acts on each
         assert re.search(rf"event\.code === {name}\b", PAGE), name
+
+
+def test_the_page_sends_the_replay_session_with_the_frames_that_start_an_answer():
+    starts = re.search(r"const STARTS_AN_ANSWER = \[([^\]]*)\];", PAGE)
+    field = re.search(r'const REPLAY_SESSION_FIELD = "([^"]+)";', PAGE)
+    assert starts and field, "stream-page.js names the frames and the field"
+    assert set(re.findall(r'"([a-z_]+)"', starts.group(1))) == set(protocol.STARTS_AN_ANSWER)
+    assert field.group(1) == protocol.REPLAY_SESSION_FIELD
+    assert set(protocol.STARTS_AN_ANSWER) <= set(protocol.FROM_PAGE)

@@ -9,10 +9,14 @@
 
     completion = await ai.complete(ai.Request(user=user, feature="code-generation", ...))
 
+`ai.replay.current()` is the browser's PostHog session id for the request or frame being
+handled, for `Request.replay_session_id` (iridium.ai.replay).
+
 Errors are `ai.AIError` subclasses whose message can be shown to the user as it is: `ai.Refused`
 (`ai.LimitReached`, `ai.AIDisabled`) before any call was made, `ai.ProviderError` after.
 """
 
+from . import replay
 from .errors import AIDisabled, AIError, LimitReached, ProviderError, Refused, TooManyInFlight
 from .types import (
     CHOSEN_MODEL,
@@ -45,6 +49,7 @@ __all__ = [
     "ToolFailed",
     "Usage",
     "complete",
+    "replay",
     "standing",
     "stream",
 ]

@@ -36,6 +36,8 @@ class Call:
     # What the provider calls cost so far (None once a price is unknown).
     spent: Cost | None = ZERO_COST
     span_ids: list[str] = field(default_factory=list)
+    # The browser's PostHog session id, validated (iridium.ai.replay): `$session_id` of every event.
+    replay_session_id: str = ""
 
     @property
     def model(self) -> str:
@@ -112,6 +114,7 @@ class Call:
             in_flight=in_flight,
             reserved_cost=reserved_cost,
             exception=exception,
+            replay_session_id=self.replay_session_id,
         )
         if submit:
             recorder.submit(record)
@@ -146,5 +149,6 @@ class Call:
                 properties=self.properties,
                 input_state=input_state,
                 output_state=output_state,
+                replay_session_id=self.replay_session_id,
             )
         )

@@ -82,6 +82,8 @@ class GenerationRecord:
     reserved_cost: Decimal | None = None
     # The exception that failed the call, for PostHog's error tracking (never stored).
     exception: BaseException | None = field(default=None, repr=False)
+    # The browser's PostHog session id (iridium.ai.replay), sent as `$session_id`.
+    replay_session_id: str = ""
 
     def to_row(self) -> Generation:
         cost = self.cost
@@ -148,7 +150,7 @@ class GenerationRecord:
             "$ai_provider": self.provider,
             "$ai_http_status": self.http_status or 0,
         }
-        event = _event("$exception", self.caller, self.trace_id, properties)
+        event = _event("$exception", self.caller, self.trace_id, properties, self.replay_session_id)
         return {**event, "exception": self.exception}
 
     def to_event(self) -> dict:
@@ -162,7 +164,9 @@ class GenerationRecord:
                 "saved_cost_usd": float(self.saved_cost) if self.saved_cost is not None else None,
                 "$ai_trace_id": self.trace_id,
             }
-            return _event("ai_cache_hit", self.caller, self.trace_id, properties)
+            return _event(
+                "ai_cache_hit", self.caller, self.trace_id, properties, self.replay_session_id
+            )
         properties = {
             **flag_properties,
             **self.properties,
@@ -195,7 +199,9 @@ class GenerationRecord:
             properties["$ai_input"] = self.input
             if self.output is not None:
                 properties["$ai_output_choices"] = self.output
-        return _event("$ai_generation", self.caller, self.trace_id, properties)
+        return _event(
+            "$ai_generation", self.caller, self.trace_id, properties, self.replay_session_id
+        )
 
 
 @dataclass
@@ -214,6 +220,7 @@ class SpanRecord:
     properties: dict
     input_state: Any
     output_state: Any
+    replay_session_id: str = ""
 
     def to_row(self) -> Span:
         return Span(
@@ -247,12 +254,17 @@ class SpanRecord:
         if not self.privacy_mode:
             properties["$ai_input_state"] = self.input_state
             properties["$ai_output_state"] = self.output_state
-        return _event("$ai_span", self.caller, self.trace_id, properties)
+        return _event("$ai_span", self.caller, self.trace_id, properties, self.replay_session_id)
 
 
-def _event(name: str, caller: Caller, trace_id: str, properties: dict) -> dict:
+def _event(
+    name: str, caller: Caller, trace_id: str, properties: dict, replay_session_id: str = ""
+) -> dict:
     if caller.user is None:
         properties["$process_person_profile"] = False
+    if replay_session_id:
+        # Not content: sent in privacy mode too (iridium.ai.replay).
+        properties["$session_id"] = replay_session_id
     return {
         "event": name,
         "distinct_id": caller.distinct_id(trace_id),

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from iridium.infra.db import reading_again_if_dropped
 
-from . import budgets, pricing, toolloop, wire
+from . import budgets, pricing, replay, toolloop, wire
 from . import cache as response_cache
 from .call import ZERO_COST, Call, new_span_id
 from .callers import resolve_caller
@@ -146,6 +146,7 @@ async def _prepare(request: Request, *, streaming: bool) -> Call:
         route=route,
         max_steps=request.max_steps or settings.AI_MAX_TOOL_STEPS,
         max_output_tokens=output_cap,
+        replay_session_id=replay.valid(request.replay_session_id),
     )
 
 

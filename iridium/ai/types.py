@@ -96,6 +96,9 @@ class Request:
     `private_properties`: properties that hold what a person typed (a framework's name, say):
     they join the others only when the call is not in privacy mode, since in privacy mode
     nothing a person wrote leaves the app's own tables.
+    `replay_session_id`: the browser's PostHog session id of the page that started the call
+    (`ai.replay.current()`), sent as `$session_id` on every event of the call so that PostHog
+    links the trace to the page's replay; an invalid one is ignored.
     """
 
     user: Any  # the signed-in user, or None for anonymous calls
@@ -111,6 +114,7 @@ class Request:
     cache: bool | int | None = None
     temperature: float | None = None
     max_output_tokens: int | None = None
+    replay_session_id: str = ""
 
 
 # --- Events of a streamed call ----------------------------------------------------------------

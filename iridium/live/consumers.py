@@ -13,7 +13,11 @@ views use), the object's answers, and its handlers for frames. The base:
   written" by a worker that stopped are marked interrupted first;
 - takes `stop` for every app;
 - validates every frame (iridium.live.protocol) and maps every domain error (a refused frame,
-  a busy object, an AI refusal) to an `error` frame once, here.
+  a busy object, an AI refusal) to an `error` frame once, here;
+- handles each frame in PostHog's context, as posthog-python's Django middleware does for an
+  HTTP request (Channels has no such integration): the context holds the browser's session id
+  the frame carries, which the AI calls the frame starts send as `$session_id`
+  (`ai.replay.current()`).
 """
 
 import asyncio
@@ -26,6 +30,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.db.models import QuerySet
 
+from iridium import ai
 from iridium.infra.errors import DomainError
 
 from . import fanout, protocol, runs
@@ -194,7 +199,8 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         frame = {}
         try:
             frame = protocol.parse(raw, max_chars=settings.WEBSOCKET_MAX_FRAME_CHARS)
-            await self._handler(frame["type"])(frame)
+            with ai.replay.session_context(protocol.replay_session_id(frame)):
+                await self._handler(frame["type"])(frame)
         except DomainError as error:
             extra = dict(error.extra)
             content = frame.get("content")

@@ -11,6 +11,10 @@ From the page:
     retry                       answer again where the last answer failed
     human                       ask for a person (support)
 
+Frames that start an answer (send, regenerate, retry) carry `replay_session_id`, the browser's
+PostHog session id, when PostHog runs in the page: the answer's AI calls send it as
+`$session_id` (iridium.ai.replay, which also says what a valid one is; others are ignored).
+
 To the page:
     ready {in_progress}                      first frame; the answer being written, if any
     user_message {message, html, title?}     a person's message, rendered
@@ -29,6 +33,7 @@ To the page:
 
 import json
 
+from iridium import ai
 from iridium.infra.errors import DomainError
 from iridium.infra.text import TextRejected, check_text
 
@@ -43,6 +48,8 @@ REGENERATE = "regenerate"
 RETRY = "retry"
 HUMAN = "human"
 FROM_PAGE = (SEND, STOP, REGENERATE, RETRY, HUMAN)
+STARTS_AN_ANSWER = (SEND, REGENERATE, RETRY)
+REPLAY_SESSION_FIELD = "replay_session_id"
 
 # Frames to the page.
 READY = "ready"
@@ -135,6 +142,14 @@ def text(frame: dict, field: str = "content", *, limit: int) -> str:
 def client_id(frame: dict) -> str:
     value = frame.get("client_id")
     return value[:CLIENT_ID_CHARS] if isinstance(value, str) else ""
+
+
+def replay_session_id(frame: dict) -> str:
+    """The browser's PostHog session id a frame that starts an answer carries, or "" (none,
+    or not a valid one: never an error for the person)."""
+    if frame.get("type") not in STARTS_AN_ANSWER:
+        return ""
+    return ai.replay.valid(frame.get(REPLAY_SESSION_FIELD))
 
 
 # --- Frames to the page ----------------------------------------------------------------------

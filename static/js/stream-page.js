@@ -68,7 +68,24 @@ function connect() {
 // Frames written while the socket is (re)connecting wait here and go out once it is open.
 const outbox = [];
 
+// Frames that start an answer carry the browser's PostHog session id, when PostHog runs in the
+// page (static/js/analytics.js), so that the answer's AI calls link to the page's replay.
+const STARTS_AN_ANSWER = ["send", "regenerate", "retry"];
+const REPLAY_SESSION_FIELD = "replay_session_id";
+
+function replaySessionId() {
+  try {
+    return window.posthog?.__loaded ? window.posthog.get_session_id() || "" : "";
+  } catch {
+    return "";
+  }
+}
+
 function send(frame) {
+  if (STARTS_AN_ANSWER.includes(frame.type)) {
+    const sessionId = replaySessionId();
+    if (sessionId) frame = { ...frame, [REPLAY_SESSION_FIELD]: sessionId };
+  }
   const text = JSON.stringify(frame);
   if (!socket || socket.readyState !== WebSocket.OPEN) {
     outbox.push(text);

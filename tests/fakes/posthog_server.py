@@ -10,10 +10,21 @@ It speaks the wire format of posthog-python 7.x (its request.py and types.py):
 - ``GET /flags/definitions``: the same values as definitions a client with a ``secret_key``
   evaluates locally.
 
+And what posthog-js (the browser's SDK, static/vendor/posthog-js) sends, from another origin
+(CORS, preflights answered):
+
+- ``POST /e/``, ``/i/v0/e/``: an event or a list of them, gzipped (``?compression=gzip-js``,
+  known by gzip's magic bytes) or base64 in a ``data=`` form field, recorded like the others.
+- ``POST /s/``: session replay, ``$snapshot`` events whose rrweb events are recorded in
+  ``snapshots`` (their compressed parts, ``cv`` "2024-10", decompressed: what a replay holds).
+- ``POST /flags/?v=2&config=true``: flags with the session-recording configuration;
+  ``GET /array/<key>/config``: the same remote configuration.
+
 ``SilentServer`` and ``refused_url()`` stand for a PostHog that never answers and one that is
 not there.
 """
 
+import base64
 import gzip
 import json
 import socket
@@ -22,7 +33,16 @@ import time
 import uuid
 from urllib.parse import parse_qs
 
-CAPTURE_PATHS = ("/batch/", "/i/v0/ai/batch/", "/i/v0/e/", "/capture/")
+CAPTURE_PATHS = ("/batch/", "/i/v0/ai/batch/", "/i/v0/e/", "/capture/", "/e/", "/e")
+REPLAY_PATHS = ("/s/", "/s")
+# What posthog-js is told to do: record replays, and send them to /s/.
+BROWSER_CONFIG = {
+    "sessionRecording": {"endpoint": "/s/"},
+    "supportedCompression": ["gzip-js"],
+    "autocapture_opt_out": True,
+    "surveys": False,
+    "heatmaps": False,
+}
 
 
 class FakePostHog:
@@ -34,6 +54,7 @@ class FakePostHog:
         self.definition_requests: list[dict] = []  # query and headers of GET /flags/definitions
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request
         self._events: list[dict] = []
+        self.snapshots: list[dict] = []  # rrweb events of session replays, decompressed
         # The server thread records, the test thread waits: one condition guards both.
         self._changed = threading.Condition()
 
@@ -61,9 +82,25 @@ class FakePostHog:
             )
         return matching
 
+    def wait_for_snapshots(self, containing: str, timeout: float = 15.0) -> list[dict]:
+        """Wait until the replay (rrweb) events that have arrived contain ``containing`` in
+        their JSON; all of them."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while containing not in json.dumps(self.snapshots):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"no replay event contains {containing!r} within {timeout} s "
+                        f"({len(self.snapshots)} replay event(s) received)"
+                    )
+                self._changed.wait(remaining)
+            return list(self.snapshots)
+
     def clear(self):
         with self._changed:
             self._events.clear()
+            self.snapshots.clear()
             self.flag_requests.clear()
             self.definition_requests.clear()
             self.requests.clear()
@@ -78,16 +115,28 @@ class FakePostHog:
         headers = {name.decode().lower(): value.decode() for name, value in scope["headers"]}
         with self._changed:
             self.requests.append((method, path))
+        cors = _cors(headers)
 
-        if method == "POST" and path in CAPTURE_PATHS:
+        if method == "OPTIONS":  # a browser's preflight
+            await _respond(send, 200, {}, cors)
+        elif method == "POST" and path in CAPTURE_PATHS:
             body = await _read_json(receive, headers)
             self._record(path, body)
-            await _respond(send, 200, {"status": 1})
+            await _respond(send, 200, {"status": 1}, cors)
+        elif method == "POST" and path in REPLAY_PATHS:
+            body = await _read_json(receive, headers)
+            self._record_replay(body)
+            await _respond(send, 200, {"status": 1}, cors)
         elif method == "POST" and path in ("/flags/", "/flags"):
             body = await _read_json(receive, headers)
             with self._changed:
                 self.flag_requests.append(body)
-            await _respond(send, 200, self._flags_response(body))
+            response = self._flags_response(body)
+            if "config" in query:  # posthog-js asks for its remote configuration too
+                response = {**BROWSER_CONFIG, **response}
+            await _respond(send, 200, response, cors)
+        elif method == "GET" and path.startswith("/array/") and path.endswith("/config"):
+            await _respond(send, 200, BROWSER_CONFIG, cors)
         elif method == "GET" and path in ("/flags/definitions", "/flags/definitions/"):
             with self._changed:
                 self.definition_requests.append(
@@ -98,13 +147,28 @@ class FakePostHog:
             await _respond(send, 404, {"type": "invalid_request", "detail": "Not found."})
 
     def _record(self, path: str, body: dict):
-        # Batch endpoints wrap events in "batch"; /i/v0/e/ and /capture/ may carry one event.
-        batch = body.get("batch", [body]) if isinstance(body, dict) else []
+        # Batch endpoints wrap events in "batch"; /i/v0/e/ and /capture/ may carry one event;
+        # posthog-js sends a list.
+        if isinstance(body, list):
+            batch, body = body, {}
+        else:
+            batch = body.get("batch", [body]) if isinstance(body, dict) else []
         with self._changed:
             for event in batch:
                 self._events.append(
                     {**event, "api_key": event.get("api_key", body.get("api_key")), "path": path}
                 )
+            self._changed.notify_all()
+
+    def _record_replay(self, body):
+        events = body if isinstance(body, list) else [body]
+        snapshots = []
+        for event in events:
+            properties = event.get("properties", {}) if isinstance(event, dict) else {}
+            for item in properties.get("$snapshot_data") or []:
+                snapshots.append(_decompressed_snapshot(item))
+        with self._changed:
+            self.snapshots.extend(snapshots)
             self._changed.notify_all()
 
     def _flags_response(self, body: dict) -> dict:
@@ -156,14 +220,52 @@ async def _read_json(receive, headers):
         if not message.get("more_body"):
             break
     body = b"".join(chunks)
-    if headers.get("content-encoding") == "gzip":
-        body = gzip.decompress(body)
+    if headers.get("content-encoding") == "gzip" or body[:2] == b"\x1f\x8b":
+        body = gzip.decompress(body)  # posthog-python's header, or posthog-js's gzip-js
+    elif headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        data = parse_qs(body.decode()).get("data", [""])[0]  # posthog-js's base64 form
+        body = base64.b64decode(data) if data else body
     return json.loads(body) if body else {}
 
 
-async def _respond(send, status, payload):
+def _decompressed_snapshot(item):
+    """An rrweb event as posthog-js sends it, with its compressed parts (``cv`` "2024-10":
+    JSON, gzipped, as a Latin-1 string) opened."""
+    if not isinstance(item, dict) or "cv" not in item:
+        return item
+
+    def opened(value):
+        if isinstance(value, str):
+            return json.loads(gzip.decompress(value.encode("latin-1")))
+        return value
+
+    data = item.get("data")
+    if isinstance(data, str):
+        data = opened(data)
+    elif isinstance(data, dict):
+        data = {key: opened(value) for key, value in data.items()}
+    return {**item, "data": data}
+
+
+def _cors(headers) -> list[tuple[bytes, bytes]]:
+    origin = headers.get("origin")
+    if not origin:
+        return []
+    return [
+        (b"access-control-allow-origin", origin.encode()),
+        (b"access-control-allow-credentials", b"true"),
+        (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
+        (
+            b"access-control-allow-headers",
+            headers.get("access-control-request-headers", "content-type").encode(),
+        ),
+    ]
+
+
+async def _respond(send, status, payload, extra_headers=()):
     data = json.dumps(payload).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(data))]
+    headers.extend(extra_headers)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data})
 
