@@ -96,12 +96,16 @@ class Request:
     `private_properties`: properties that hold what a person typed (a framework's name, say):
     they join the others only when the call is not in privacy mode, since in privacy mode
     nothing a person wrote leaves the app's own tables.
+    `trace_id`: this turn's trace (one answer with its tool steps and provider calls);
+    `ai_session_id`: what groups the turns' traces (a conversation, a ticket), PostHog's
+    `$ai_session_id`; empty for a call that stands alone.
     """
 
     user: Any  # the signed-in user, or None for anonymous calls
     feature: str
     messages: Sequence[dict]
     trace_id: str
+    ai_session_id: str = ""
     properties: Mapping[str, Any] = field(default_factory=dict)
     private_properties: Mapping[str, Any] = field(default_factory=dict)
     tools: Sequence[Tool] = ()
