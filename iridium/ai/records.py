@@ -287,7 +287,8 @@ class TraceRecord:
             properties["$ai_error"] = self.error
         if not self.privacy_mode:
             properties["$ai_input_state"] = self.input_state
-            properties["$ai_output_state"] = self.output_state
+            if self.output_state is not None:  # a turn that failed before any word has none
+                properties["$ai_output_state"] = self.output_state
         return _event("$ai_trace", self.caller, self.trace_id, properties)
 
 
