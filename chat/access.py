@@ -22,7 +22,8 @@ def describe_trace(user, trace_id: str) -> dict | None:
     """The conversation a trace belongs to, for the trace's page; linked for its owner only."""
     from django.urls import reverse
 
-    number = trace_id.removeprefix(TRACE_PREFIX)
+    # Its session ("conversation-4") or one answer's trace ("conversation-4-17").
+    number = trace_id.removeprefix(TRACE_PREFIX).split("-")[0]
     if not number.isdigit():
         return None
     found = Conversation.objects.filter(pk=int(number)).select_related("user").first()

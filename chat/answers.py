@@ -75,7 +75,8 @@ def _start(conversation, user, answer, *, question, client_id):
             user=user,
             feature="chat",
             messages=messages,
-            trace_id=conversation.trace_id,
+            trace_id=answer.trace_id,
+            ai_session_id=conversation.ai_session_id,
             properties={
                 "conversationId": conversation.pk,
                 "messageCount": len(messages) - 1,

@@ -19,7 +19,8 @@ class Conversation(models.Model):
         return self.title
 
     @property
-    def trace_id(self) -> str:
+    def ai_session_id(self) -> str:
+        """What groups the traces of its answers (PostHog's `$ai_session_id`)."""
         return f"conversation-{self.pk}"
 
 
@@ -46,9 +47,20 @@ class Message(StreamedAnswer):
     def __str__(self):
         return f"{self.role}: {self.content[:40]}"
 
+    ai_feature = "chat"
+
     @property
     def is_answer(self) -> bool:
         return self.role == self.Role.ASSISTANT
+
+    @property
+    def ai_session_id(self) -> str:
+        return f"conversation-{self.conversation_id}"
+
+    @property
+    def trace_id(self) -> str:
+        """The trace of this answer (one turn of its conversation)."""
+        return f"{self.ai_session_id}-{self.pk}"
 
     @property
     def author_label(self) -> str:

@@ -7,6 +7,7 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
 from iridium.infra.text import TextRejected, check_text, query_text
+from iridium.live.rendering import attach_feedback
 
 from . import access, answers, listing
 from .models import Conversation
@@ -53,6 +54,7 @@ def _latest(conversation, *, before: int | None = None):
 
 def _conversation_page(request, conversation, *, status=200, **extra):
     shown, more = _latest(conversation)
+    shown = attach_feedback(request.user, shown)
     return render(
         request,
         "chat/conversation.html",
@@ -109,5 +111,6 @@ def earlier(request, pk):
     except ValueError:
         return JsonResponse({"error": "before must be a message id"}, status=400)
     shown, more = _latest(conversation, before=before)
+    shown = attach_feedback(request.user, shown)
     html = render_to_string("chat/_messages.html", {"chat_messages": shown}, request=request)
     return JsonResponse({"html": html, "before": shown[0].pk if (more and shown) else None})

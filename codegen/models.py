@@ -69,6 +69,12 @@ class Creation(StreamedAnswer):
 
     INTERRUPTED = "The generation was interrupted. Retry to run it again."
 
+    ai_session_id = ""  # a creation is one turn: its trace stands alone
+
+    @property
+    def ai_feature(self) -> str:
+        return "code-generation" if self.kind == self.Kind.CODE else "content-generation"
+
     @property
     def author_label(self) -> str:
         return "Result"

@@ -6,6 +6,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from iridium import ai
+from iridium.live.rendering import attach_feedback
 
 from . import access, answers
 from .forms import CodeForm, ContentForm
@@ -63,6 +64,7 @@ async def create(request, kind):
 @login_required
 def creation(request, pk):
     found = access.get_creation(request.user, pk)
+    attach_feedback(request.user, [found])
     return render(request, "codegen/creation.html", {"creation": found})
 
 

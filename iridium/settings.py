@@ -390,3 +390,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "WARNING"}},
 }
+
+# Feedback on answers is sent to PostHog as responses to this survey ("survey sent" with
+# $ai_trace_id, as PostHog's LLM analytics documents user feedback): create it from a trace's
+# Feedback tab in PostHog. Without it feedback is kept here only. The question ids are the
+# survey's (its thumbs question, its follow-up text question); left empty, responses are sent
+# by question index ($survey_response, $survey_response_1).
+POSTHOG_FEEDBACK_SURVEY_ID = env.str("POSTHOG_FEEDBACK_SURVEY_ID", default="")
+POSTHOG_FEEDBACK_RATING_QUESTION_ID = env.str("POSTHOG_FEEDBACK_RATING_QUESTION_ID", default="")
+POSTHOG_FEEDBACK_COMMENT_QUESTION_ID = env.str("POSTHOG_FEEDBACK_COMMENT_QUESTION_ID", default="")

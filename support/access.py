@@ -89,8 +89,14 @@ def handles(user, ticket_id) -> bool:
     return is_agent(user) and tickets_for(user).filter(pk=ticket_id).exists()
 
 
+def _ticket_number(trace_id: str) -> str:
+    """The ticket of its session ("support-ticket-7") or of one answer's trace
+    ("support-ticket-7-31")."""
+    return trace_id.removeprefix(TRACE_PREFIX).split("-")[0]
+
+
 def handles_trace(user, trace_id: str) -> bool:
-    number = trace_id.removeprefix(TRACE_PREFIX)
+    number = _ticket_number(trace_id)
     return number.isdigit() and handles(user, int(number))
 
 
@@ -98,7 +104,7 @@ def describe_trace(user, trace_id: str) -> dict | None:
     """The ticket a trace belongs to, for the trace's page; linked for those who may see it."""
     from django.urls import reverse
 
-    number = trace_id.removeprefix(TRACE_PREFIX)
+    number = _ticket_number(trace_id)
     if not number.isdigit():
         return None
     found = Ticket.objects.filter(pk=int(number)).select_related("user").first()

@@ -105,7 +105,8 @@ async def start_answer(ticket_id: int) -> bool:
             user=ticket.user,  # the AI acts for the ticket's owner, whoever watches
             feature="customer-support",
             messages=thread,
-            trace_id=ticket.trace_id,
+            trace_id=answer.trace_id,
+            ai_session_id=ticket.ai_session_id,
             properties={
                 "ticketId": ticket.pk,
                 "ticketPriority": ticket.priority,

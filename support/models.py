@@ -56,7 +56,8 @@ class Ticket(models.Model):
         return f"#{self.pk} {self.title}"
 
     @property
-    def trace_id(self) -> str:
+    def ai_session_id(self) -> str:
+        """What groups the traces of its answers (PostHog's `$ai_session_id`)."""
         return f"support-ticket-{self.pk}"
 
     @property
@@ -107,9 +108,20 @@ class TicketMessage(StreamedAnswer):
     def __str__(self):
         return f"{self.kind}: {self.content[:40]}"
 
+    ai_feature = "customer-support"
+
     @property
     def is_answer(self) -> bool:
         return self.kind == self.Kind.ASSISTANT
+
+    @property
+    def ai_session_id(self) -> str:
+        return f"support-ticket-{self.ticket_id}"
+
+    @property
+    def trace_id(self) -> str:
+        """The trace of this answer (one turn of its ticket)."""
+        return f"{self.ai_session_id}-{self.pk}"
 
     @property
     def author_label(self) -> str:

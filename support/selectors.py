@@ -77,14 +77,15 @@ def queue(*, status="", priority="", category="", assigned="", query=""):
 
 
 def ai_costs(tickets) -> dict[int, Decimal]:
-    """What the AI spent on each ticket (its trace's generations), in one query."""
-    by_trace = {ticket.trace_id: ticket.pk for ticket in tickets}
+    """What the AI spent on each ticket (its answers' traces, grouped by its session), in one
+    query."""
+    by_session = {ticket.ai_session_id: ticket.pk for ticket in tickets}
     totals = (
-        Generation.objects.filter(trace_id__in=by_trace)
-        .values("trace_id")
+        Generation.objects.filter(session_id__in=by_session)
+        .values("session_id")
         .annotate(total=Sum("total_cost_usd"))
     )
-    return {by_trace[row["trace_id"]]: row["total"] or Decimal(0) for row in totals}
+    return {by_session[row["session_id"]]: row["total"] or Decimal(0) for row in totals}
 
 
 def ticket_outcomes(since) -> list[dict]:
@@ -102,5 +103,5 @@ def ticket_outcomes(since) -> list[dict]:
             outcome = "person"
         else:
             outcome = "assistant"
-        out.append({"trace_id": ticket.trace_id, "outcome": outcome})
+        out.append({"session_id": ticket.ai_session_id, "outcome": outcome})
     return out

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 from iridium.accounts import audit
 from iridium.infra.text import query_text
 from iridium.live import fanout, protocol
-from iridium.live.rendering import message_html, render_markdown
+from iridium.live.rendering import attach_feedback, message_html, render_markdown
 
 from . import access, answers, selectors, services
 from .forms import QueueFilterForm, TicketForm
@@ -57,7 +57,7 @@ def ticket(request, pk):
     is_agent = access.is_agent(request.user)
     context = {
         "ticket": found,
-        "thread": found.messages.select_related("author"),
+        "thread": attach_feedback(request.user, found.messages.select_related("author")),
         "is_agent": is_agent,
         "replying_as_agent": is_agent and request.user.pk != found.user_id,
         "finished": found.status in services.FINISHED,
@@ -67,7 +67,7 @@ def ticket(request, pk):
         context["ai_cost"] = selectors.ai_costs([found]).get(found.pk)
         context["statuses"] = Ticket.Status.choices
     if request.user.pk != found.user_id:
-        audit.record(request.user, audit.READ_TICKET, found.trace_id, subject=found.user)
+        audit.record(request.user, audit.READ_TICKET, found.ai_session_id, subject=found.user)
     return render(request, "support/ticket.html", context)
 
 

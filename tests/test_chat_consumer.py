@@ -129,7 +129,7 @@ async def test_an_answer_streams_and_is_saved(socket, conversation, user):
     assert conversation.title == "What is a websocket?"
 
 
-async def test_every_call_of_a_conversation_shares_its_trace(socket, conversation, user):
+async def test_each_answer_is_a_trace_in_the_conversations_session(socket, conversation, user):
     for text in ("first question", "How do I reset my password?"):
         await socket.send_json_to({"type": "send", "content": text})
         await frames_until(socket, "answer_finished")
@@ -137,8 +137,13 @@ async def test_every_call_of_a_conversation_shares_its_trace(socket, conversatio
     await asyncio.to_thread(recorder.flush)
     rows = [g async for g in Generation.objects.order_by("created_at", "step")]
     assert len(rows) == 3  # one, then two steps around the knowledge-base search
+    answers = [m async for m in conversation.messages.filter(role="assistant").order_by("pk")]
+    assert [row.trace_id for row in rows] == [
+        f"conversation-{conversation.pk}-{answers[0].pk}",
+        *[f"conversation-{conversation.pk}-{answers[1].pk}"] * 2,
+    ]
     for row in rows:
-        assert row.trace_id == f"conversation-{conversation.pk}"
+        assert row.session_id == f"conversation-{conversation.pk}"
         assert row.feature == "chat"
         assert row.properties["conversationId"] == conversation.pk
         assert row.properties["hasTools"] is True

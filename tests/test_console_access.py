@@ -45,7 +45,7 @@ def traces(people):
     customer = people["customer"]
     conversation = factories.conversation(customer)
     ticket = factories.ticket(customer)
-    for trace_id in (conversation.trace_id, ticket.trace_id):
+    for trace_id in (conversation.ai_session_id, ticket.ai_session_id):
         factories.create_generation(
             trace_id=trace_id,
             user=customer,
@@ -54,7 +54,7 @@ def traces(people):
             output=[{"role": "assistant", "content": ANSWER}],
         )
         factories.span(trace_id=trace_id, user=customer, output_state=TOOL_OUTPUT)
-    return {"chat": conversation.trace_id, "ticket": ticket.trace_id}
+    return {"chat": conversation.ai_session_id, "ticket": ticket.ai_session_id}
 
 
 CONSOLE_PAGES = ["analytics:dashboard", "analytics:budgets", "analytics:traces",

@@ -123,7 +123,8 @@ def tickets(make_user):
     for index, ticket in enumerate(made.values()):
         for step in range(index + 1):
             factories.create_generation(
-                trace_id=ticket.trace_id, user=customer, feature="customer-support",
+                trace_id=f"{ticket.ai_session_id}-{step}", session_id=ticket.ai_session_id,
+                user=customer, feature="customer-support",
                 total_cost_usd=Decimal(step + 1) / 100,
             )  # fmt: skip
     return made
@@ -137,9 +138,9 @@ def test_support_deflection_and_the_cost_of_each_path(tickets):
     paths = {path["outcome"]: path for path in report["paths"]}
 
     def cost(names):
-        traces = [tickets[name].trace_id for name in names]
+        traces = [tickets[name].ai_session_id for name in names]
         [(spend,)] = sql(
-            "SELECT SUM(total_cost_usd) FROM {table} WHERE trace_id IN ("
+            "SELECT SUM(total_cost_usd) FROM {table} WHERE session_id IN ("
             + ", ".join(["%s"] * len(traces))
             + ")",
             traces,

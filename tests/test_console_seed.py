@@ -9,11 +9,11 @@ from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from chat.models import Conversation
+from chat.models import Conversation, Message
 from codegen.models import Creation
-from iridium.ai.models import Generation, Span
+from iridium.ai.models import Feedback, Generation, Span
 from iridium.analytics import comparisons, selectors
-from support.models import Ticket
+from support.models import Ticket, TicketMessage
 
 
 def counts():
@@ -57,14 +57,23 @@ def test_thirty_days_of_varied_history_written_once(seeded):
     ):
         assert total == pytest.approx(cost_in + cost_out, abs=Decimal("1e-10"))
     assert Span.objects.filter(name="tool:search_knowledge_base").exists()
-    # every trace belongs to a real object
+    # every trace is one answer of a real object; conversations and tickets are sessions
     traces = set(rows.values_list("trace_id", flat=True))
-    objects = (
-        {c.trace_id for c in Conversation.objects.all()}
-        | {t.trace_id for t in Ticket.objects.all()}
+    answers = (
+        {m.trace_id for m in Message.objects.filter(role="assistant")}
+        | {m.trace_id for m in TicketMessage.objects.filter(kind="assistant")}
         | set(Creation.objects.values_list("trace_id", flat=True))
     )
-    assert traces <= objects
+    assert traces <= answers
+    sessions = set(rows.exclude(session_id="").values_list("session_id", flat=True))
+    assert sessions == {c.ai_session_id for c in Conversation.objects.all()} | {
+        t.ai_session_id for t in Ticket.objects.all()
+    }
+    assert not rows.filter(feature="code-generation").exclude(session_id="").exists()
+    # some answers were rated, up and down, by the people they were for
+    ratings = set(Feedback.objects.values_list("rating", flat=True))
+    assert ratings == {"up", "down"}
+    assert Feedback.objects.filter(trace_id__in=traces).count() == Feedback.objects.count()
 
 
 def test_the_console_shows_it(seeded, client, staff):
@@ -80,5 +89,15 @@ def test_the_console_shows_it(seeded, client, staff):
     for name in ("analytics:dashboard", "analytics:traces", "analytics:experiments"):
         assert client.get(reverse(name)).status_code == 200
     conversation = Conversation.objects.first()
-    page = client.get(reverse("analytics:trace", args=[conversation.trace_id])).content.decode()
+    session = reverse("analytics:session", args=[conversation.ai_session_id])
+    page = client.get(session).content.decode()
     assert f"Conversation {conversation.pk} of {conversation.user.username}" in page
+    answer = conversation.messages.filter(role="assistant").first()
+    assert reverse("analytics:trace", args=[answer.trace_id]) in page
+    page = client.get(reverse("analytics:trace", args=[answer.trace_id])).content.decode()
+    assert f"Conversation {conversation.pk} of {conversation.user.username}" in page
+    assert session in page
+    satisfaction = comparisons.satisfaction(since=since)
+    assert {row["key"] for row in satisfaction["variant"]} == {"control", "test"}
+    experiments = client.get(reverse("analytics:experiments")).content.decode()
+    assert 'data-testid="variant-satisfaction"' in experiments and " up " in experiments

@@ -102,7 +102,7 @@ def conversation_trace(make_user):
     call with its result and the answer; and a cache hit."""
     alice = make_user("alice")
     conversation = factories.conversation(alice, title="Refund")
-    trace_id = conversation.trace_id
+    trace_id = conversation.ai_session_id
     start = timezone.now() - timedelta(seconds=10)
     question = "How do I get a **refund**? <script>alert(1)</script>"
     ask = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": question}]
@@ -184,39 +184,52 @@ def test_privacy_mode_and_permissions_hide_the_content(client, make_user, conver
     assert "File a ticket" not in html and "<strong>refund</strong>" in html
 
 
-def test_links_between_objects_and_their_traces(client, make_user, staff):
+def test_links_between_objects_and_their_sessions_and_traces(client, make_user, staff):
     customer = make_user("alice")
     agent = make_user("dana", is_staff=True)
     agent.user_permissions.add(
         *Permission.objects.filter(codename__in=["view_ticket", "change_ticket"])
     )
     ticket = factories.ticket(customer)
-    factories.create_generation(trace_id=ticket.trace_id, user=customer)
+    turn = f"{ticket.ai_session_id}-77"  # one answer's trace
+    factories.create_generation(trace_id=turn, session_id=ticket.ai_session_id, user=customer)
     ticket_url = reverse("support:ticket", args=[ticket.pk])
-    trace_url = reverse("analytics:trace", args=[ticket.trace_id])
+    session_url = reverse("analytics:session", args=[ticket.ai_session_id])
+    trace_url = reverse("analytics:trace", args=[turn])
     for who, linked in [(customer, False), (agent, True), (staff, True)]:
         client.force_login(who)
-        assert (f'href="{trace_url}"' in client.get(ticket_url).content.decode()) is linked
+        assert (f'href="{session_url}"' in client.get(ticket_url).content.decode()) is linked
     client.force_login(agent)
+    session = client.get(session_url).content.decode()
+    assert f'<a href="{ticket_url}">Ticket #{ticket.pk}' in session
+    assert f'href="{trace_url}"' in session  # the session lists its turns
     back = client.get(trace_url).content.decode()
     assert f'<a href="{ticket_url}">Ticket #{ticket.pk}' in back
-    # a staff member's own conversation and creation link to their traces, and back
+    assert f'href="{session_url}"' in back  # and a turn links to its session
+    # a staff member's own conversation (its session) and creation (its trace), and back
     conversation = factories.conversation(staff, title="Mine")
     creation = factories.creation(staff)
     client.force_login(staff)
-    for page, trace_id in [(reverse("chat:conversation", args=[conversation.pk]),
-                            conversation.trace_id),
-                           (reverse("codegen:creation", args=[creation.pk]),
-                            creation.trace_id)]:  # fmt: skip
-        factories.create_generation(trace_id=trace_id, user=staff)
-        trace = reverse("analytics:trace", args=[trace_id])
-        assert f'href="{trace}"' in client.get(page).content.decode()
-        assert f'<a href="{page}">' in client.get(trace).content.decode()
-    # the customer sees no link on their own conversation
+    factories.create_generation(
+        trace_id=f"{conversation.ai_session_id}-5",
+        session_id=conversation.ai_session_id,
+        user=staff,
+    )
+    factories.create_generation(trace_id=creation.trace_id, user=staff)
+    for page, target in [
+        (reverse("chat:conversation", args=[conversation.pk]),
+         reverse("analytics:session", args=[conversation.ai_session_id])),
+        (reverse("codegen:creation", args=[creation.pk]),
+         reverse("analytics:trace", args=[creation.trace_id])),
+    ]:  # fmt: skip
+        assert f'href="{target}"' in client.get(page).content.decode()
+        assert f'<a href="{page}">' in client.get(target).content.decode()
+    # the customer sees no link on their own conversation, nor its session
     mine = factories.conversation(customer)
     client.force_login(customer)
     html = client.get(reverse("chat:conversation", args=[mine.pk])).content.decode()
     assert 'data-testid="trace-link"' not in html
+    assert client.get(session_url).status_code == 403
 
 
 def test_a_long_conversation_reads_once(client, staff, make_user):

@@ -99,8 +99,10 @@ def test_the_page_sends_exactly_the_frames_from_the_page():
 
 
 def test_every_frame_from_the_page_has_a_handler_on_the_server():
-    # Stop is the base consumer's; the rest are the apps' handlers.
-    handled = {protocol.STOP} | {t for consumer in CONSUMERS for t in consumer.handlers}
+    # Stop and feedback are the base consumer's; the rest are the apps' handlers.
+    handled = {protocol.STOP, protocol.FEEDBACK} | {
+        t for consumer in CONSUMERS for t in consumer.handlers
+    }
     assert handled == set(protocol.FROM_PAGE)
 
 

@@ -397,7 +397,7 @@ def test_a_person_downloads_everything_held_on_them_and_nothing_of_others(client
     factories.conversation(other, messages=[("user", "olga's secret")])
     factories.ticket(user, title="My printer")
     factories.creation(user, prompt="A parser of mine")
-    factories.create_generation(user=user, trace_id=mine.trace_id, input=[{"content": "mine"}])
+    factories.create_generation(user=user, trace_id=mine.ai_session_id, input=[{"content": "mine"}])
     factories.create_generation(user=other, trace_id="conversation-olga")
     client.force_login(user)
 
@@ -414,7 +414,7 @@ def test_a_person_downloads_everything_held_on_them_and_nothing_of_others(client
     assert [t["title"] for t in data["tickets"]] == ["My printer"]
     assert data["tickets"][0]["messages"][0]["content"] == factories.TICKET["description"]
     assert [c["prompt"] for c in data["creations"]] == ["A parser of mine"]
-    assert [call["trace_id"] for call in data["ai_calls"]] == [mine.trace_id]
+    assert [call["trace_id"] for call in data["ai_calls"]] == [mine.ai_session_id]
     assert "olga" not in response.content.decode()
     client.logout()
     assert client.get(reverse("account_data")).status_code == 302  # log in first

@@ -95,7 +95,8 @@ async def test_a_new_ticket_is_answered_first_by_the_assistant(
     rows = [g async for g in Generation.objects.order_by("created_at", "step")]
     assert rows, "the answer was not recorded"
     for row in rows:
-        assert row.trace_id == f"support-ticket-{ticket.pk}"
+        assert row.trace_id == thread[1].trace_id == f"support-ticket-{ticket.pk}-{thread[1].pk}"
+        assert row.session_id == f"support-ticket-{ticket.pk}"
         assert row.feature == "customer-support"
         assert row.user_id == customer.pk and row.organization_id == organization.pk
         assert row.properties["ticketId"] == ticket.pk
@@ -251,7 +252,8 @@ def test_staff_assign_reply_and_resolve(client, agent, ticket, plans):
     from decimal import Decimal
 
     factories.create_generation(
-        trace_id=ticket.trace_id,
+        trace_id=f"{ticket.ai_session_id}-1",
+        session_id=ticket.ai_session_id,
         feature="customer-support",
         latency_ms=1,
         total_cost_usd=Decimal("0.0125"),

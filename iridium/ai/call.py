@@ -12,7 +12,7 @@ from django.conf import settings
 
 from . import provider, wire
 from .recorder import recorder
-from .records import Caller, GenerationRecord, SpanRecord
+from .records import Caller, GenerationRecord, SpanRecord, TraceRecord
 from .routing import Route
 from .types import Cost, Request, Usage
 
@@ -111,6 +111,7 @@ class Call:
             routing_reason=self.route.reason,
             flags=self.route.flags,
             variant=self.route.variant,
+            session_id=self.request.ai_session_id,
             in_flight=in_flight,
             reserved_cost=reserved_cost,
             exception=exception,
@@ -150,5 +151,45 @@ class Call:
                 input_state=input_state,
                 output_state=output_state,
                 replay_session_id=self.replay_session_id,
+                session_id=self.request.ai_session_id,
             )
         )
+
+    def record_trace(self, *, latency_ms: float, output_text: str | None, error: str = "") -> None:
+        """The turn as a whole (`$ai_trace`): its input is what the person added since the last
+        answer, its output the answer (content only outside privacy mode)."""
+        recorder.submit(
+            TraceRecord(
+                caller=self.caller,
+                trace_id=self.trace_id,
+                session_id=self.request.ai_session_id,
+                replay_session_id=self.replay_session_id,
+                name=self.feature,
+                latency_ms=latency_ms,
+                is_error=bool(error),
+                error=error,
+                privacy_mode=self.privacy,
+                properties={**self.properties, **self.route_properties()},
+                input_state=turn_input(self.request.messages),
+                output_state=(
+                    [{"role": "assistant", "content": output_text}]
+                    if output_text is not None
+                    else None
+                ),
+            )
+        )
+
+    def route_properties(self) -> dict:
+        """The flags that decided the call, as PostHog's `$feature/<key>` properties."""
+        return {f"$feature/{key}": value for key, value in self.route.flags.items()}
+
+
+def turn_input(messages) -> list[dict]:
+    """A turn's own input: the messages after the last answer (the question, a ticket's new
+    message), without the system prompt; the window before them belongs to earlier turns."""
+    turn: list[dict] = []
+    for message in reversed(list(messages)):
+        if message.get("role") in ("assistant", "system"):
+            break
+        turn.append(message)
+    return turn[::-1]

@@ -30,14 +30,23 @@ async def resolve_caller(user) -> Caller:
         plan = await Plan.objects.aget(slug=settings.DEFAULT_PLAN_SLUG)
         caller = Caller(user=None, organization_id=None, plan=plan)
     else:
-        fresh = await User.objects.select_related("plan", "organization__plan").aget(pk=key)
-        caller = Caller(
-            user=fresh, organization_id=fresh.organization_id, plan=fresh.effective_plan
+        caller = caller_of(
+            await User.objects.select_related("plan", "organization__plan").aget(pk=key)
         )
     if len(_callers) >= MAX_CACHED_CALLERS:
         _callers.clear()
     _callers[key] = (now + CALLER_TTL_SECONDS, caller)
     return caller
+
+
+def caller_of(user) -> Caller:
+    """The caller of a user loaded with their plan and organization's plan."""
+    return Caller(user=user, organization_id=user.organization_id, plan=user.effective_plan)
+
+
+def load_caller(user) -> Caller:
+    """The caller of a signed-in user, read now (for work outside a call, such as feedback)."""
+    return caller_of(User.objects.select_related("plan", "organization__plan").get(pk=user.pk))
 
 
 def forget_callers(**kwargs) -> None:

@@ -1,3 +1,5 @@
+import uuid
+
 from django.conf import settings
 from django.db import models
 
@@ -92,7 +94,13 @@ class Generation(models.Model):
     """
 
     created_at = models.DateTimeField(db_index=True, help_text="When the call started.")
-    trace_id = models.CharField(max_length=200, db_index=True)
+    trace_id = models.CharField(max_length=200, db_index=True, help_text="The turn's trace.")
+    session_id = models.CharField(
+        max_length=200,
+        blank=True,
+        db_index=True,
+        help_text="The turns' group (a conversation, a ticket): PostHog's $ai_session_id.",
+    )
     span_id = models.CharField(max_length=64, unique=True)
     parent_id = models.CharField(max_length=200, blank=True)
 
@@ -199,6 +207,7 @@ class Span(models.Model):
 
     created_at = models.DateTimeField(db_index=True)
     trace_id = models.CharField(max_length=200, db_index=True)
+    session_id = models.CharField(max_length=200, blank=True, db_index=True)
     span_id = models.CharField(max_length=64, unique=True)
     parent_id = models.CharField(max_length=200, blank=True)
     name = models.CharField(max_length=100)
@@ -259,3 +268,39 @@ class BudgetWarning(models.Model):
     def __str__(self):
         subject = self.organization or self.user
         return f"{subject}: {self.percent}% of ${self.budget_usd} in {self.period}"
+
+
+class Feedback(models.Model):
+    """A person's thumbs up or down, with an optional comment, on one answer (one trace), given
+    by the person the answer was for and changeable by them (iridium.ai.feedback). The comment
+    is what they typed: kept here, and sent to PostHog only outside privacy mode."""
+
+    class Rating(models.TextChoices):
+        UP = "up", "Thumbs up"
+        DOWN = "down", "Thumbs down"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ai_feedback"
+    )
+    trace_id = models.CharField(max_length=200, help_text="The answer's trace.")
+    session_id = models.CharField(max_length=200, blank=True)
+    feature = models.CharField(max_length=50)
+    model = models.CharField(max_length=100, blank=True)
+    variant = models.CharField(max_length=100, blank=True, help_text="Experiment variant.")
+    rating = models.CharField(max_length=4, choices=Rating)
+    comment = models.TextField(blank=True)
+    # PostHog joins the events of one survey response by it: a change replaces the response.
+    submission_id = models.UUIDField(default=uuid.uuid4, editable=False)
+    privacy_mode = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "trace_id"], name="one_feedback_per_answer")
+        ]
+        indexes = [models.Index(fields=["feature", "updated_at"])]
+
+    def __str__(self):
+        return f"{self.rating} on {self.trace_id}"

@@ -25,7 +25,7 @@ from iridium.infra.db import on_kept_connection
 
 from . import posthog
 from .models import Generation, Span, UnpricedModel
-from .records import GenerationRecord, SpanRecord
+from .records import GenerationRecord, SpanRecord, TraceRecord
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Recorder:
         self._heartbeats: dict[str, int] = {}  # span id -> output tokens so far
         self._heartbeats_lock = threading.Lock()
 
-    def submit(self, record: GenerationRecord | SpanRecord) -> None:
+    def submit(self, record: GenerationRecord | SpanRecord | TraceRecord) -> None:
         with self._idle:
             self._pending += 1
         self._queue.put(record)
@@ -152,6 +152,10 @@ class Recorder:
                     posthog.capture_exception(failure)
             except Exception as error:
                 logger.error("could not queue a PostHog event: %s", type(error).__name__)
+        # A turn's trace is sent only: its figures are its generations' rows.
+        records = [record for record in records if not isinstance(record, TraceRecord)]
+        if not records:
+            return
         try:
             on_kept_connection(self._write_rows, records)
         except Exception as error:

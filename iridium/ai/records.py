@@ -77,6 +77,7 @@ class GenerationRecord:
     routing_reason: str = ""
     flags: dict = field(default_factory=dict)
     variant: str = ""
+    session_id: str = ""  # the turns' group (a conversation, a ticket): $ai_session_id
     # Written when the call starts (and completed when it ends): see Generation.in_flight.
     in_flight: bool = False
     reserved_cost: Decimal | None = None
@@ -90,6 +91,7 @@ class GenerationRecord:
         return Generation(
             created_at=self.created_at,
             trace_id=self.trace_id,
+            session_id=self.session_id,
             span_id=self.span_id,
             parent_id=self.parent_id,
             user_id=self.caller.user_id,
@@ -171,6 +173,7 @@ class GenerationRecord:
             **flag_properties,
             **self.properties,
             "$ai_trace_id": self.trace_id,
+            **_session(self.session_id),
             "$ai_span_id": self.span_id,
             "$ai_span_name": self.feature,
             "$ai_parent_id": self.parent_id or self.trace_id,
@@ -221,11 +224,13 @@ class SpanRecord:
     input_state: Any
     output_state: Any
     replay_session_id: str = ""
+    session_id: str = ""
 
     def to_row(self) -> Span:
         return Span(
             created_at=self.created_at,
             trace_id=self.trace_id,
+            session_id=self.session_id,
             span_id=self.span_id,
             parent_id=self.parent_id,
             name=self.name,
@@ -243,6 +248,7 @@ class SpanRecord:
         properties = {
             **self.properties,
             "$ai_trace_id": self.trace_id,
+            **_session(self.session_id),
             "$ai_span_id": self.span_id,
             "$ai_span_name": self.name,
             "$ai_parent_id": self.parent_id or self.trace_id,
@@ -255,6 +261,47 @@ class SpanRecord:
             properties["$ai_input_state"] = self.input_state
             properties["$ai_output_state"] = self.output_state
         return _event("$ai_span", self.caller, self.trace_id, properties, self.replay_session_id)
+
+
+@dataclass
+class TraceRecord:
+    """One turn (an answer with its tool steps and provider calls) as a whole: PostHog's
+    `$ai_trace`, grouped with the other turns of its conversation or ticket by `$ai_session_id`.
+    Its figures are the sums of its generations' rows, so it is sent, not stored."""
+
+    caller: Caller
+    trace_id: str
+    session_id: str
+    name: str
+    latency_ms: float
+    is_error: bool
+    error: str
+    privacy_mode: bool
+    properties: dict
+    input_state: Any
+    output_state: Any
+    replay_session_id: str = ""
+
+    def to_event(self) -> dict:
+        properties = {
+            **self.properties,
+            "$ai_trace_id": self.trace_id,
+            **_session(self.session_id),
+            "$ai_span_name": self.name,
+            "$ai_latency": self.latency_ms / 1000,
+            "$ai_is_error": self.is_error,
+        }
+        if self.is_error:
+            properties["$ai_error"] = self.error
+        if not self.privacy_mode:
+            properties["$ai_input_state"] = self.input_state
+            if self.output_state is not None:  # a turn that failed before any word has none
+                properties["$ai_output_state"] = self.output_state
+        return _event("$ai_trace", self.caller, self.trace_id, properties, self.replay_session_id)
+
+
+def _session(session_id: str) -> dict:
+    return {"$ai_session_id": session_id} if session_id else {}
 
 
 def _event(

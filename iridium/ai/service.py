@@ -18,6 +18,7 @@ from . import budgets, pricing, replay, toolloop, wire
 from . import cache as response_cache
 from .call import ZERO_COST, Call, new_span_id
 from .callers import resolve_caller
+from .errors import AIError
 from .flags import flag_store
 from .routing import choose_route
 from .types import CHOSEN_MODEL, Completion, Request, TextDelta, ToolCalled, Usage
@@ -50,6 +51,34 @@ async def _run(request: Request, *, streaming: bool) -> AsyncIterator[Event]:
     created_at = timezone.now()
     # In order: who, flags, model (or refusal), budgets and limits, cache, provider.
     call = await _prepare(request, streaming=streaming)
+    # The turn as a whole ($ai_trace) once it ends however it ends: answered, failed, stopped.
+    parts: list[str] = []
+    text: str | None = None
+    error = ""
+    try:
+        async with aclosing(_answer(request, call, created_at, started)) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    parts.append(event.text)
+                elif isinstance(event, Completion):
+                    text = event.text
+                yield event
+    except AIError as failure:
+        error = str(failure)
+        raise
+    except Exception as failure:
+        error = type(failure).__name__
+        raise
+    finally:
+        if call.span_ids:  # a refusal before any call is no turn
+            call.record_trace(
+                latency_ms=(time.perf_counter() - started) * 1000,
+                output_text=text if text is not None else ("".join(parts) or None),
+                error=error,
+            )
+
+
+async def _answer(request: Request, call: Call, created_at, started) -> AsyncIterator[Event]:
     conversation = _with_system_prompt(list(request.messages), call.route.system_prompt)
     await reading_again_if_dropped(pricing.overrides.refresh_if_stale)
 
@@ -154,6 +183,7 @@ async def _answer_from_cache(call: Call, cached: dict, created_at, started):
     """Serve a cached answer: streamed in pieces when the caller streams, cost 0, and the cost
     it saved recorded."""
     span_id = new_span_id()
+    call.span_ids.append(span_id)
     # A cached answer costs nothing, but is a request (the daily limit counts it).
     reservation = await budgets.reserve(call.caller, span_id=span_id, first=True, amount=None)
     await budgets.settle(reservation, None)

@@ -99,12 +99,16 @@ class Request:
     `replay_session_id`: the browser's PostHog session id of the page that started the call
     (`ai.replay.current()`), sent as `$session_id` on every event of the call so that PostHog
     links the trace to the page's replay; an invalid one is ignored.
+    `trace_id`: this turn's trace (one answer with its tool steps and provider calls);
+    `ai_session_id`: what groups the turns' traces (a conversation, a ticket), PostHog's
+    `$ai_session_id`; empty for a call that stands alone.
     """
 
     user: Any  # the signed-in user, or None for anonymous calls
     feature: str
     messages: Sequence[dict]
     trace_id: str
+    ai_session_id: str = ""
     properties: Mapping[str, Any] = field(default_factory=dict)
     private_properties: Mapping[str, Any] = field(default_factory=dict)
     tools: Sequence[Tool] = ()

@@ -91,12 +91,14 @@ def console_required(view):
 
 
 def trace_required(view):
-    """The view of one trace (`trace_id`) needs `can_view_trace`."""
+    """The view of one trace (`trace_id`), or of a session of traces (`session_id`: a
+    conversation's or ticket's, whose id starts like its traces'), needs `can_view_trace`."""
 
     @wraps(view)
-    def checked(request, trace_id, *args, **kwargs):
+    def checked(request, *args, **kwargs):
+        trace_id = args[0] if args else kwargs.get("trace_id", kwargs.get("session_id", ""))
         if not request.user.is_authenticated or not can_view_trace(request.user, trace_id):
             return _refuse(request)
-        return view(request, trace_id, *args, **kwargs)
+        return view(request, *args, **kwargs)
 
     return checked

@@ -3,7 +3,7 @@ per conversation, per resolved ticket, support deflection).
 
 Outcomes that only an app knows (whether a ticket was resolved, and by whom) come from the app:
 it registers `outcomes(since)` for its feature from its AppConfig.ready, returning one
-{"trace_id", "outcome"} per object filed since then; outcome is "assistant" (resolved without a
+{"session_id", "outcome"} per object filed since then; outcome is "assistant" (resolved without a
 person), "person" (resolved with one) or "open"."""
 
 from collections.abc import Callable
@@ -68,11 +68,12 @@ def variants(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
 
 
 def per_feature(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
-    """Per feature: spend, traces (conversations, tickets, creations) and cost per trace."""
+    """Per feature: spend, conversations, tickets or creations (`traces`: a session, or a
+    trace that stands alone) and cost per one."""
     rows = filters.rows(selectors.in_period(since))
     out = []
     for row in rows.values("feature").annotate(
-        spend=Sum("total_cost_usd"), traces=Count("trace_id", distinct=True)
+        spend=Sum("total_cost_usd"), traces=Count(selectors.SESSION_OR_TRACE, distinct=True)
     ):
         spend = Decimal(row["spend"] or 0)
         out.append(
@@ -95,11 +96,11 @@ def outcomes(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
     report = []
     for feature, read in sorted(_outcomes.items()):
         objects = read(since)
-        by_trace = {row["trace_id"]: row["outcome"] for row in objects}
+        by_trace = {row["session_id"]: row["outcome"] for row in objects}
         costs: dict[str, Decimal] = {}
-        rows = filters.rows(Generation.objects.filter(trace_id__in=list(by_trace)))
-        for row in rows.values("trace_id").annotate(spend=Sum("total_cost_usd")):
-            costs[row["trace_id"]] = Decimal(row["spend"] or 0)
+        rows = filters.rows(Generation.objects.filter(session_id__in=list(by_trace)))
+        for row in rows.values("session_id").annotate(spend=Sum("total_cost_usd")):
+            costs[row["session_id"]] = Decimal(row["spend"] or 0)
         paths = []
         for outcome, label in OUTCOMES.items():
             traces = [trace for trace, found in by_trace.items() if found == outcome]
@@ -126,3 +127,44 @@ def outcomes(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
             }
         )
     return report
+
+
+def satisfaction(*, since: datetime, filters: Filters = NO_FILTERS) -> dict[str, list[dict]]:
+    """People's thumbs on answers given or changed in the period, per feature, model and
+    experiment variant: thumbs up, thumbs down, and the share up. The filters by feature, model,
+    user and variant apply (feedback has no plan or organization of its own)."""
+    from iridium.ai.models import Feedback
+
+    lookups = {
+        column: value
+        for column, value in [("feature", filters.feature), ("model", filters.model),
+                              ("user_id", filters.user), ("variant", filters.variant)]
+        if value
+    }  # fmt: skip
+    rows = Feedback.objects.filter(updated_at__gte=since, **lookups)
+    out = {}
+    for key in ("feature", "model", "variant"):
+        found = []
+        for row in (
+            rows.exclude(**{key: ""})
+            .values(key)
+            .annotate(
+                up=Count("id", filter=Q(rating="up")), down=Count("id", filter=Q(rating="down"))
+            )
+            .order_by(key)
+        ):
+            total = row["up"] + row["down"]
+            found.append({"key": row[key], "up": row["up"], "down": row["down"], "total": total,
+                          "share_up": row["up"] / total if total else None})  # fmt: skip
+        out[key] = found
+    return out
+
+
+def with_satisfaction(variants_rows: list[dict], by_variant: list[dict]) -> list[dict]:
+    """The variants' rows with their share of thumbs up (None without feedback)."""
+    shares = {row["key"]: row for row in by_variant}
+    for row in variants_rows:
+        found = shares.get(row["variant"])
+        row["satisfaction"] = found["share_up"] if found else None
+        row["ratings"] = found["total"] if found else 0
+    return variants_rows

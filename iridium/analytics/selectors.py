@@ -15,8 +15,8 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Aggregate, Count, F, FloatField, Max, Min, Q, Sum
-from django.db.models.functions import TruncDay, TruncHour
+from django.db.models import Aggregate, Count, F, FloatField, Max, Min, Q, Sum, Value
+from django.db.models.functions import Coalesce, NullIf, TruncDay, TruncHour
 from django.utils import timezone
 
 from iridium.ai.models import Generation, Span
@@ -26,6 +26,9 @@ from .filters import DEFAULT_PERIOD, NO_FILTERS, PERIODS, Filters
 from .models import DailyLatency
 
 __all__ = ["DEFAULT_PERIOD", "PERIODS"]
+
+# A conversation, ticket or creation: its session, or the trace of a call that stands alone.
+SESSION_OR_TRACE = Coalesce(NullIf("session_id", Value("")), "trace_id")
 
 
 def period_start(period: str, now: datetime | None = None) -> datetime:
@@ -393,6 +396,7 @@ def traces(
             started=Min("created_at"),
             last=Max("created_at"),
             feature=Max("feature"),
+            session_id=Max("session_id"),
             username=Max("user__username"),
         )
     }
@@ -404,6 +408,45 @@ def traces(
         }
         for row in (summed[trace_id] for trace_id in recent)
     ]
+
+
+def session(session_id: str) -> list[dict]:
+    """A session's turns (the traces of a conversation's or ticket's answers), oldest first:
+    each with its feature, models, calls, errors, tokens, cost, start and start-to-end time,
+    and its author's feedback if any."""
+    from iridium.ai.models import Feedback
+
+    turns: dict[str, dict] = {}
+    for row in (
+        Generation.objects.filter(session_id=session_id)
+        .order_by("created_at", "pk")
+        .values(
+            "trace_id", "created_at", "latency_ms", "feature", "model", "cache_hit",
+            "is_error", "input_tokens", "output_tokens", "total_cost_usd", "variant",
+        )
+    ):  # fmt: skip
+        end = row["created_at"] + timedelta(milliseconds=row["latency_ms"])
+        turn = turns.setdefault(
+            row["trace_id"],
+            {"trace_id": row["trace_id"], "started": row["created_at"], "end": end,
+             "feature": row["feature"], "models": [], "variant": row["variant"], "calls": 0,
+             "errors": 0, "input_tokens": 0, "output_tokens": 0, "cost": Decimal(0)},
+        )  # fmt: skip
+        turn["end"] = max(turn["end"], end)
+        if row["model"] not in turn["models"]:
+            turn["models"].append(row["model"])
+        turn["calls"] += 0 if row["cache_hit"] else 1
+        turn["errors"] += 1 if row["is_error"] else 0
+        turn["input_tokens"] += row["input_tokens"]
+        turn["output_tokens"] += row["output_tokens"]
+        turn["cost"] += row["total_cost_usd"] or Decimal(0)
+    ratings = dict(
+        Feedback.objects.filter(trace_id__in=list(turns)).values_list("trace_id", "rating")
+    )
+    for turn in turns.values():
+        turn["duration_ms"] = (turn["end"] - turn["started"]).total_seconds() * 1000
+        turn["rating"] = ratings.get(turn["trace_id"], "")
+    return list(turns.values())
 
 
 def trace(trace_id: str) -> list:

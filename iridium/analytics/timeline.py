@@ -48,6 +48,7 @@ class Timeline:
     errors: int
     users: list[str]
     feature: str
+    session_id: str  # the conversation or ticket the turn belongs to ("" when it stands alone)
     subject: object  # the person whose calls these are (the first call's), or None
     content_shown: bool  # whether any prompt, answer or tool state is on the page
 
@@ -168,6 +169,7 @@ def build(trace_id: str, *, with_content: bool) -> Timeline | None:
         errors=sum(1 for item in items if item.is_error),
         users=sorted({g.user.get_username() for g in generations if g.user}),
         feature=items[0].feature,
+        session_id=next((item.session_id for item in items if item.session_id), ""),
         subject=next((g.user for g in generations if g.user), None),
         content_shown=any(step.transcript or step.tool_input for step in steps),
     )

@@ -10,5 +10,6 @@ urlpatterns = [
     path("experiments/", views.experiments, name="experiments"),
     path("traces/", views.traces, name="traces"),
     path("traces/<str:trace_id>/", views.trace, name="trace"),
+    path("sessions/<str:session_id>/", views.session, name="session"),
     path("export.csv", views.export, name="export"),
 ]

@@ -3,6 +3,7 @@ what is decided in iridium.analytics.access."""
 
 import csv
 from datetime import datetime, time, timedelta
+from decimal import Decimal
 
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import render
@@ -58,12 +59,16 @@ def dashboard(request):
 def experiments(request):
     """Experiment variants side by side, and what the spend buys (ROI, support deflection)."""
     form, period, since, filters = _filtered(request)
+    satisfaction = comparisons.satisfaction(since=since, filters=filters)
     return render(
         request,
         "analytics/experiments.html",
         {
             **_common(form, period),
-            "variants": comparisons.variants(since=since, filters=filters),
+            "variants": comparisons.with_satisfaction(
+                comparisons.variants(since=since, filters=filters), satisfaction["variant"]
+            ),
+            "satisfaction": satisfaction,
             "features": comparisons.per_feature(since=since, filters=filters),
             "outcomes": comparisons.outcomes(since=since, filters=filters),
         },
@@ -107,6 +112,28 @@ def trace(request, trace_id):
             "show_content": show_content,
             "console": access.can_view_console(request.user),
             "owner": owners.describe(request.user, trace_id),
+        },
+    )
+
+
+@access.trace_required
+def session(request, session_id):
+    """A session (a conversation, a ticket): its turns, each a trace of its own. Figures only,
+    so it is open to whoever may open its traces."""
+    turns = selectors.session(session_id)
+    if not turns:
+        raise Http404
+    return render(
+        request,
+        "analytics/session.html",
+        {
+            "session_id": session_id,
+            "turns": turns,
+            "cost": sum((turn["cost"] for turn in turns), Decimal(0)),
+            "calls": sum(turn["calls"] for turn in turns),
+            "errors": sum(turn["errors"] for turn in turns),
+            "console": access.can_view_console(request.user),
+            "owner": owners.describe(request.user, session_id),
         },
     )
 

@@ -31,7 +31,8 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from iridium import ai
-from iridium.infra.errors import DomainError
+from iridium.ai import feedback as ai_feedback
+from iridium.infra.errors import DomainError, NotAllowed
 
 from . import fanout, protocol, runs
 from .models import StreamedAnswer
@@ -68,6 +69,10 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
     def answers(self) -> QuerySet:
         """The object's AI answers."""
         raise NotImplementedError
+
+    def answers_for(self) -> int | None:
+        """Whose the object's answers are (who may rate them): the object's owner."""
+        return self.object.user_id
 
     async def ready_state(self) -> dict:
         """More for the `ready` frame (the object's state)."""
@@ -218,10 +223,34 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
     def _handler(self, frame_type: str):
         if frame_type == protocol.STOP:
             return self.on_stop
+        if frame_type == protocol.FEEDBACK:
+            return self.on_feedback
         name = self.handlers.get(frame_type)
         if name is None:
             raise protocol.UnknownType(protocol.UNKNOWN_TYPE.format(type=frame_type))
         return getattr(self, name)
+
+    async def on_feedback(self, frame):
+        """Thumbs up or down (and a comment) on a finished answer, by the person it was for."""
+        message_id, rating, comment = protocol.feedback(frame)
+        await database_sync_to_async(self._give_feedback)(message_id, rating, comment)
+        await self.send_json(protocol.feedback_saved(message_id, rating, comment))
+
+    def _give_feedback(self, message_id: int, rating: str, comment: str) -> None:
+        if self.answers_for() != self.user.pk:
+            raise NotAllowed(protocol.NOT_YOUR_ANSWER)
+        answer = self.answers().filter(pk=message_id, status=StreamedAnswer.Status.COMPLETE).first()
+        if answer is None:
+            raise protocol.InvalidFeedback(protocol.NO_SUCH_ANSWER)
+        ai_feedback.give(
+            user=self.user,
+            trace_id=answer.trace_id,
+            session_id=answer.ai_session_id,
+            feature=answer.ai_feature,
+            model=answer.model,
+            rating=rating,
+            comment=comment,
+        )
 
     async def on_stop(self, frame):
         streaming = self.answers().filter(status=StreamedAnswer.Status.STREAMING)

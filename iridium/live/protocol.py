@@ -10,6 +10,9 @@ From the page:
     regenerate                  a new answer to the last question (chat)
     retry                       answer again where the last answer failed
     human                       ask for a person (support)
+    feedback {message_id, rating, comment?}   thumbs "up" or "down" on a finished answer, with
+                                an optional comment (the person the answer was for; again to
+                                change it)
 
 Frames that start an answer (send, regenerate, retry) carry `replay_session_id`, the browser's
 PostHog session id, when PostHog runs in the page: the answer's AI calls send it as
@@ -27,6 +30,7 @@ To the page:
                                              refused before it began (limit, budget, switch);
                                              `title`: the object's title once it is cleaned up
     notice {code, message}                   something the page should say (handed over, ...)
+    feedback_saved {message_id, rating, comment}   the person's feedback on an answer is kept
     error {code, message, text?}             a frame that was refused; `text` gives back what
                                              the person typed
 """
@@ -47,7 +51,8 @@ STOP = "stop"
 REGENERATE = "regenerate"
 RETRY = "retry"
 HUMAN = "human"
-FROM_PAGE = (SEND, STOP, REGENERATE, RETRY, HUMAN)
+FEEDBACK = "feedback"
+FROM_PAGE = (SEND, STOP, REGENERATE, RETRY, HUMAN, FEEDBACK)
 STARTS_AN_ANSWER = (SEND, REGENERATE, RETRY)
 REPLAY_SESSION_FIELD = "replay_session_id"
 
@@ -61,11 +66,14 @@ TOOL = "tool"
 ANSWER_FINISHED = "answer_finished"
 REFUSED = "refused"
 NOTICE = "notice"
+FEEDBACK_SAVED = "feedback_saved"
 ERROR = "error"
 TO_PAGE = (
     READY, USER_MESSAGE, ANSWER_STARTED, DELTA, SNAPSHOT, TOOL, ANSWER_FINISHED, REFUSED, NOTICE,
-    ERROR,
+    FEEDBACK_SAVED, ERROR,
 )  # fmt: skip
+RATINGS = ("up", "down")
+FEEDBACK_COMMENT_CHARS = 2000
 
 CLIENT_ID_CHARS = 64
 
@@ -77,6 +85,9 @@ EMPTY = "Type a message first."
 NOT_TEXT = "A message must be text."
 INTERNAL = "Something went wrong on our side. Please try again."
 TOO_LONG = "That message is too long ({length} characters; the limit is {limit})."
+BAD_FEEDBACK = "Feedback is a thumbs up or down on an answer."
+NO_SUCH_ANSWER = "There is no finished answer here to rate."
+NOT_YOUR_ANSWER = "Only the person the answer was for can rate it."
 
 
 class FrameRejected(DomainError):
@@ -137,6 +148,26 @@ def text(frame: dict, field: str = "content", *, limit: int) -> str:
     except TextRejected as error:
         raise InvalidText(str(error), text=value) from None
     return value
+
+
+class InvalidFeedback(FrameRejected):
+    code = "invalid_feedback"
+
+
+def feedback(frame: dict) -> tuple[int, str, str]:
+    """The answer's id, the rating ("up" or "down") and the comment ("" if none) of a
+    `feedback` frame; the comment is a person's text, checked like any other."""
+    message_id, rating = frame.get("message_id"), frame.get("rating")
+    if not isinstance(message_id, int) or isinstance(message_id, bool) or rating not in RATINGS:
+        raise InvalidFeedback(BAD_FEEDBACK)
+    comment = frame.get("comment")
+    if comment is None or (isinstance(comment, str) and not comment.strip()):
+        return message_id, rating, ""
+    return message_id, rating, text(frame, "comment", limit=FEEDBACK_COMMENT_CHARS).strip()
+
+
+def feedback_saved(message_id: int, rating: str, comment: str) -> dict:
+    return {"type": FEEDBACK_SAVED, "message_id": message_id, "rating": rating, "comment": comment}
 
 
 def client_id(frame: dict) -> str:

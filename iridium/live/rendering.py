@@ -8,13 +8,26 @@ from iridium.infra.markdown import render as render_markdown
 
 from .models import StreamedAnswer
 
-__all__ = ["message_html", "render_markdown", "tool_note_html"]
+__all__ = ["attach_feedback", "message_html", "render_markdown", "tool_note_html"]
 
 
 def message_html(message: StreamedAnswer) -> str:
     """The message's `<li>`, as the page shows it (without a viewer: people's own messages are
     labelled "You" by the page's script, which knows who is looking)."""
     return render_to_string("live/_message.html", {"message": message})
+
+
+def attach_feedback(user, messages) -> list:
+    """`messages` with `user`'s feedback on each answer as `.feedback` (or None), for the
+    template's thumbs."""
+    from iridium.ai.feedback import ratings_of
+
+    messages = list(messages)
+    answers = [m for m in messages if m.is_answer and m.pk]
+    given = ratings_of(user, [m.trace_id for m in answers])
+    for message in answers:
+        message.feedback = given.get(message.trace_id)
+    return messages
 
 
 def tool_note_html(tool: dict) -> str:

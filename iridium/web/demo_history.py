@@ -17,7 +17,7 @@ from django.utils import timezone
 from chat.models import Conversation, Message
 from codegen.models import Creation
 from iridium.accounts.models import User
-from iridium.ai.models import Generation, Span
+from iridium.ai.models import Feedback, Generation, Span
 from iridium.analytics import rollups
 from support.models import Ticket, TicketMessage
 
@@ -79,6 +79,7 @@ class _History:
         self.now = now
         self.rng = random.Random(17)
         self.generations: list[Generation] = []
+        self.feedback: list[Feedback] = []
         self.spans: list[Span] = []
 
     def moment(self, day: int) -> datetime:
@@ -103,6 +104,7 @@ class _History:
         step=1,
         tools=(),
         parent_id="",
+        session_id="",
     ):
         rng = self.rng
         span_id = f"{SPAN_PREFIX}{uuid.UUID(int=rng.getrandbits(128)).hex}"
@@ -114,6 +116,7 @@ class _History:
         fields = {
             "created_at": at,
             "trace_id": trace_id,
+            "session_id": session_id,
             "span_id": span_id,
             "parent_id": parent_id,
             "user": user,
@@ -174,11 +177,33 @@ class _History:
         self.generations.append(row)
         return row
 
+    def rate(self, user, answer, row: Generation) -> None:
+        """Some answers get a thumbs up or down from their person (the test variant a little
+        more often up), now and then with a comment."""
+        rng = self.rng
+        if rng.random() > 0.4:
+            return
+        liked = rng.random() < (0.8 if row.variant == "test" else 0.65)
+        self.feedback.append(
+            Feedback(
+                user=user,
+                trace_id=answer.trace_id,
+                session_id=answer.ai_session_id,
+                feature=row.feature,
+                model=row.model,
+                variant=row.variant,
+                rating="up" if liked else "down",
+                comment="" if liked or rng.random() < 0.5 else "It missed what I asked.",
+                privacy_mode=row.privacy_mode,
+            )
+        )
+
     def tool(self, *, user, feature, trace_id, parent: Generation, query: str, result):
         self.spans.append(
             Span(
                 created_at=parent.created_at + timedelta(milliseconds=parent.latency_ms + 5),
                 trace_id=trace_id,
+                session_id=parent.session_id,
                 span_id=f"{SPAN_PREFIX}{uuid.uuid4().hex}",
                 parent_id=parent.span_id,
                 name="tool:search_knowledge_base",
@@ -220,6 +245,7 @@ def seed(*, now: datetime | None = None) -> int:
                 _creation(history, rng.choice(customers), day)
         Generation.objects.bulk_create(history.generations, batch_size=1000)
         Span.objects.bulk_create(history.spans, batch_size=1000)
+        Feedback.objects.bulk_create(history.feedback, batch_size=1000)
     rollups.rollup()
     return len(history.generations)
 
@@ -239,11 +265,17 @@ def _chat(history, user, day):
         variant = _variant(history, day)
         model = _model_for(user, variant)
         answer = f"Here is a short answer (turn {turn + 1}) to: *{question}*\n\n- first\n- second"
+        Message.objects.create(conversation=conversation, role="user", content=question)
+        reply = Message.objects.create(
+            conversation=conversation, role="assistant", content=answer, model=model
+        )
+        # Each answer is a trace of its own; the conversation is their session.
         row = history.call(
             user=user,
             feature="chat",
             model=model,
-            trace_id=conversation.trace_id,
+            trace_id=reply.trace_id,
+            session_id=conversation.ai_session_id,
             at=at,
             messages=list(messages),
             answer=answer,
@@ -253,21 +285,18 @@ def _chat(history, user, day):
             history.tool(
                 user=user,
                 feature="chat",
-                trace_id=conversation.trace_id,
+                trace_id=reply.trace_id,
                 parent=row,
                 query="refund",
                 result={"articles": ["Understanding your invoice"]},
             )
-        Message.objects.create(conversation=conversation, role="user", content=question)
-        Message.objects.create(
-            conversation=conversation,
-            role="assistant",
-            content=answer,
-            model=model,
+        Message.objects.filter(pk=reply.pk).update(
             input_tokens=row.input_tokens,
             output_tokens=row.output_tokens,
             cost_usd=row.total_cost_usd,
         )
+        if not row.is_error:
+            history.rate(user, reply, row)
         messages += [
             {"role": "assistant", "content": answer},
             {"role": "user", "content": "Thanks, and one more detail?"},
@@ -297,11 +326,15 @@ def _ticket(history, user, agent, day):
     Ticket.objects.filter(pk=ticket.pk).update(created_at=at, updated_at=at)
     TicketMessage.objects.create(ticket=ticket, kind="customer", author=user, content=description)
     answer = "Thanks for writing. Here is what to do next:\n\n1. Open **Settings**.\n2. Check it."
+    reply = TicketMessage.objects.create(
+        ticket=ticket, kind="assistant", content=answer, model="gpt-4o-mini"
+    )
     row = history.call(
         user=user,
         feature="customer-support",
         model="gpt-4o-mini",
-        trace_id=ticket.trace_id,
+        trace_id=reply.trace_id,
+        session_id=ticket.ai_session_id,
         at=at,
         messages=[{"role": "user", "content": description}],
         answer=answer,
@@ -311,14 +344,13 @@ def _ticket(history, user, agent, day):
         history.tool(
             user=user,
             feature="customer-support",
-            trace_id=ticket.trace_id,
+            trace_id=reply.trace_id,
             parent=row,
             query=title.lower(),
             result={"articles": []},
         )
-    TicketMessage.objects.create(
-        ticket=ticket, kind="assistant", content=answer, model="gpt-4o-mini"
-    )
+    if not row.is_error:
+        history.rate(user, reply, row)
     if needs_person:
         TicketMessage.objects.create(
             ticket=ticket,

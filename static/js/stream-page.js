@@ -144,6 +144,9 @@ function handle(frame) {
       if (frame.code === "handed_over" && humanButton) humanButton.hidden = true;
       if (frame.code === "status") showStatus(frame.status, frame.label);
       break;
+    case "feedback_saved":
+      showFeedback(frame);
+      break;
     case "error":
       showNotice(frame.message, "error");
       if (frame.text && input && !input.value) input.value = frame.text;
@@ -428,7 +431,41 @@ list.addEventListener("click", (event) => {
     copy(button.closest(".message").querySelector(".answer-raw").textContent, button);
   }
   if (button.classList.contains("copy-code")) copy(button.nextElementSibling.textContent, button);
+  if (button.classList.contains("feedback-thumb")) giveFeedback(button, button.dataset.rating);
+  if (button.classList.contains("feedback-send")) {
+    const pressed = button.closest("[data-feedback]").querySelector('[aria-pressed="true"]');
+    giveFeedback(button, pressed ? pressed.dataset.rating : "");
+  }
 });
+
+// --- Feedback on answers: thumbs up or down, and an optional comment --------------------------
+
+function giveFeedback(button, rating) {
+  const box = button.closest("[data-feedback]");
+  const status = box.querySelector(".feedback-status");
+  if (!rating) {
+    status.textContent = "Choose thumbs up or down first.";
+    return;
+  }
+  const comment = box.querySelector(".feedback-comment").value;
+  status.textContent = "Sending…";
+  send({
+    type: "feedback",
+    message_id: Number(button.closest(".message").dataset.messageId),
+    rating,
+    comment,
+  });
+}
+
+function showFeedback(frame) {
+  const box = findMessage(frame.message_id)?.querySelector("[data-feedback]");
+  if (!box) return;
+  for (const thumb of box.querySelectorAll(".feedback-thumb")) {
+    thumb.setAttribute("aria-pressed", String(thumb.dataset.rating === frame.rating));
+  }
+  box.querySelector(".feedback-comment").value = frame.comment;
+  box.querySelector(".feedback-status").textContent = "Thanks for your feedback.";
+}
 
 addCodeCopyButtons(list);
 setBusy(false);

@@ -36,3 +36,16 @@ def trace_link(context, trace_id) -> str:
         '<a class="trace-link" href="{}" data-testid="trace-link">AI trace</a>',
         reverse("analytics:trace", args=[trace_id]),
     )
+
+
+@register.simple_tag(takes_context=True)
+def session_link(context, session_id) -> str:
+    """A link to a conversation's or ticket's AI session (its answers' traces), for those who
+    may open them (nothing for others)."""
+    user = context["request"].user
+    if not session_id or not user.is_authenticated or not access.can_view_trace(user, session_id):
+        return ""
+    return format_html(
+        '<a class="trace-link" href="{}" data-testid="trace-link">AI traces</a>',
+        reverse("analytics:session", args=[session_id]),
+    )
