@@ -16,6 +16,7 @@ from django.test import Client
 from django.urls import reverse
 
 from iridium.accounts.models import AuditEntry, User
+from iridium.ai.models import Feedback
 from iridium.asgi import application
 from support.models import Ticket, TicketMessage
 from tests import factories
@@ -399,6 +400,10 @@ def test_a_person_downloads_everything_held_on_them_and_nothing_of_others(client
     factories.creation(user, prompt="A parser of mine")
     factories.create_generation(user=user, trace_id=mine.ai_session_id, input=[{"content": "mine"}])
     factories.create_generation(user=other, trace_id="conversation-olga")
+    Feedback.objects.create(user=user, trace_id="t-mine", feature="chat", rating="down",
+                            comment="too long")  # fmt: skip
+    Feedback.objects.create(user=other, trace_id="t-olga", feature="chat", rating="up",
+                            comment="olga's comment")  # fmt: skip
     client.force_login(user)
 
     page = client.get(reverse("account"))
@@ -415,6 +420,9 @@ def test_a_person_downloads_everything_held_on_them_and_nothing_of_others(client
     assert data["tickets"][0]["messages"][0]["content"] == factories.TICKET["description"]
     assert [c["prompt"] for c in data["creations"]] == ["A parser of mine"]
     assert [call["trace_id"] for call in data["ai_calls"]] == [mine.ai_session_id]
+    assert [(f["trace_id"], f["rating"], f["comment"]) for f in data["feedback"]] == [
+        ("t-mine", "down", "too long")
+    ]
     assert "olga" not in response.content.decode()
     client.logout()
     assert client.get(reverse("account_data")).status_code == 302  # log in first

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 from chat.models import Conversation, Message
 from codegen.models import Creation
 from iridium import ai
-from iridium.ai.models import Generation
+from iridium.ai.models import Feedback, Generation
 from support.models import Ticket, TicketMessage
 
 DELETED = "Your account and everything Iridium held on you have been deleted."
@@ -163,6 +163,17 @@ def personal_data(user) -> dict:
                 "output": row.output,
             }
             for row in Generation.objects.filter(user=user).order_by("created_at").iterator()
+        ],
+        "feedback": [
+            {
+                "given_at": feedback.created_at,
+                "changed_at": feedback.updated_at,
+                "trace_id": feedback.trace_id,
+                "feature": feedback.feature,
+                "rating": feedback.rating,
+                "comment": feedback.comment,
+            }
+            for feedback in Feedback.objects.filter(user=user).order_by("created_at")
         ],
     }
 
