@@ -149,6 +149,8 @@ function handle(frame) {
       break;
     case "error":
       showNotice(frame.message, "error");
+      if (pendingFeedback) pendingFeedback.textContent = "Not saved.";
+      pendingFeedback = null;
       if (frame.text && input && !input.value) input.value = frame.text;
       break;
   }
@@ -440,6 +442,9 @@ list.addEventListener("click", (event) => {
 
 // --- Feedback on answers: thumbs up or down, and an optional comment --------------------------
 
+// The status line of the feedback on its way: an error frame answers it.
+let pendingFeedback = null;
+
 function giveFeedback(button, rating) {
   const box = button.closest("[data-feedback]");
   const status = box.querySelector(".feedback-status");
@@ -449,6 +454,7 @@ function giveFeedback(button, rating) {
   }
   const comment = box.querySelector(".feedback-comment").value;
   status.textContent = "Sending…";
+  pendingFeedback = status;
   send({
     type: "feedback",
     message_id: Number(button.closest(".message").dataset.messageId),
@@ -459,6 +465,7 @@ function giveFeedback(button, rating) {
 
 function showFeedback(frame) {
   const box = findMessage(frame.message_id)?.querySelector("[data-feedback]");
+  pendingFeedback = null;
   if (!box) return;
   for (const thumb of box.querySelectorAll(".feedback-thumb")) {
     thumb.setAttribute("aria-pressed", String(thumb.dataset.rating === frame.rating));

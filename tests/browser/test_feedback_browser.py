@@ -45,4 +45,10 @@ def test_a_thumb_on_a_chat_answer_is_kept_and_can_be_changed(
     )
     [row] = Feedback.objects.all()
     assert (row.rating, row.comment, row.user_id) == ("down", "Too short", user.pk)
+    # A comment the server refuses (a NUL in it) says so where it was sent, and changes nothing.
+    answer.locator(".feedback-comment").evaluate("box => { box.value = 'bad \\u0000 text'; }")
+    answer.get_by_role("button", name="Send feedback").click()
+    expect(answer.get_by_role("status")).to_have_text("Not saved.")
+    row.refresh_from_db()
+    assert row.comment == "Too short"
     page.context.close()
