@@ -2,6 +2,7 @@
 configured and reachable, or the run stops at once: those tests must never pass by skipping."""
 
 import os
+import time
 
 import pytest
 from channels.layers import channel_layers
@@ -112,16 +113,24 @@ def organization(plans):
 @pytest.fixture(scope="session", autouse=True)
 def _end_stray_connections(django_db_setup, django_db_blocker):
     """Under ASGI each request's sync code may run in a short-lived thread; a connection such a
-    thread opened can outlive the thread for a moment. End them before the test database goes."""
+    thread opened can outlive the thread for a moment, and the pool keeps connections of its own.
+    Close the pool and end the others (and wait until they are gone: ending one is a signal, not
+    a wait) before the test database goes."""
     yield
     from django.db import connection
 
     if connection.vendor != "postgresql":
         return
-    if connection.settings_dict["NAME"] != connection.creation._get_test_db_name():
-        return  # no test of this run used the database, so no test database was made
-    with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
+    with django_db_blocker.unblock():
+        connection.close()
+        connection.close_pool()  # else it opens new ones to keep its minimum size
+        with connection._nodb_cursor() as cursor:
+            for _ in range(100):
+                cursor.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = %s AND pid <> pg_backend_pid()",
+                    [connection.settings_dict["NAME"]],
+                )
+                if not cursor.fetchone()[0]:
+                    break
+                time.sleep(0.05)
