@@ -1,10 +1,10 @@
 """Support's tools for assistants: the knowledge-base search, offered by the support assistant
 and by chat."""
 
-from asgiref.sync import sync_to_async
 from django.urls import reverse
 
 from iridium import ai
+from iridium.infra.db import on_kept_connection_async
 from iridium.infra.text import storable
 
 from .selectors import search_articles
@@ -17,7 +17,8 @@ async def _search(arguments: dict, context: ai.ToolContext):
     query = storable(str(arguments.get("query") or "")).replace("\ufffd", " ").strip()
     if not query:
         raise ai.ToolFailed("Give a search query.")
-    articles = await sync_to_async(search_articles)(query, limit=SEARCH_RESULTS)
+    # Made again on a fresh connection if the database ended the one it found.
+    articles = await on_kept_connection_async(lambda: search_articles(query, limit=SEARCH_RESULTS))
     return {
         "results": [
             {

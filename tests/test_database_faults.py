@@ -88,3 +88,39 @@ async def test_a_budget_warning_is_noted_on_a_fresh_connection_and_never_fails_a
     # A note that cannot be written at all is logged and skipped, not raised.
     broken = budgets.Subject("user:0", Decimal("1.00"), {"no_such_field": 1})
     await budgets._note_crossings(broken, before=0, after=spent)
+
+
+async def test_admission_and_the_knowledge_base_read_again_on_a_fresh_connection(
+    ai_settings, make_user
+):
+    """Found by the soak: a call admitted while Redis was away read the budget tables on the
+    connection the database had just ended, and the answer that had started failed."""
+    from dataclasses import replace
+    from decimal import Decimal
+
+    from iridium.ai import budgets
+    from iridium.ai.callers import load_caller
+    from support.models import Article
+    from support.tools import _search
+
+    require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL)")
+    user = await sync_to_async(make_user)("cai")
+    await Article.objects.acreate(
+        title="Resetting a password", body="Open the account page.", published=True
+    )
+    caller = await sync_to_async(load_caller)(user)
+
+    async def end_the_held_connection():
+        assert await asyncio.to_thread(terminate, await sync_to_async(held_connection_pid)())
+
+    ai_settings.REDIS_URL = ""  # counters in this process, started from the tables
+    await end_the_held_connection()
+    admitted = await budgets.reserve(caller, span_id="s1", first=True, amount=Decimal("0.01"))
+    assert admitted is not None
+    # Redis away: the tables, under row locks, decide.
+    await end_the_held_connection()
+    reservation = replace(admitted, span_id="s2", store=None)
+    await budgets._DatabaseStore().reserve(reservation, None)
+    await end_the_held_connection()
+    found = await _search({"query": "password"}, None)
+    assert [result["title"] for result in found["results"]] == ["Resetting a password"]

@@ -36,7 +36,6 @@ from decimal import Decimal
 
 import redis
 import redis.asyncio
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.db import transaction
@@ -387,11 +386,11 @@ class _RedisStore:
         # stands (SET NX).
         now = datetime.now(UTC)
         if index == 0:
-            count = await sync_to_async(_requests_today)(reservation.caller.user_id, now)
+            count = await on_kept_connection_async(_requests_today, reservation.caller.user_id, now)
             await self.client.set(_day_key(reservation), count, nx=True, ex=DAY_TTL_SECONDS)
         else:
             subject = reservation.subjects[index - 1]
-            spent = await sync_to_async(_spent_this_month)(subject, now)
+            spent = await on_kept_connection_async(_spent_this_month, subject, now)
             await self.client.set(
                 _spent_key(subject, reservation.month), spent, nx=True, ex=RECONCILE_SECONDS
             )
@@ -441,7 +440,7 @@ class _DatabaseStore:
     of the reservation, so that calls admitted on every worker count."""
 
     async def reserve(self, reservation: Reservation, start_row) -> None:
-        await sync_to_async(self._reserve)(reservation, start_row)
+        await on_kept_connection_async(self._reserve, reservation, start_row)
 
     @staticmethod
     def _reserve(reservation: Reservation, start_row) -> None:
@@ -503,12 +502,13 @@ class _LocalStore:
         plan = reservation.caller.plan
         day_key = _day_key(reservation)
         if self._get(day_key) is None:
-            count = await sync_to_async(_requests_today)(reservation.caller.user_id, now)
+            count = await on_kept_connection_async(_requests_today, reservation.caller.user_id, now)
             self._set(day_key, count, DAY_TTL_SECONDS)
         for subject in reservation.subjects:
             key = _spent_key(subject, reservation.month)
             if self._get(key) is None:
-                self._set(key, await sync_to_async(_spent_this_month)(subject, now), 3600)
+                spent = await on_kept_connection_async(_spent_this_month, subject, now)
+                self._set(key, spent, 3600)
         # From here to the end nothing awaits: the check and the reservation are one step.
         if reservation.first and self._get(day_key) + 1 > plan.daily_request_limit:
             raise _refusal(reservation, "daily")
