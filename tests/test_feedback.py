@@ -15,8 +15,8 @@ from iridium.ai import posthog
 from iridium.ai.models import Feedback, Generation
 from iridium.ai.recorder import recorder
 from tests import factories
+from tests.helpers.posthog_schema import GENERATION_SCHEMA, assert_follows_schema
 from tests.helpers.sockets import frames_until, idle, open_socket
-from tests.test_ai_service import GENERATION_SCHEMA, assert_follows_schema
 
 # PostHog's documented $ai_trace properties and their JSON types.
 TRACE_SCHEMA = {
@@ -78,7 +78,7 @@ async def test_each_turn_is_a_trace_in_its_session(ai_settings, user, fake_posth
     [row] = [g async for g in Generation.objects.all()]
     assert (row.trace_id, row.session_id) == ("conversation-9-31", "conversation-9")
     [generation] = await asyncio.to_thread(delivered, fake_posthog, 1, "$ai_generation")
-    assert_follows_schema(generation, {**GENERATION_SCHEMA, "$ai_session_id": str})
+    assert_follows_schema(generation, GENERATION_SCHEMA)
     assert generation["properties"]["$ai_session_id"] == "conversation-9"
     [trace] = fake_posthog.wait_for(1, name="$ai_trace")
     assert_follows_schema(
