@@ -12,6 +12,7 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
+from django.urls import reverse
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -38,10 +39,13 @@ def demo_settings(ai_settings):
 
 
 def visitor_cookie() -> str:
-    """A visitor's session, as the home page starts it."""
-    client = Client()
-    response = client.get("/")
-    assert response.status_code == 200
+    """A visitor's session, as the home page's script starts it before the first question."""
+    client = Client(enforce_csrf_checks=True)
+    page = client.get("/")
+    assert page.status_code == 200 and settings.SESSION_COOKIE_NAME not in client.cookies
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())[1]
+    response = client.post(reverse("public_demo_start"), headers={"X-CSRFToken": token})
+    assert response.status_code == 204
     return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
 
 
@@ -97,6 +101,15 @@ def test_switched_off_the_home_page_has_no_demo(demo_settings):
     demo_settings.PUBLIC_DEMO = False
     page = Client().get("/").content.decode()
     assert "data-public-demo" not in page and "public-demo.js" not in page
+    assert Client().post(reverse("public_demo_start")).status_code == 404
+
+
+def test_the_demo_starts_a_session_only_when_asked_and_under_csrf(demo_settings):
+    client = Client(enforce_csrf_checks=True)
+    client.get("/")
+    assert settings.SESSION_COOKIE_NAME not in client.cookies  # a visit costs no session
+    assert client.post(reverse("public_demo_start")).status_code == 403  # no CSRF token
+    assert client.get(reverse("public_demo_start")).status_code == 405
 
 
 # --- Answers ------------------------------------------------------------------------------------
@@ -211,7 +224,7 @@ async def test_another_origin_is_refused(demo_settings):
     assert not connected
 
 
-async def test_a_session_the_home_page_did_not_start_is_refused(demo_settings):
+async def test_a_session_the_demo_did_not_start_is_refused(demo_settings):
     for cookie in (None, f"{settings.SESSION_COOKIE_NAME}=made-up-session-key-12345"):
         _, connected, code = await open_demo(cookie)
         assert not connected and code == protocol.CLOSE_FORBIDDEN

@@ -17,8 +17,9 @@
   operator's cap on what the demo may cost). A refusal says so and invites the visitor to sign
   up.
 - The socket is behind the site's origin check (`iridium.web.sockets.SameOriginValidator`) like
-  every socket; it takes only visitors whose session the home page started (so the per-visitor
-  count cannot be dodged by inventing session ids).
+  every socket; it takes only sessions the demo started (`start`, a POST under CSRF protection
+  before the page's first question), so the per-visitor count cannot be dodged by inventing
+  session ids.
 
 Frames are iridium.live.protocol's: the page sends `send {content}`, and gets `ready`,
 `answer_started`, `delta`, `answer_finished` (the answer's HTML rendered by the server's one
@@ -32,8 +33,9 @@ import uuid
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 from django_ratelimit.core import is_ratelimited
 
 from iridium import ai
@@ -45,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 FEATURE = "public-demo"
 SOURCE = "landing-page"
-# Set in a visitor's session by the home page: the socket serves only such sessions.
+# Set in a visitor's session by `start`: the socket serves only such sessions.
 SESSION_MARK = "public_demo"
 # Messages of the conversation sent back to the model (the latest ones).
 HISTORY_MESSAGES = 8
@@ -78,10 +80,16 @@ def enabled() -> bool:
     return bool(settings.PUBLIC_DEMO)
 
 
-def start_session(request) -> None:
-    """Mark the visitor's session as one the demo serves (and so give them a session)."""
+@require_POST
+def start(request):
+    """Called by the page before its first question: marks the visitor's session as one the
+    demo serves, which gives them a session (a cookie and a session row) only once they ask,
+    not on every visit of the home page. 404 while the demo is off."""
+    if not enabled():
+        raise Http404("The public demo is off.")
     if not request.session.get(SESSION_MARK):
         request.session[SESSION_MARK] = True
+    return HttpResponse(status=204)
 
 
 # --- Limits -----------------------------------------------------------------------------------

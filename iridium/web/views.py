@@ -15,8 +15,6 @@ HEALTH_CACHE_KEY = "healthz:probe"
 
 def home(request):
     demo = not request.user.is_authenticated and public_demo.enabled()
-    if demo:
-        public_demo.start_session(request)
     context = {"public_demo": demo}
     if demo:
         context["public_demo_max_chars"] = settings.PUBLIC_DEMO_MAX_MESSAGE_CHARS

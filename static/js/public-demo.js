@@ -15,14 +15,20 @@ const announcer = root.querySelector("[data-announcer]");
 const connection = root.querySelector("[data-connection]");
 const scheme = location.protocol === "https:" ? "wss://" : "ws://";
 const socketUrl = `${scheme}${location.host}${root.dataset.socket}`;
+const csrfToken = form.querySelector("[name=csrfmiddlewaretoken]").value;
 
 // Close codes of iridium/live/protocol.py.
 const CLOSE_FORBIDDEN = 4403;
 // The streaming answer is rendered at most this often, as on the chat page.
 const RENDER_EVERY_MS = 120;
 
+// The socket opens with the visitor's first question (after the demo has started their
+// session): a visit that asks nothing costs no session.
 let socket = null;
+let started = null;
 let attempts = 0;
+// Frames waiting for the socket to open.
+const outbox = [];
 let busy = false;
 // The question waiting for its answer, and the answer being written.
 let question = null;
@@ -34,14 +40,22 @@ function connect() {
     attempts = 0;
     connection.textContent = "";
     root.dataset.connected = "";
+    while (outbox.length) socket.send(outbox.shift());
   });
   socket.addEventListener("message", (event) => handle(JSON.parse(event.data)));
   socket.addEventListener("close", (event) => {
     delete root.dataset.connected;
     if (event.code === CLOSE_FORBIDDEN) {
-      connection.textContent = "The demo is not available just now. Reload the page, or sign up.";
-      setBusy(true);
+      unavailable();
       return;
+    }
+    if (current) {
+      // The answer ends with the socket: the question may be asked again.
+      current.item.classList.remove("streaming");
+      current.item.append(element("p", "status-note error", "The connection was lost. Please ask again."));
+      current = null;
+      question = null;
+      setBusy(false);
     }
     connection.textContent = "Reconnecting…";
     attempts += 1;
@@ -93,7 +107,7 @@ function render() {
 function handle(frame) {
   switch (frame.type) {
     case "ready":
-      setBusy(false);
+      if (!question) setBusy(false); // a question waiting in the outbox is on its way
       break;
     case "answer_started": {
       const item = message("assistant", "Assistant");
@@ -152,15 +166,48 @@ function handle(frame) {
   }
 }
 
-function send() {
+function unavailable() {
+  outbox.length = 0;
+  if (question) {
+    if (!input.value) input.value = question.querySelector(".user-text").textContent;
+    question.remove();
+    question = null;
+  }
+  connection.textContent = "The demo is not available just now. Reload the page, or sign up.";
+  setBusy(true);
+}
+
+// The demo starts the visitor's session (a POST, under CSRF protection), then the socket opens.
+function start() {
+  started ??= fetch(root.dataset.start, {
+    method: "POST",
+    headers: { "X-CSRFToken": csrfToken },
+    credentials: "same-origin",
+  }).then((response) => {
+    if (!response.ok) throw new Error(`the demo answered ${response.status}`);
+    connect();
+  });
+  return started;
+}
+
+async function send() {
   const content = input.value;
-  if (busy || !content.trim() || !root.hasAttribute("data-connected")) return;
+  if (busy || !content.trim()) return;
   notice.hidden = true;
   question = message("user", "You");
   question.append(element("div", "message-body user-text", content));
   input.value = "";
   setBusy(true);
-  socket.send(JSON.stringify({ type: "send", content }));
+  const frame = JSON.stringify({ type: "send", content });
+  try {
+    await start();
+  } catch {
+    started = null;
+    unavailable();
+    return;
+  }
+  if (socket.readyState === WebSocket.OPEN) socket.send(frame);
+  else outbox.push(frame);
 }
 
 form.addEventListener("submit", (event) => {
@@ -174,5 +221,4 @@ input.addEventListener("keydown", (event) => {
   }
 });
 
-setBusy(true);
-connect();
+setBusy(false);
