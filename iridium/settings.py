@@ -287,6 +287,17 @@ AI_CACHE_TTLS = env.dict("AI_CACHE_TTLS", cast={"value": int}, default={})
 CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=8000)
 WEBSOCKET_MAX_FRAME_CHARS = env.int("WEBSOCKET_MAX_FRAME_CHARS", default=64_000)
 
+# The public demo on the home page (iridium/web/public_demo.py): visitors without an account try
+# the assistant. PUBLIC_DEMO=false turns it off. Questions a day per visitor (browser session)
+# and per address (django-ratelimit's rate syntax), all visitors' questions a day for the whole
+# install (the operator's cap on what the demo costs), the longest question, the longest answer.
+PUBLIC_DEMO = env.bool("PUBLIC_DEMO", default=True)
+PUBLIC_DEMO_VISITOR_RATE = env.str("PUBLIC_DEMO_VISITOR_RATE", default="5/d")
+PUBLIC_DEMO_ADDRESS_RATE = env.str("PUBLIC_DEMO_ADDRESS_RATE", default="20/d")
+PUBLIC_DEMO_DAILY_CALLS = env.int("PUBLIC_DEMO_DAILY_CALLS", default=500)
+PUBLIC_DEMO_MAX_MESSAGE_CHARS = env.int("PUBLIC_DEMO_MAX_MESSAGE_CHARS", default=1000)
+PUBLIC_DEMO_MAX_OUTPUT_TOKENS = env.int("PUBLIC_DEMO_MAX_OUTPUT_TOKENS", default=400)
+
 # Retention of the generation record (manage.py purge_generations): prompts and answers are
 # cleared after ANALYTICS_CONTENT_RETENTION_DAYS, rows deleted after ANALYTICS_RETENTION_DAYS.
 ANALYTICS_CONTENT_RETENTION_DAYS = env.int("ANALYTICS_CONTENT_RETENTION_DAYS", default=30)

@@ -1,9 +1,12 @@
 import logging
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import render
+
+from iridium.web import public_demo
 
 logger = logging.getLogger(__name__)
 
@@ -11,7 +14,11 @@ HEALTH_CACHE_KEY = "healthz:probe"
 
 
 def home(request):
-    return render(request, "home.html")
+    demo = not request.user.is_authenticated and public_demo.enabled()
+    context = {"public_demo": demo}
+    if demo:
+        context["public_demo_max_chars"] = settings.PUBLIC_DEMO_MAX_MESSAGE_CHARS
+    return render(request, "home.html", context)
 
 
 def healthz(request):
