@@ -299,3 +299,22 @@ def test_the_page_script_speaks_the_protocol():
     assert handled == server, (handled, server)
     codes = dict(re.findall(r"\bconst (CLOSE_\w+) = (\d+);", PAGE_SCRIPT))
     assert codes == {"CLOSE_FORBIDDEN": str(protocol.CLOSE_FORBIDDEN)}
+
+
+async def test_without_its_counters_the_demo_answers_nobody(demo_settings):
+    """The limits are what caps the demo's cost: while the cache that counts is unreachable
+    (Redis away), the demo refuses, with the question given back, instead of answering all."""
+    cookie = await sync_to_async(visitor_cookie)()
+    socket = await ready_socket(cookie)
+    demo_settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
+    refused = await ask(socket, "are you there?")
+    assert refused["type"] == "refused" and refused["message"] == public_demo.UNAVAILABLE
+    assert refused["text"] == "are you there?"
+    assert await Generation.objects.filter(feature=public_demo.FEATURE).acount() == 0
+    await socket.disconnect()

@@ -15,7 +15,7 @@
   server gives it, i.e. trusting proxies only as the server is told to;
   `PUBLIC_DEMO_ADDRESS_RATE`) and for the whole install (`PUBLIC_DEMO_DAILY_CALLS` a day: the
   operator's cap on what the demo may cost). A refusal says so and invites the visitor to sign
-  up.
+  up. Unlike sign-up, the demo fails closed: while the counters cannot be read, it refuses.
 - The socket is behind the site's origin check (`iridium.web.sockets.SameOriginValidator`) like
   every socket; it takes only sessions the demo started (`start`, a POST under CSRF protection
   before the page's first question), so the per-visitor count cannot be dodged by inventing
@@ -36,7 +36,7 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.views.decorators.http import require_POST
-from django_ratelimit.core import is_ratelimited
+from django_ratelimit.core import get_usage
 
 from iridium import ai
 from iridium.infra.errors import DomainError
@@ -62,6 +62,7 @@ ADDRESS_LIMIT = (
     "Today's free demo questions from your network are used up. Sign up to keep going: it is free."
 )
 INSTALL_LIMIT = "The demo has answered all the questions it can today. Sign up to keep going."
+UNAVAILABLE = "The demo is resting for a moment. Try again soon, or sign up: it is free."
 BUSY = "Wait for this answer to finish."
 COULD_NOT_FINISH = "Something went wrong while answering. Please try again."
 
@@ -108,12 +109,20 @@ def _limits(session_key: str) -> list[tuple[str, object, str, str]]:
 
 def take_a_question(*, session_key: str, address: str) -> None:
     """Count one question against each limit, or raise `DemoLimited` naming the first one
-    reached (the ones after it are not counted)."""
+    reached (the ones after it are not counted). The demo's limits are what caps what it costs,
+    so it fails closed: while the counters cannot be read (Redis away), it answers nobody."""
     request = HttpRequest()  # django-ratelimit reads the address from a request's META
     request.method = "POST"
     request.META["REMOTE_ADDR"] = address
     for group, key, rate, message in _limits(session_key):
-        if is_ratelimited(request, group=group, key=key, rate=rate, increment=True):
+        try:
+            usage = get_usage(request, group=group, key=key, rate=rate, increment=True)
+        except Exception as error:  # the cache's own errors (redis-py's, for one)
+            logger.warning("the public demo cannot count questions: %r", error)
+            usage = None
+        if usage is None:  # uncounted: RATELIMIT_FAIL_OPEN would let it through
+            raise DemoLimited(UNAVAILABLE)
+        if usage["should_limit"]:
             raise DemoLimited(message)
 
 
