@@ -282,6 +282,14 @@ AI_CHEAP_MODEL = env.str("AI_CHEAP_MODEL", default="gpt-4.1-nano")
 # Response cache: seconds an answer is kept, by default and per feature ("feature=seconds,...").
 AI_CACHE_TTL_SECONDS = env.int("AI_CACHE_TTL_SECONDS", default=3600)
 AI_CACHE_TTLS = env.dict("AI_CACHE_TTLS", cast={"value": int}, default={})
+# Price data: empty (the default) prices with the data bundled in genai-prices. A URL of
+# genai-prices' data (e.g. its repository's prices/new_data/v2/data.json) is fetched every
+# AI_PRICES_UPDATE_EVERY_SECONDS by one worker for the whole install and stored in the
+# database; every process then prices with the newest stored data (iridium.ai.pricing).
+AI_PRICES_UPDATE_URL = env.str("AI_PRICES_UPDATE_URL", default="")
+AI_PRICES_UPDATE_EVERY_SECONDS = env.int("AI_PRICES_UPDATE_EVERY_SECONDS", default=6 * 3600)
+if AI_PRICES_UPDATE_URL:
+    PERIODIC_JOBS["iridium.ai.tasks.refresh_prices"] = AI_PRICES_UPDATE_EVERY_SECONDS
 
 # Chat and support: the longest message a person may send, and the largest websocket frame.
 CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=8000)

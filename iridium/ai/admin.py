@@ -2,7 +2,15 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from .models import BudgetWarning, FlagOverride, Generation, PriceOverride, Span, UnpricedModel
+from .models import (
+    BudgetWarning,
+    FlagOverride,
+    Generation,
+    PriceData,
+    PriceOverride,
+    Span,
+    UnpricedModel,
+)
 
 
 @admin.register(PriceOverride)
@@ -103,3 +111,13 @@ class BudgetWarningAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["percent", "period"]
     search_fields = ["user__username", "organization__name"]
+
+
+@admin.register(PriceData)
+class PriceDataAdmin(ReadOnlyAdmin):
+    """Price data fetched by the `refresh_prices` job (AI_PRICES_UPDATE_URL); the newest is in
+    use on every process."""
+
+    list_display = ["fetched_at", "providers", "url"]
+    exclude = ["payload"]  # hundreds of kB of JSON
+    date_hierarchy = "fetched_at"

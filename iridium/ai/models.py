@@ -33,6 +33,24 @@ class PriceOverride(models.Model):
         return self.model
 
 
+class PriceData(models.Model):
+    """genai-prices' price data as fetched from AI_PRICES_UPDATE_URL by the periodic job
+    `iridium.ai.tasks.refresh_prices`, once for the whole install; every worker process prices
+    with the newest row (iridium.ai.pricing). Only the latest few are kept."""
+
+    fetched_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    url = models.CharField(max_length=500)
+    providers = models.PositiveIntegerField(help_text="Providers in the data.")
+    payload = models.JSONField(help_text="The fetched JSON, as the library reads it.")
+
+    class Meta:
+        ordering = ["-fetched_at", "-pk"]
+        verbose_name_plural = "price data"
+
+    def __str__(self):
+        return f"{self.providers} providers, fetched {self.fetched_at:%Y-%m-%d %H:%M}"
+
+
 class UnpricedModel(models.Model):
     """A model that was called but has no known price: its calls are recorded with cost unknown."""
 
