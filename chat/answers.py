@@ -1,12 +1,17 @@
 """Writing the assistant's answer in a conversation: the user's message is saved, an answer is
 streamed to every tab (iridium.live), and saved when it ends however it ends (complete,
 stopped, failed). A refused request (limit, budget, kill switch) leaves nothing behind, so the
-page can give the person their text back."""
+page can give the person their text back.
+
+Nothing is deleted to make room for a new answer (chat.versions): Regenerate keeps the answer
+it replaces as an earlier version of its turn (a failed one as replaced), and editing a question
+keeps the question and everything after it as replaced. A refused request puts them back."""
 
 from contextlib import contextmanager
 
 from asgiref.sync import sync_to_async
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from iridium import ai
@@ -19,6 +24,7 @@ from iridium.live.rendering import message_html
 
 from .models import Conversation, Message
 from .tools import CHAT_TOOLS
+from .versions import SHOWN, versions_of, with_versions
 
 TARGET = Target(prefix="chat", noun="conversation")
 SYSTEM_PROMPT = (
@@ -30,10 +36,19 @@ HISTORY_MESSAGES = 40  # the most recent messages sent to the model
 
 BUSY = "An answer is still being written in this conversation. Stop it or wait for it."
 NOTHING_TO_REGENERATE = "There is no answer to regenerate yet."
+NOTHING_TO_EDIT = "That message can no longer be edited. Reload the page to see the latest."
+
+# What a new answer set aside (message id, its version before): put back if it is refused.
+PutAside = list[tuple[int, str]]
 
 
 class NothingToRegenerate(DomainError):
     code = "nothing_to_regenerate"
+    http_status = 409
+
+
+class NothingToEdit(DomainError):
+    code = "nothing_to_edit"
     http_status = 409
 
 
@@ -61,12 +76,41 @@ async def send(*, conversation: Conversation, user, content: str, client_id: str
 
 
 async def regenerate(*, conversation: Conversation, user) -> None:
-    """A new answer to the last question (the last answer, if any, is replaced)."""
-    answer = await sync_to_async(_replace_last_answer)(conversation)
-    _start(conversation, user, answer, question=None, client_id="")
+    """A new answer to the last question: the last answer, if any, becomes an earlier version
+    of the turn (a failed one is replaced)."""
+    answer, put_aside = await sync_to_async(_replace_last_answer)(conversation)
+    _start(conversation, user, answer, question=None, client_id="", put_aside=put_aside)
 
 
-def _start(conversation, user, answer, *, question, client_id):
+async def edit(
+    *, conversation: Conversation, user, message_id: int, content: str, client_id: str = ""
+) -> None:
+    """Replace the person's question `message_id` with `content`, and what followed it with a
+    new answer. Raises Busy (with the text given back) while an answer is being written."""
+    question, answer, put_aside = await sync_to_async(_edit_question)(
+        conversation, message_id, content
+    )
+    await fanout.group_send(
+        run_key(conversation.pk),
+        {
+            "type": protocol.USER_MESSAGE,
+            "message": question.frame(),
+            "html": message_html(question),
+            "replaces": message_id,
+        },
+    )
+    _start(
+        conversation,
+        user,
+        answer,
+        question=question,
+        client_id=client_id,
+        put_aside=put_aside,
+        edited_id=message_id,
+    )
+
+
+def _start(conversation, user, answer, *, question, client_id, put_aside=(), edited_id=None):
     replay_session_id = ai.replay.current()  # of the frame that starts it
 
     async def ask():
@@ -88,13 +132,17 @@ def _start(conversation, user, answer, *, question, client_id):
 
     async def on_refused(refusal):
         question_id = question.pk if question else None
-        title = await sync_to_async(_forget)(conversation, answer, question)
-        return {
+        title, restored = await sync_to_async(_forget)(conversation, answer, question, put_aside)
+        refused = {
             "text": question.content if question else "",
             "client_id": client_id,
             "question_id": question_id,
             "title": title,
+            "restored": [message_html(message) for message in restored],
         }
+        if edited_id is not None:
+            refused["edited_id"] = edited_id
+        return refused
 
     writer.start(run_key(conversation.pk), answer, ask=ask, on_refused=on_refused)
 
@@ -112,23 +160,65 @@ def _save_question(conversation: Conversation, content: str):
     return question, answer
 
 
-def _replace_last_answer(conversation: Conversation) -> Message:
+def _replace_last_answer(conversation: Conversation) -> tuple[Message, PutAside]:
     with _one_answer_at_a_time(), transaction.atomic():
         _check_not_busy(conversation)
-        last = conversation.messages.order_by("-created_at", "-pk").first()
+        latest = conversation.messages.filter(version=Message.Version.LATEST)
+        last = latest.order_by("-created_at", "-pk").first()
         if last is None:
             raise NothingToRegenerate(NOTHING_TO_REGENERATE)
-        if last.role == Message.Role.ASSISTANT:
-            last.delete()
+        turn, put_aside, replaced = None, [], []
+        if last.is_answer:
+            turn = last.turn
+            put_aside.append((last.pk, last.version))
+            # An answer worth reading again is kept as a version; a failed one is replaced.
+            worth_keeping = last.content and last.status != Message.Status.ERROR
+            if not worth_keeping:
+                replaced.append(last.pk)
+            last.version = Message.Version.EARLIER if worth_keeping else Message.Version.REPLACED
+            Message.objects.filter(pk=last.pk).update(version=last.version)
+        answer = _new_answer(conversation, version_of=turn)
+        answer.replaced_ids = replaced
+        conversation.save(update_fields=["updated_at"])
+    return answer, put_aside
+
+
+def _edit_question(
+    conversation: Conversation, message_id: int, content: str
+) -> tuple[Message, Message, PutAside]:
+    with _one_answer_at_a_time(text=content), transaction.atomic():
+        _check_not_busy(conversation, text=content)
+        old = conversation.messages.filter(
+            pk=message_id, role=Message.Role.USER, version=Message.Version.LATEST
+        ).first()
+        if old is None:
+            raise NothingToEdit(NOTHING_TO_EDIT, text=content)
+        from_it_on = conversation.messages.filter(version__in=SHOWN).filter(
+            Q(created_at__gt=old.created_at) | Q(created_at=old.created_at, pk__gte=old.pk)
+        )
+        put_aside = list(from_it_on.values_list("pk", "version"))
+        from_it_on.update(version=Message.Version.REPLACED)
+        question = Message.objects.create(
+            conversation=conversation,
+            role=Message.Role.USER,
+            content=content.strip(),
+            version_of_id=old.turn,
+        )
         answer = _new_answer(conversation)
         conversation.save(update_fields=["updated_at"])
-    return answer
+    return question, answer, put_aside
 
 
-def _new_answer(conversation: Conversation) -> Message:
-    return Message.objects.create(
-        conversation=conversation, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING
+def _new_answer(conversation: Conversation, version_of: int | None = None) -> Message:
+    answer = Message.objects.create(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.STREAMING,
+        version_of_id=version_of,
     )
+    if version_of is not None:  # the page shows it as the newest of its turn's versions
+        answer.version_number = answer.version_count = len(versions_of(answer))
+    return answer
 
 
 @contextmanager
@@ -163,17 +253,29 @@ def _title_from(content: str) -> str:
 
 
 def _history(conversation: Conversation, answer: Message) -> list[dict]:
-    earlier = conversation.messages.exclude(pk=answer.pk).exclude(content="")
+    """What the model is sent: the latest version of each turn, never earlier or replaced ones."""
+    earlier = conversation.messages.filter(version=Message.Version.LATEST)
+    earlier = earlier.exclude(pk=answer.pk).exclude(content="")
     recent = list(earlier.order_by("-created_at", "-pk")[:HISTORY_MESSAGES])[::-1]
     return [{"role": "system", "content": SYSTEM_PROMPT}] + [
         {"role": m.role, "content": m.content} for m in recent
     ]
 
 
-def _forget(conversation: Conversation, answer: Message, question: Message | None) -> str:
-    """Remove what a refused request left; a title taken from the refused question goes too.
-    Returns the conversation's title."""
+def _forget(
+    conversation: Conversation, answer: Message, question: Message | None, put_aside: PutAside
+) -> tuple[str, list[Message]]:
+    """Remove what a refused request left and put back what it had set aside; a title taken
+    from the refused question goes too. Returns the conversation's title and the messages put
+    back (as the page shows them, with their turns' earlier versions)."""
     answer.delete()
+    for version in {version for _, version in put_aside}:
+        ids = [pk for pk, was in put_aside if was == version]
+        Message.objects.filter(pk__in=ids).update(version=version)
+    back = [pk for pk, was in put_aside if was == Message.Version.LATEST]
+    restored = with_versions(
+        conversation, list(conversation.messages.filter(pk__in=back).order_by("created_at", "pk"))
+    )
     if question is not None:
         question.delete()
         default = Conversation._meta.get_field("title").default
@@ -181,4 +283,4 @@ def _forget(conversation: Conversation, answer: Message, question: Message | Non
         if named_by_it and not conversation.messages.exists():
             conversation.title = default
             conversation.save(update_fields=["title", "updated_at"])
-    return conversation.title
+    return conversation.title, restored

@@ -32,7 +32,20 @@ class Message(StreamedAnswer):
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages"
     )
+    class Version(models.TextChoices):
+        LATEST = "latest", "Latest"  # shown, and in what the model is sent
+        EARLIER = "earlier", "Earlier"  # an earlier answer of its turn (Regenerate): < 1/2 >
+        REPLACED = "replaced", "Replaced"  # replaced (an edited question and what followed it)
+
     role = models.CharField(max_length=10, choices=Role)
+    # Regenerate keeps the answer it replaces as an earlier version of the turn; editing a
+    # question keeps it and everything after it as replaced. Nothing is deleted.
+    version = models.CharField(max_length=10, choices=Version, default=Version.LATEST)
+    # The first message of its turn, for a later version (an answer regenerated, a question
+    # edited); null for a first version.
+    version_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta(StreamedAnswer.Meta):
         constraints = [
@@ -43,6 +56,7 @@ class Message(StreamedAnswer):
                 name="one_answer_being_written_per_conversation",
             )
         ]
+        indexes = [models.Index(fields=["conversation", "version", "created_at"])]
 
     def __str__(self):
         return f"{self.role}: {self.content[:40]}"
@@ -66,3 +80,19 @@ class Message(StreamedAnswer):
     def author_label(self) -> str:
         # Only its owner sees a conversation.
         return "Assistant" if self.is_answer else "You"
+
+    @property
+    def turn(self) -> int:
+        """What the versions of one answer share: the id of the turn's first answer."""
+        return self.version_of_id or self.pk
+
+    # Set by chat.versions for the page: this version's number and how many its turn has.
+    version_number = 1
+    version_count = 1
+    # Set by chat.answers on a new answer: the failed answers it replaces (the page drops them).
+    replaced_ids: list[int] = []
+
+    @property
+    def can_be_edited(self) -> bool:
+        """A person's question can be edited and sent again (the answers after it replaced)."""
+        return not self.is_answer

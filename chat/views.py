@@ -10,7 +10,8 @@ from iridium.infra.text import TextRejected, check_text, query_text
 from iridium.live.rendering import attach_feedback
 
 from . import access, answers, listing
-from .models import Conversation
+from .models import Conversation, Message
+from .versions import with_versions
 
 TITLE_REQUIRED = "A conversation needs a title."
 # Messages a conversation page shows at first; earlier ones come a page at a time on request.
@@ -44,16 +45,21 @@ def new(request):
 
 def _latest(conversation, *, before: int | None = None):
     """A page of the conversation's messages, oldest first, ending with the latest (or with the
-    one before `before`), and whether there are earlier ones."""
-    messages = conversation.messages.order_by("-created_at", "-pk")
+    one before `before`), with the earlier versions of its answers (chat.versions; a page counts
+    the latest versions only, so that a turn's versions are never split between pages), whether
+    there are earlier ones, and the cursor of the page before."""
+    messages = conversation.messages.filter(version=Message.Version.LATEST)
+    messages = messages.order_by("-created_at", "-pk")
     if before is not None:
         messages = messages.filter(pk__lt=before)
     page = list(messages[: PAGE_MESSAGES + 1])
-    return page[:PAGE_MESSAGES][::-1], len(page) > PAGE_MESSAGES
+    latest = page[:PAGE_MESSAGES][::-1]
+    more = len(page) > PAGE_MESSAGES
+    return with_versions(conversation, latest), (latest[0].pk if more else None)
 
 
 def _conversation_page(request, conversation, *, status=200, **extra):
-    shown, more = _latest(conversation)
+    shown, cursor = _latest(conversation)
     shown = attach_feedback(request.user, shown)
     return render(
         request,
@@ -61,7 +67,7 @@ def _conversation_page(request, conversation, *, status=200, **extra):
         {
             "conversation": conversation,
             "chat_messages": shown,
-            "earlier": shown[0].pk if more else None,
+            "earlier": cursor,
             "recent": listing.by_date(access.conversations_for(request.user)[:30]),
             "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
             **extra,
@@ -110,7 +116,7 @@ def earlier(request, pk):
         before = int(request.GET.get("before", ""))
     except ValueError:
         return JsonResponse({"error": "before must be a message id"}, status=400)
-    shown, more = _latest(conversation, before=before)
+    shown, cursor = _latest(conversation, before=before)
     shown = attach_feedback(request.user, shown)
     html = render_to_string("chat/_messages.html", {"chat_messages": shown}, request=request)
-    return JsonResponse({"html": html, "before": shown[0].pk if (more and shown) else None})
+    return JsonResponse({"html": html, "before": cursor})

@@ -9,26 +9,33 @@ From the page:
     stop                        stop the answer being written
     regenerate                  a new answer to the last question (chat)
     retry                       answer again where the last answer failed
+    edit {message_id, content, client_id}   the person's earlier question, edited (chat): it
+                                and everything after it are replaced by it and a new answer
     human                       ask for a person (support)
     feedback {message_id, rating, comment?}   thumbs "up" or "down" on a finished answer, with
                                 an optional comment (the person the answer was for; again to
                                 change it)
 
-Frames that start an answer (send, regenerate, retry) carry `replay_session_id`, the browser's
+Frames that start an answer (send, regenerate, retry, edit) carry `replay_session_id`, the browser's
 PostHog session id, when PostHog runs in the page: the answer's AI calls send it as
 `$session_id` (iridium.ai.replay, which also says what a valid one is; others are ignored).
 
 To the page:
     ready {in_progress}                      first frame; the answer being written, if any
-    user_message {message, html, title?}     a person's message, rendered
+    user_message {message, html, title?, replaces?}   a person's message, rendered;
+                                             `replaces`: the id of the question it is an
+                                             edit of (it and what followed are replaced)
     answer_started {message_id, html}        an answer begins (its empty message, rendered)
     delta {message_id, offset, text}         more text; offset = length of the text before it
     snapshot {message_id, text}              the whole text so far (every second)
     tool {message_id, name, ok, html}        the assistant used a tool (its note, rendered)
     answer_finished {message_id, message, html}   the answer ended (complete, stopped, failed)
-    refused {message_id, question_id, code, message, text, client_id, title?}
-                                             refused before it began (limit, budget, switch);
-                                             `title`: the object's title once it is cleaned up
+    refused {message_id, question_id, code, message, text, client_id, title?, restored?,
+             edited_id?}                     refused before it began (limit, budget, switch);
+                                             `title`: the object's title once it is cleaned up;
+                                             `restored`: the messages it had replaced, rendered,
+                                             back in place; `edited_id`: the question whose
+                                             edit was refused (its text is `text`)
     notice {code, message}                   something the page should say (handed over, ...)
     feedback_saved {message_id, rating, comment}   the person's feedback on an answer is kept
     error {code, message, text?}             a frame that was refused; `text` gives back what
@@ -52,8 +59,9 @@ REGENERATE = "regenerate"
 RETRY = "retry"
 HUMAN = "human"
 FEEDBACK = "feedback"
-FROM_PAGE = (SEND, STOP, REGENERATE, RETRY, HUMAN, FEEDBACK)
-STARTS_AN_ANSWER = (SEND, REGENERATE, RETRY)
+EDIT = "edit"
+FROM_PAGE = (SEND, STOP, REGENERATE, RETRY, HUMAN, FEEDBACK, EDIT)
+STARTS_AN_ANSWER = (SEND, REGENERATE, RETRY, EDIT)
 REPLAY_SESSION_FIELD = "replay_session_id"
 
 # Frames to the page.
@@ -88,6 +96,7 @@ TOO_LONG = "That message is too long ({length} characters; the limit is {limit})
 BAD_FEEDBACK = "Feedback is a thumbs up or down on an answer."
 NO_SUCH_ANSWER = "There is no finished answer here to rate."
 NOT_YOUR_ANSWER = "Only the person the answer was for can rate it."
+BAD_EDIT = "An edit names the message it changes."
 
 
 class FrameRejected(DomainError):
@@ -164,6 +173,20 @@ def feedback(frame: dict) -> tuple[int, str, str]:
     if comment is None or (isinstance(comment, str) and not comment.strip()):
         return message_id, rating, ""
     return message_id, rating, text(frame, "comment", limit=FEEDBACK_COMMENT_CHARS).strip()
+
+
+class InvalidEdit(FrameRejected):
+    code = "invalid_edit"
+
+
+def edit(frame: dict, *, limit: int) -> tuple[int, str]:
+    """The id of the message an `edit` frame changes and its new text (checked like any
+    person's text)."""
+    message_id = frame.get("message_id")
+    if not isinstance(message_id, int) or isinstance(message_id, bool):
+        content = frame.get("content")
+        raise InvalidEdit(BAD_EDIT, text=content if isinstance(content, str) else "")
+    return message_id, text(frame, limit=limit)
 
 
 def feedback_saved(message_id: int, rating: str, comment: str) -> dict:

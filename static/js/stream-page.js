@@ -70,7 +70,7 @@ const outbox = [];
 
 // Frames that start an answer carry the browser's PostHog session id, when PostHog runs in the
 // page (static/js/analytics.js), so that the answer's AI calls link to the page's replay.
-const STARTS_AN_ANSWER = ["send", "regenerate", "retry"];
+const STARTS_AN_ANSWER = ["send", "regenerate", "retry", "edit"];
 const REPLAY_SESSION_FIELD = "replay_session_id";
 
 function replaySessionId() {
@@ -116,6 +116,8 @@ function handle(frame) {
       }
       break;
     case "user_message":
+      // An edited question replaces the question it edits and everything after it.
+      if (frame.replaces) replaceFrom(frame.replaces);
       if (!findMessage(frame.message.id)) list.append(fromServer(frame.html));
       if (frame.title) showTitle(frame.title);
       follow.grew();
@@ -151,7 +153,11 @@ function handle(frame) {
       showNotice(frame.message, "error");
       if (pendingFeedback) pendingFeedback.textContent = "Not saved.";
       pendingFeedback = null;
-      if (frame.text && input && !input.value) input.value = frame.text;
+      if (pendingEdit) {
+        // The edit was refused (busy, too long, ...): its text stays in its box.
+        pendingEdit.querySelector("[data-edit-send]").disabled = busy;
+        pendingEdit = null;
+      } else if (frame.text && input && !input.value) input.value = frame.text;
       break;
   }
 }
@@ -160,17 +166,32 @@ function startAnswer(id, html) {
   hideNotice();
   let element = findMessage(id);
   if (!element) {
-    // A new answer replaces the answers after the last question (Regenerate, Retry), as the
-    // server does: the page then shows what a reload shows.
-    replacedAnswers().forEach((old) => old.remove());
     element = fromServer(html);
-    list.append(element);
+    place(element);
   }
   stopWaiting();
   current = { id, text: "", element, shown: "", renderTimer: null, slowTimer: null };
   waitForTokens();
   setBusy(true);
   follow.grew();
+}
+
+// A new answer goes where the server put it, so that the page shows what a reload shows. A chat
+// answer names its turn (data-turn): the turn's earlier versions (Regenerate keeps them) are
+// hidden behind it, and the failed answers it replaces (data-replaces) go. Elsewhere a new
+// answer replaces the answers after the last question (Retry).
+function place(element) {
+  if (element.dataset.turn === undefined) {
+    replacedAnswers().forEach((old) => old.remove());
+    list.append(element);
+    return;
+  }
+  for (const id of (element.dataset.replaces || "").split(" ").filter(Boolean)) findMessage(id)?.remove();
+  const versions = versionsOf(element.dataset.turn);
+  versions.forEach((version) => (version.hidden = true));
+  if (versions.length) versions[versions.length - 1].after(element);
+  else list.append(element);
+  numberVersions(element.dataset.turn);
 }
 
 // The AI answers at the end of the thread, after the last message of a person.
@@ -245,11 +266,11 @@ function finishAnswer(frame) {
   const message = frame.message;
   const element = fromServer(frame.html);
   const previous = findMessage(message.id);
-  if (previous) previous.replaceWith(element);
-  else {
-    replacedAnswers().forEach((old) => old.remove());
-    list.append(element);
-  }
+  if (previous) {
+    element.hidden = previous.hidden;
+    previous.replaceWith(element);
+    if (element.dataset.turn !== undefined) numberVersions(element.dataset.turn);
+  } else place(element);
   stopWaiting();
   current = null;
   setBusy(false);
@@ -261,14 +282,138 @@ function refused(frame) {
   stopWaiting();
   findMessage(frame.message_id)?.remove();
   if (frame.question_id) findMessage(frame.question_id)?.remove();
+  // What the refused request had replaced comes back as it was (the latest versions shown).
+  const turns = new Set();
+  for (const html of frame.restored || []) {
+    const element = fromServer(html);
+    const old = findMessage(element.dataset.messageId);
+    if (old) old.replaceWith(element);
+    else list.append(element);
+    if (element.dataset.turn !== undefined) turns.add(element.dataset.turn);
+  }
+  turns.forEach(numberVersions);
   if (frame.title) showTitle(frame.title);
   current = null;
   setBusy(false);
   showNotice(frame.message, "error", frame.more_url ? { href: frame.more_url, text: "See plans" } : null);
-  if (input && frame.client_id === clientId && frame.text && !input.value) {
+  if (frame.client_id !== clientId || !frame.text) return;
+  const edited = frame.edited_id ? findMessage(frame.edited_id) : null;
+  if (edited) {
+    // A refused edit: back in its box, as it was typed.
+    pendingEdit = null;
+    openEdit(edited, frame.text);
+  } else if (input && !input.value) {
     input.value = frame.text;
     grow();
   }
+}
+
+// --- Versions of an answer (Regenerate keeps the earlier ones): < 1/2 > ---------------------
+
+function versionsOf(turn) {
+  return [...list.querySelectorAll(`.message[data-turn="${turn}"]`)];
+}
+
+// Each version's "n/m" and its arrows; the controls show once a turn has two versions.
+function numberVersions(turn) {
+  const versions = versionsOf(turn);
+  versions.forEach((version, index) => {
+    const controls = version.querySelector("[data-versions]");
+    if (!controls) return;
+    controls.hidden = versions.length < 2;
+    controls.querySelector("[data-version-label]").textContent = `${index + 1}/${versions.length}`;
+    controls.querySelector(".version-prev").disabled = index === 0;
+    controls.querySelector(".version-next").disabled = index === versions.length - 1;
+  });
+}
+
+function showVersion(button, step) {
+  const shown = button.closest(".message");
+  const versions = versionsOf(shown.dataset.turn);
+  const next = versions[versions.indexOf(shown) + step];
+  if (!next) return;
+  shown.hidden = true;
+  next.hidden = false;
+  const index = versions.indexOf(next);
+  // The focus stays on the arrow pressed, or on the other one at either end.
+  const same = next.querySelector(step < 0 ? ".version-prev" : ".version-next");
+  (same.disabled ? next.querySelector(step < 0 ? ".version-next" : ".version-prev") : same).focus();
+  announce(`Version ${index + 1} of ${versions.length}.`);
+  setBusy(busy);
+}
+
+// --- Editing a question and sending it again ------------------------------------------------
+
+// The edit sent, until the server takes it (user_message) or refuses it (error).
+let pendingEdit = null;
+
+function openEdit(message, text) {
+  closeEdits();
+  const body = message.querySelector(".user-text");
+  let after = 0;
+  for (let node = message.nextElementSibling; node; node = node.nextElementSibling) if (!node.hidden) after += 1;
+  const form = element("form", "edit-form");
+  form.dataset.edit = "";
+  const label = element("label", "visually-hidden", "Edit your message");
+  const box = element("textarea");
+  box.id = `edit-${message.dataset.messageId}`;
+  label.htmlFor = box.id;
+  box.maxLength = input?.maxLength > 0 ? input.maxLength : 100000;
+  box.value = text ?? body.textContent;
+  const warning = element("p", "edit-warning", after ? `Sending replaces the ${after === 1 ? "answer" : `${after} messages`} after this message.` : "Sending asks again with this text.");
+  warning.id = `${box.id}-warning`;
+  box.setAttribute("aria-describedby", warning.id);
+  const actions = element("div", "edit-actions");
+  const cancel = element("button", "secondary small", "Cancel");
+  cancel.type = "button";
+  cancel.dataset.editCancel = "";
+  const confirm = element("button", "small", after ? "Replace and send" : "Send");
+  confirm.type = "submit";
+  confirm.dataset.editSend = "";
+  confirm.disabled = busy;
+  actions.append(cancel, confirm);
+  form.append(label, box, warning, actions);
+  body.hidden = true;
+  message.querySelector(".question-actions").hidden = true;
+  message.classList.add("editing");
+  body.after(form);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (busy || !box.value.trim()) return;
+    confirm.disabled = true;
+    pendingEdit = form;
+    hideNotice();
+    send({ type: "edit", message_id: Number(message.dataset.messageId), content: box.value, client_id: clientId });
+  });
+  form.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      event.preventDefault();
+      closeEdit(message);
+    }
+  });
+  box.focus();
+  box.setSelectionRange(box.value.length, box.value.length);
+}
+
+function closeEdit(message) {
+  message.querySelector("[data-edit]")?.remove();
+  message.querySelector(".user-text").hidden = false;
+  message.querySelector(".question-actions").hidden = false;
+  message.classList.remove("editing");
+  message.querySelector(".edit-question")?.focus();
+}
+
+function closeEdits() {
+  for (const form of list.querySelectorAll("[data-edit]")) closeEdit(form.closest(".message"));
+}
+
+// The question `id` and everything after it leave the page (an edit replaced them).
+function replaceFrom(id) {
+  const from = findMessage(id);
+  if (!from) return;
+  pendingEdit = null;
+  while (from.nextElementSibling) from.nextElementSibling.remove();
+  from.remove();
 }
 
 // A ticket's status changed by staff: its badge at once. A resolved or closed ticket takes no
@@ -341,9 +486,11 @@ function setBusy(value) {
   busy = value;
   if (sendButton) sendButton.disabled = value;
   if (stopButton) stopButton.hidden = !value;
+  for (const confirm of list.querySelectorAll("[data-edit-send]")) confirm.disabled = value || Boolean(pendingEdit);
   if (regenerateButton) {
-    // Regenerate is one of the last answer's actions (beside Copy answer), when there is one.
-    const last = list.lastElementChild;
+    // Regenerate is one of the last answer's actions (beside Copy answer), when there is one:
+    // of the version of it shown.
+    const last = [...list.children].reverse().find((node) => !node.hidden);
     const footer = last?.dataset.role === "assistant" ? last.querySelector(".answer-footer") : null;
     regenerateButton.hidden = value || !footer;
     if (footer && !value) footer.append(regenerateButton);
@@ -434,6 +581,10 @@ list.addEventListener("click", (event) => {
   }
   if (button.classList.contains("copy-code")) copy(button.nextElementSibling.textContent, button);
   if (button.classList.contains("feedback-thumb")) giveFeedback(button, button.dataset.rating);
+  if (button.classList.contains("version-prev")) showVersion(button, -1);
+  if (button.classList.contains("version-next")) showVersion(button, 1);
+  if (button.classList.contains("edit-question")) openEdit(button.closest(".message"));
+  if (button.hasAttribute("data-edit-cancel")) closeEdit(button.closest(".message"));
   if (button.classList.contains("feedback-send")) {
     const pressed = button.closest("[data-feedback]").querySelector('[aria-pressed="true"]');
     giveFeedback(button, pressed ? pressed.dataset.rating : "");
