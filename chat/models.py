@@ -32,6 +32,7 @@ class Message(StreamedAnswer):
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages"
     )
+
     class Version(models.TextChoices):
         LATEST = "latest", "Latest"  # shown, and in what the model is sent
         EARLIER = "earlier", "Earlier"  # an earlier answer of its turn (Regenerate): < 1/2 >

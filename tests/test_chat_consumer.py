@@ -244,8 +244,13 @@ async def test_provider_errors_show_with_retry(socket, conversation):
     # The retry asks again; the demo provider fails the same request again, deterministically.
     assert frames[-1]["message"]["status"] == "error"
     await idle("chat", conversation.pk)
+    latest = conversation.messages.filter(version=Message.Version.LATEST)
     statuses = await sync_to_async(messages_of)(conversation)
-    assert [s[:2] for s in statuses] == [("user", "complete"), ("assistant", "error")]
+    assert [s[:2] for s in statuses] == [
+        ("user", "complete"), ("assistant", "error"), ("assistant", "error"),
+    ]  # fmt: skip
+    # The failed answer retried is kept, replaced (not shown, not a version to flip to).
+    assert [m.role async for m in latest] == ["user", "assistant"]
 
 
 async def test_regenerate_replaces_the_last_answer(socket, conversation):

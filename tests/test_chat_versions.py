@@ -50,6 +50,12 @@ def history(conversation) -> list[tuple[str, str]]:
     return [(m["role"], m["content"]) for m in answers._history(conversation, answer)[1:]]
 
 
+def data_download(user) -> dict:
+    client = Client()
+    client.force_login(user)
+    return client.get("/accounts/me/data.json").json()
+
+
 def shown_on_the_page(user, conversation) -> tuple[str, list]:
     client = Client()
     client.force_login(user)
@@ -100,9 +106,7 @@ async def test_the_history_holds_the_latest_version_of_each_turn(socket, convers
     assert len(latest) == 4  # One, its newest answer, Two, its answer
 
 
-async def test_retry_replaces_a_failed_answer_without_showing_it_as_a_version(
-    socket, conversation
-):
+async def test_retry_replaces_a_failed_answer_without_showing_it_as_a_version(socket, conversation):
     await ask(socket, conversation, {"type": "send", "content": "Break [[demo:fault=500]]"})
     frames = await ask(socket, conversation, {"type": "retry"})
     failed_first = await conversation.messages.filter(version=REPLACED).afirst()
@@ -122,8 +126,9 @@ async def test_a_refused_regenerate_puts_the_answer_back(socket, conversation, p
     refused = (await frames_until(socket, "refused"))[-1]
     await idle("chat", conversation.pk)
     assert refused["message"] == errors.DAILY_LIMIT_REACHED.format(limit=0)
-    assert len(refused["restored"]) == 1 and f'data-message-id="{first["id"]}"' in (
-        refused["restored"][0]
+    assert (
+        len(refused["restored"]) == 1
+        and f'data-message-id="{first["id"]}"' in (refused["restored"][0])
     )
     kept = await sync_to_async(rows)(conversation)
     assert kept == [("user", LATEST, "Hi"), ("assistant", LATEST, first["content"])]
@@ -159,6 +164,12 @@ async def test_an_edited_question_replaces_it_and_what_followed(socket, conversa
     ]
     _, shown = await sync_to_async(shown_on_the_page)(user, conversation)
     assert [m.content for m in shown] == ["First, edited", frames[-1]["message"]["content"]]
+    # The person's data download still holds everything, what was replaced too.
+    download = await sync_to_async(data_download)(user)
+    [kept_for_them] = download["conversations"]
+    assert [m["content"] for m in kept_for_them["messages"]][::2] == [
+        "First", "Second", "First, edited",
+    ]  # fmt: skip
 
 
 async def test_only_the_conversations_own_latest_questions_can_be_edited(
@@ -215,9 +226,7 @@ async def test_no_edit_while_an_answer_is_being_written(socket, conversation):
     assert not await conversation.messages.exclude(version=LATEST).aexists()
 
 
-async def test_a_refused_edit_gives_the_text_back_and_loses_nothing(
-    socket, conversation, plans
-):
+async def test_a_refused_edit_gives_the_text_back_and_loses_nothing(socket, conversation, plans):
     await ask(socket, conversation, {"type": "send", "content": "First"})
     await ask(socket, conversation, {"type": "regenerate"})
     before = await sync_to_async(rows)(conversation)
@@ -240,3 +249,35 @@ async def test_a_refused_edit_gives_the_text_back_and_loses_nothing(
     assert "hidden>" in refused["restored"][1] and ">2/2<" in refused["restored"][2]
     assert await sync_to_async(rows)(conversation) == before
     assert (await Conversation.objects.aget(pk=conversation.pk)).title == "First"
+
+
+# --- Earlier messages, a page at a time ---------------------------------------------------------
+
+
+def test_a_turns_versions_come_with_its_page_of_earlier_messages(client, user):
+    from chat.views import PAGE_MESSAGES
+
+    conversation = factories.conversation(user, messages=[("user", "Old question")])
+    first = Message.objects.create(
+        conversation=conversation, role="assistant", content="Take 1", version=EARLIER
+    )
+    Message.objects.create(
+        conversation=conversation, role="assistant", content="Take 2", version_of=first
+    )
+    for number in range(PAGE_MESSAGES):
+        role = "user" if number % 2 == 0 else "assistant"
+        Message.objects.create(conversation=conversation, role=role, content=f"Later {number}")
+    client.force_login(user)
+
+    page = client.get(f"/chat/{conversation.pk}/")
+    assert page.context["chat_messages"][0].content == "Later 0"
+    assert len(page.context["chat_messages"]) == PAGE_MESSAGES
+    before = page.context["earlier"]
+
+    earlier = client.get(f"/chat/{conversation.pk}/earlier/?before={before}").json()
+    assert earlier["before"] is None
+    html = earlier["html"]
+    assert html.index("Old question") < html.index("Take 1") < html.index("Take 2")
+    assert html.count(f'data-turn="{first.pk}"') == 2
+    assert f'data-turn="{first.pk}" hidden>' in html  # the earlier version, out of sight
+    assert ">1/2<" in html and ">2/2<" in html

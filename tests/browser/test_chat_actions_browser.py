@@ -60,12 +60,16 @@ def test_regenerate_replaces_the_answer(live_url, ai_settings, user, answered, b
     expect(page.locator(".messages-list > .message")).to_have_count(2)
     page.get_by_role("button", name="Regenerate").click()
     expect(page.locator("[data-announcer]")).to_have_text("The answer is complete.")
-    expect(page.locator(".message.assistant")).to_have_count(1)
-    expect(page.locator(".message.assistant")).to_contain_text("Demo answer")
-    shown = page.locator(".messages-list > .message").count()
+    # The old answer is kept as an earlier version, out of sight (< 2/2 > flips to it).
+    shown = page.locator(".messages-list > .message:visible")
+    expect(shown.filter(has=page.locator(".answer-body"))).to_have_count(1)
+    expect(shown.last).to_contain_text("Demo answer")
+    expect(shown.last.get_by_text("2/2")).to_be_visible()
+    count = shown.count()
     page.reload()
-    expect(page.locator(".message.assistant")).to_contain_text("Demo answer")
-    assert page.locator(".messages-list > .message").count() == shown == 2
+    expect(shown.last).to_contain_text("Demo answer")
+    assert shown.count() == count == 2
+    assert page.locator(".messages-list > .message").count() == 3
     page.context.close()
 
 
