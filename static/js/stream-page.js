@@ -354,7 +354,7 @@ function openEdit(message, text) {
   for (let node = message.nextElementSibling; node; node = node.nextElementSibling) if (!node.hidden) after += 1;
   const form = element("form", "edit-form");
   form.dataset.edit = "";
-  const label = element("label", "visually-hidden", "Edit your message");
+  const label = element("label", "visually-hidden", "Edit your question");
   const box = element("textarea");
   box.id = `edit-${message.dataset.messageId}`;
   label.htmlFor = box.id;

@@ -38,8 +38,8 @@ def test_editing_a_question_replaces_what_followed(
     expect(shown(page)).to_have_count(4)
 
     first = shown(page).first
-    first.get_by_role("button", name="Edit this message").click()
-    box_ = page.get_by_label("Edit your message")
+    first.get_by_role("button", name="Edit this question").click()
+    box_ = page.get_by_label("Edit your question")
     expect(box_).to_be_focused()
     expect(box_).to_have_value("First question")
     # It says what sending does before anything is replaced.
