@@ -4,6 +4,7 @@ editing a sent question, at desktop and phone widths; a reload shows the same.""
 import pytest
 from playwright.sync_api import expect
 
+from iridium.ai import errors
 from tests import factories
 from tests.helpers.browser import SIZES, box, horizontal_overflow, log_in, new_page
 
@@ -102,4 +103,34 @@ def test_regenerated_answers_are_versions_to_flip_between(
     shown(page).last.get_by_role("button", name="Previous version").click()
     expect(shown(page).last.get_by_text("2/3")).to_be_visible()
     expect(shown(page).last).to_contain_text("Demo answer")
+    page.context.close()
+
+
+@pytest.fixture
+def no_requests_left(user):
+    user.plan.daily_request_limit = 0
+    user.plan.save()
+
+
+def test_a_refused_edit_keeps_the_conversation_and_the_text(
+    live_url, ai_settings, user, two_turns, no_requests_left, browser
+):
+    page = new_page(browser)
+    log_in(page, live_url, user)
+    page.goto(f"{live_url}/chat/{two_turns.pk}/")
+    first = shown(page).first
+    first.get_by_role("button", name="Edit this question").click()
+    page.get_by_label("Edit your question").fill("Asked again")
+    first.get_by_role("button", name="Replace and send").click()
+
+    expect(page.get_by_role("alert")).to_contain_text(errors.DAILY_LIMIT_REACHED.format(limit=0))
+    # Everything is back as it was, and the edit is still in its box to send later.
+    expect(shown(page)).to_have_count(4)
+    expect(page.get_by_label("Edit your question")).to_have_value("Asked again")
+    expect(page.get_by_label("Message")).to_have_value("")
+    bodies = page.locator(".messages-list > .message .message-body:visible")
+    expect(bodies).to_have_text(["First answer", "Second question", "Second answer"])
+    page.reload()
+    expect(shown(page)).to_have_count(4)
+    expect(shown(page).first).to_contain_text("First question")
     page.context.close()
