@@ -69,6 +69,11 @@ def _flat(text: str) -> str:
     return re.sub(r"\s+", " ", text)
 
 
+# What search reads: what the page can show (the latest messages and the answers' earlier
+# versions), not what an edit replaced.
+SEARCHED = ("latest", "earlier")
+
+
 def with_snippets(conversations, query: str) -> list:
     """Search results: each conversation with `snippet` set from its first matching message
     (None when only its title matched)."""
@@ -76,9 +81,9 @@ def with_snippets(conversations, query: str) -> list:
 
     found = list(conversations)
     texts = {}
-    matching = Message.objects.filter(conversation__in=found, content__icontains=query).order_by(
-        "conversation_id", "created_at", "pk"
-    )
+    matching = Message.objects.filter(
+        conversation__in=found, content__icontains=query, version__in=SEARCHED
+    ).order_by("conversation_id", "created_at", "pk")
     for conversation_id, content in matching.values_list("conversation_id", "content"):
         texts.setdefault(conversation_id, content)
     for conversation in found:

@@ -24,7 +24,8 @@ def index(request):
     conversations = access.conversations_for(request.user)
     if query:
         conversations = conversations.filter(
-            Q(title__icontains=query) | Q(messages__content__icontains=query)
+            Q(title__icontains=query)
+            | Q(messages__content__icontains=query, messages__version__in=listing.SEARCHED)
         ).distinct()
         shown = listing.with_snippets(conversations[:200], query)
     else:

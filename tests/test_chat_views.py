@@ -131,3 +131,20 @@ def test_a_long_conversation_pages_its_earlier_messages(client, user, make_user)
     assert client.get(url, {"before": "x"}).status_code == 400
     client.force_login(make_user("sid"))
     assert client.get(url, {"before": 1}).status_code == 404  # other people's: not there
+
+
+def test_search_reads_what_the_page_can_show_not_what_an_edit_replaced(client, user):
+    conversation = Conversation.objects.create(user=user, title="Trip")
+    Message.objects.create(conversation=conversation, role="user", content="first, about otters",
+                           version=Message.Version.REPLACED)  # fmt: skip
+    Message.objects.create(conversation=conversation, role="assistant", content="an old badger",
+                           version=Message.Version.EARLIER)  # fmt: skip
+    Message.objects.create(conversation=conversation, role="user", content="now about beavers")
+    client.force_login(user)
+
+    def found(query):
+        return list(client.get(reverse("chat:index"), {"q": query}).context["conversations"])
+
+    assert found("otters") == []
+    assert found("badger") == found("beavers") == [conversation]
+    assert found("badger")[0].snippet.match == "badger"
