@@ -4,6 +4,10 @@ from playwright.sync_api import expect
 
 from tests.factories import DEFAULT_PASSWORD
 
+# Assertions wait as long as actions do (10 s, set on every context): on a loaded two-core CI
+# machine an answer can take longer than expect()'s default 5 s to finish.
+expect.set_options(timeout=10_000)
+
 
 def log_in(page, live_url, user, password=DEFAULT_PASSWORD):
     """Log `user` in through the log-in page; returns once the layout shows their plan."""
