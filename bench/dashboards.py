@@ -68,18 +68,36 @@ def fill(rows: int) -> float:
     plans = list(Plan.objects.values_list("pk", flat=True)[:3])
     started = time.perf_counter()
     with connection.cursor() as cursor:
-        for start in range(have + 1, rows + 1, 100_000):
-            cursor.execute(
-                FILL,
-                {
-                    "salt": str(time.time()),
-                    "users": users,
-                    "user_count": len(users),
-                    "plans": plans,
-                    "start": start,
-                    "stop": min(rows, start + 99_999),
-                },
-            )
+        # As a bulk load is done: the secondary indexes are dropped and made again once at the
+        # end (updating 15 of them row by row would take an hour), and foreign keys are not
+        # checked row by row (the users and plans exist).
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'analytics_generation'"
+            " AND indexname NOT IN (SELECT conname FROM pg_constraint)"
+        )
+        indexes = cursor.fetchall()
+        for name, _ in indexes:
+            cursor.execute(f'DROP INDEX "{name}"')
+        try:
+            cursor.execute("SET session_replication_role = replica")
+            cursor.execute("SET synchronous_commit = off")
+            for start in range(have + 1, rows + 1, 100_000):
+                cursor.execute(
+                    FILL,
+                    {
+                        "salt": str(time.time()),
+                        "users": users,
+                        "user_count": len(users),
+                        "plans": plans,
+                        "start": start,
+                        "stop": min(rows, start + 99_999),
+                    },
+                )
+        finally:  # a fill stopped half-way still leaves the table as the app made it
+            cursor.execute("SET session_replication_role = DEFAULT")
+            cursor.execute("SET maintenance_work_mem = '512MB'")
+            for _, definition in indexes:
+                cursor.execute(definition)
         cursor.execute("ANALYZE analytics_generation")
     return time.perf_counter() - started
 

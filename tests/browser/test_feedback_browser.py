@@ -5,7 +5,7 @@ from playwright.sync_api import expect
 
 from iridium.ai.models import Feedback
 from tests import factories
-from tests.helpers.browser import PHONE, log_in, new_page
+from tests.helpers.browser import PHONE, box, log_in, new_page
 
 pytestmark = pytest.mark.browser
 
@@ -26,6 +26,8 @@ def test_a_thumb_on_a_chat_answer_is_kept_and_can_be_changed(
     answer = page.locator(".message.assistant").last
     helpful = answer.get_by_role("button", name="Helpful", exact=True)
     expect(helpful).to_be_visible()
+    # Drawn icons, not emoji that a machine without an emoji font shows as empty boxes.
+    assert box(helpful.locator("svg"))["width"] >= 12
     expect(helpful).to_have_attribute("aria-pressed", "false")
     helpful.click()
     expect(helpful).to_have_attribute("aria-pressed", "true")
