@@ -3,13 +3,15 @@
 Fills a database of its own (`iridium_bench` on the local PostgreSQL unless DATABASE_URL is
 set) with BENCH_ROWS generation rows (10,000,000 by default; BENCH_ROWS=1000000 for a quicker
 run), 1% of them today and the rest over the 89 days before, three calls to a turn and the
-turns grouped in 50,000 conversations; the rows are kept between runs. The fill is generated
-inside PostgreSQL (INSERT ... SELECT over generate_series, in batches of 100,000): no row
-crosses the wire, which is faster still than COPY. It then rolls them up by day as the periodic
-`rollup_generations` does, renders every console page for each period, with and without
-filters, several times through Django's test client as a superuser, and reports the median
-time of each. The baseline in the same run is `/healthz` (one trivial query). The last line:
-`rows=<n> slowest_page_ms=<x> slowest_page=<name>`; the target is every page under 300 ms.
+turns grouped in 50,000 conversations; the rows are kept between runs. Rows are written in the
+order of their time, as the app writes them (today's are the newest pages of the table). The
+fill is generated inside PostgreSQL (INSERT ... SELECT over generate_series, in batches of
+100,000): no row crosses the wire, which is faster still than COPY. It then rolls them up by
+day as the periodic `rollup_generations` does, renders every console page for each period,
+with and without filters, several times through Django's test client as a superuser, and
+reports the median time of each. The baseline in the same run is `/healthz` (one trivial
+query). The last line: `rows=<n> slowest_page_ms=<x> slowest_page=<name>`; the target is
+every page under 300 ms.
 """
 
 import os
@@ -21,6 +23,7 @@ from bench.common import ensure_database, machine, print_table, setup_django
 ROWS = int(os.environ.get("BENCH_ROWS", "10000000"))
 REPEATS = 5
 TARGET_MS = 300.0
+TODAY_ROWS = ROWS // 100
 LOCAL_URL = "postgres://postgres@127.0.0.1:5432/iridium_bench"
 
 
@@ -32,9 +35,11 @@ INSERT INTO analytics_generation (
     http_status, attempts, is_error, error, finish_reason, privacy_mode, tools, properties,
     cache_hit, saved_cost_usd, estimated_input_tokens, routing_reason, flags, variant, in_flight)
 SELECT
-    CASE WHEN i %% 100 = 0
-        THEN date_trunc('day', now()) + (i %% 1000) / 1000.0 * (now() - date_trunc('day', now()))
-        ELSE now() - (1 + i %% 89) * interval '1 day' - (i %% 1440) * interval '1 minute'
+    CASE WHEN i <= %(before_today)s
+        THEN date_trunc('day', now()) - interval '89 days'
+            + (i - 1)::float8 / %(before_today)s * interval '89 days'
+        ELSE date_trunc('day', now())
+            + (i - %(before_today)s - 1)::float8 / %(today)s * (now() - date_trunc('day', now()))
     END,
     'conversation-' || ((i / 3) %% 50000) || '-' || (i / 3),
     'conversation-' || ((i / 3) %% 50000),
@@ -91,6 +96,8 @@ def fill(rows: int) -> float:
                         "plans": plans,
                         "start": start,
                         "stop": min(rows, start + 99_999),
+                        "before_today": rows - TODAY_ROWS,
+                        "today": TODAY_ROWS,
                     },
                 )
         finally:  # a fill stopped half-way still leaves the table as the app made it

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from iridium.ai.models import Generation
-from iridium.analytics import comparisons, selectors
+from iridium.analytics import comparisons, rollups, selectors
 from iridium.analytics.filters import Filters
 from support.models import Ticket, TicketMessage
 from tests import factories
@@ -52,11 +52,17 @@ def experiment(make_user):
     return {"alice": alice, "bob": bob}
 
 
-@pytest.mark.parametrize("filtered", [False, True])
-def test_variants_side_by_side(experiment, filtered):
+@pytest.mark.parametrize("rolled_up", [False, True], ids=["raw rows", "rolled up"])
+@pytest.mark.parametrize("filtered", ["none", "user", "feature"])
+def test_variants_side_by_side(experiment, filtered, rolled_up):
+    if rolled_up:  # complete days from the roll-ups, today from the raw rows
+        rollups.rollup()
     since = selectors.period_start("30d")
-    filters = Filters(user=experiment["bob"].pk) if filtered else Filters()
-    condition = f"user_id = {experiment['bob'].pk}" if filtered else "TRUE"
+    filters, condition = {
+        "none": (Filters(), "TRUE"),
+        "user": (Filters(user=experiment["bob"].pk), f"user_id = {experiment['bob'].pk}"),
+        "feature": (Filters(feature="chat"), "feature = 'chat'"),
+    }[filtered]
     got = {row["variant"]: row for row in comparisons.variants(since=since, filters=filters)}
     assert set(got) == {"control", "test"}
     for variant, calls, errors, spend in sql(

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import connection
 from django.db.models import Count, Q, Sum
 
 from . import selectors
@@ -28,39 +27,46 @@ def register_outcomes(feature: str, outcomes: Outcomes) -> None:
 
 def variants(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
     """Each experiment variant in the period: requests, provider calls, spend, cost per call,
-    error rate, latency p50 and p95 of successful calls, and the models it used."""
-    rows = filters.rows(selectors.in_period(since)).exclude(variant="")
-    found = {
-        row["variant"]: {**row, "spend": Decimal(row["spend"] or 0), "models": []}
-        for row in rows.values("variant").annotate(
-            requests=Count("id"),
-            calls=Count("id", filter=Q(cache_hit=False)),
-            errors=Count("id", filter=Q(is_error=True)),
-            spend=Sum("total_cost_usd"),
-        )
-    }
-    for variant, model in rows.values_list("variant", "model").distinct().order_by("model"):
-        found[variant]["models"].append(model)
-    successful = rows.filter(cache_hit=False, is_error=False)
-    if connection.vendor == "postgresql":
-        for row in successful.values("variant").annotate(
-            p50=selectors.PercentileCont("latency_ms", 0.5),
-            p95=selectors.PercentileCont("latency_ms", 0.95),
+    error rate, latency p50 and p95 of successful calls, and the models it used. Complete days
+    come from the roll-ups, the days after from the raw rows, as on the dashboard."""
+    rolled, raw, _ = selectors.period_parts(since, filters)
+    raw = raw.exclude(variant="")
+    found: dict[str, dict] = {}
+
+    def add(row: dict) -> None:
+        into = found.setdefault(
+            row["variant"],
+            {"variant": row["variant"], "requests": 0, "calls": 0, "errors": 0,
+             "spend": Decimal(0), "models": set()},
+        )  # fmt: skip
+        for name in ("requests", "calls", "errors"):
+            into[name] += row[name] or 0
+        into["spend"] += Decimal(row["spend"] or 0)
+
+    for row in raw.values("variant").annotate(
+        requests=Count("id"),
+        calls=Count("id", filter=Q(cache_hit=False)),
+        errors=Count("id", filter=Q(is_error=True)),
+        spend=Sum("total_cost_usd"),
+    ):
+        add(row)
+    pairs = set(raw.values_list("variant", "model").distinct())
+    if rolled is not None:
+        rolled = rolled.exclude(variant="")
+        for row in rolled.values("variant").annotate(
+            requests=Sum("requests"), calls=Sum("calls"), errors=Sum("errors"), spend=Sum("spend")
         ):
-            found[row["variant"]].update(p50=row["p50"], p95=row["p95"])
-    else:
-        latencies: dict[str, list[float]] = {}
-        for variant, latency in successful.values_list("variant", "latency_ms"):
-            latencies.setdefault(variant, []).append(latency)
-        for variant, values in latencies.items():
-            found[variant].update(
-                p50=selectors.percentile(values, 0.5), p95=selectors.percentile(values, 0.95)
-            )
+            add(row)
+        pairs |= set(rolled.values_list("variant", "model").distinct())
+    for variant, model in pairs:
+        found[variant]["models"].add(model)
+    latency = selectors.latency_by("variant", since=since, filters=filters)
     out = []
     for variant in sorted(found):
         row = found[variant]
-        row.setdefault("p50", None)
-        row.setdefault("p95", None)
+        row["models"] = sorted(row["models"])
+        figures = latency.get(variant, {})
+        row["p50"], row["p95"] = figures.get("p50"), figures.get("p95")
         row["cost_per_call"] = row["spend"] / row["calls"] if row["calls"] else None
         row["error_rate"] = row["errors"] / row["calls"] if row["calls"] else None
         out.append(row)

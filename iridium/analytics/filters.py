@@ -42,10 +42,8 @@ class Filters:
 
     @property
     def latency_rollups_ok(self) -> bool:
-        """The latency roll-ups are kept per model only."""
-        return self.rollups_ok and not (
-            self.feature or self.plan or self.organization or self.user or self.variant
-        )
+        """The latency roll-ups are kept per model, feature and variant."""
+        return self.rollups_ok and not (self.plan or self.organization or self.user)
 
     def _lookups(self) -> dict:
         lookups = {}
@@ -72,7 +70,7 @@ class Filters:
     def latency(self, queryset):
         """DailyLatency rows that pass the filters (only when `latency_rollups_ok`)."""
         assert self.latency_rollups_ok
-        return queryset.filter(model=self.model) if self.model else queryset
+        return queryset.filter(**self._lookups())
 
 
 NO_FILTERS = Filters()

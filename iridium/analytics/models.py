@@ -135,15 +135,18 @@ class DailyUsage(models.Model):
 
 
 class DailyLatency(models.Model):
-    """Latencies of a day's successful provider calls of one model, counted per millisecond."""
+    """Latencies of a day's successful provider calls of one model, feature and experiment
+    variant, counted per millisecond."""
 
     day = models.DateField(db_index=True)
     model = models.CharField(max_length=100)
+    feature = models.CharField(max_length=50, blank=True, default="")
+    variant = models.CharField(max_length=100, blank=True, default="")
     latency = models.JSONField(default=dict, help_text="Milliseconds -> calls.")
     first_token = models.JSONField(default=dict, help_text="Milliseconds -> calls.")
 
     def __str__(self):
-        return f"{self.day} {self.model}"
+        return f"{self.day} {self.model} {self.feature} {self.variant}".rstrip()
 
 
 class RollupMark(models.Model):

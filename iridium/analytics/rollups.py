@@ -98,18 +98,25 @@ def rollup_day(day: date) -> int:
         for row in rows.values(*USAGE_KEYS).annotate(**USAGE_SUMS).order_by()
     ]
     DailyUsage.objects.bulk_create(usage, batch_size=1000)
-    latencies: dict[str, tuple[Counter, Counter]] = {}
+    latencies: dict[tuple[str, str, str], tuple[Counter, Counter]] = {}
     successful = rows.filter(cache_hit=False, is_error=False)
-    for model, latency, first_token in successful.values_list(
-        "model", "latency_ms", "time_to_first_token_ms"
+    for model, feature, variant, latency, first_token in successful.values_list(
+        "model", "feature", "variant", "latency_ms", "time_to_first_token_ms"
     ).iterator(chunk_size=5000):
-        counts = latencies.setdefault(model, (Counter(), Counter()))
+        counts = latencies.setdefault((model, feature, variant), (Counter(), Counter()))
         counts[0][str(round(latency))] += 1
         if first_token is not None:
             counts[1][str(round(first_token))] += 1
     DailyLatency.objects.bulk_create(
-        DailyLatency(day=day, model=model, latency=dict(lat), first_token=dict(ttft))
-        for model, (lat, ttft) in latencies.items()
+        DailyLatency(
+            day=day,
+            model=model,
+            feature=feature,
+            variant=variant,
+            latency=dict(lat),
+            first_token=dict(ttft),
+        )
+        for (model, feature, variant), (lat, ttft) in latencies.items()
     )
     return len(usage)
 

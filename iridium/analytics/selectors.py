@@ -46,7 +46,7 @@ def in_period(since: datetime):
     return Generation.objects.filter(created_at__gte=since)
 
 
-def _parts(since: datetime, filters: Filters):
+def period_parts(since: datetime, filters: Filters):
     """The period as (roll-up rows or None, raw rows), both filtered."""
     at_midnight = since == since.replace(hour=0, minute=0, second=0, microsecond=0)
     through, raw_since = (
@@ -70,7 +70,7 @@ def _figures(sums: dict) -> dict:
 
 
 def summary(*, since: datetime, filters: Filters = NO_FILTERS) -> dict:
-    rolled, raw, _ = _parts(since, filters)
+    rolled, raw, _ = period_parts(since, filters)
     figures = raw.aggregate(**rollups.USAGE_SUMS)
     if rolled is not None:
         summed = rolled.aggregate(**{k: Sum(k) for k in SUMMED})
@@ -129,7 +129,7 @@ def series(*, since: datetime, hourly: bool = False, filters: Filters = NO_FILTE
     if hourly:
         rolled, raw, through = None, filters.rows(in_period(since)), None
     else:
-        rolled, raw, through = _parts(since, filters)
+        rolled, raw, through = period_parts(since, filters)
     sums: dict = {}
     if rolled is not None:
         for row in rolled.values("day").annotate(**{k: Sum(k) for k in SUMMED}).order_by():
@@ -216,7 +216,7 @@ GROUP_KEYS = ["feature", "model", "plan_id", "user_id"]
 def _groups(since: datetime, filters: Filters) -> list[dict]:
     """Spend, calls and requests by feature, model, plan and user: one read of the roll-ups and
     one of the raw rows, from which every breakdown is summed."""
-    rolled, raw, _ = _parts(since, filters)
+    rolled, raw, _ = period_parts(since, filters)
     groups = []
     if rolled is not None:
         groups += (
@@ -280,49 +280,55 @@ def top_users(*, since: datetime, limit: int = 10, filters: Filters = NO_FILTERS
 def latency_by_model(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
     """p50 and p95 latency, and p50 time to first token, per model (successful provider calls),
     to the millisecond: days already rolled up keep each call's latency in whole milliseconds."""
+    return [
+        {"model": model, **figures}
+        for model, figures in latency_by("model", since=since, filters=filters).items()
+    ]
+
+
+def latency_by(column: str, *, since: datetime, filters: Filters = NO_FILTERS) -> dict:
+    """`latency_by_model`'s figures keyed by `column` ("model", "feature" or "variant": what
+    the latency roll-ups keep), in the order of the keys."""
     at_midnight = since == since.replace(hour=0, minute=0, second=0, microsecond=0)
     through, raw_since = (
         rollups.split(since) if filters.latency_rollups_ok and at_midnight else (None, since)
     )
     successful = filters.rows(in_period(raw_since)).filter(cache_hit=False, is_error=False)
     if through is None and connection.vendor == "postgresql":
-        return list(
-            successful.values("model")
+        return {
+            row.pop(column): row
+            for row in successful.values(column)
             .annotate(
                 calls=Count("id"),
                 p50=PercentileCont("latency_ms", 0.5),
                 p95=PercentileCont("latency_ms", 0.95),
                 ttft_p50=PercentileCont("time_to_first_token_ms", 0.5),
             )
-            .order_by("model")
-        )
+            .order_by(column)
+        }
     latency: dict[str, Counter] = {}
     first_token: dict[str, Counter] = {}
     if through is not None:
         rows = filters.latency(DailyLatency.objects.filter(day__gte=since.date(), day__lte=through))
         for row in rows:
-            latency.setdefault(row.model, Counter()).update(
-                {int(k): v for k, v in row.latency.items()}
-            )
-            first_token.setdefault(row.model, Counter()).update(
+            key = getattr(row, column)
+            latency.setdefault(key, Counter()).update({int(k): v for k, v in row.latency.items()})
+            first_token.setdefault(key, Counter()).update(
                 {int(k): v for k, v in row.first_token.items()}
             )
-    for model, value, ttft in successful.values_list(
-        "model", "latency_ms", "time_to_first_token_ms"
-    ):
-        latency.setdefault(model, Counter())[value if through is None else round(value)] += 1
+    for key, value, ttft in successful.values_list(column, "latency_ms", "time_to_first_token_ms"):
+        latency.setdefault(key, Counter())[value if through is None else round(value)] += 1
         if ttft is not None:
-            first_token.setdefault(model, Counter())[ttft if through is None else round(ttft)] += 1
-    return [
-        {
-            "model": model,
+            first_token.setdefault(key, Counter())[ttft if through is None else round(ttft)] += 1
+    return {
+        key: {
             "calls": sum(counts.values()),
             "p50": percentile_of_counts(counts, 0.5),
             "p95": percentile_of_counts(counts, 0.95),
-            "ttft_p50": percentile_of_counts(first_token.get(model, Counter()), 0.5),
+            "ttft_p50": percentile_of_counts(first_token.get(key, Counter()), 0.5),
         }
-        for model, counts in sorted(latency.items())
-    ]
+        for key, counts in sorted(latency.items())
+    }
 
 
 def percentile_of_counts(counts: Counter, fraction: float) -> float | None:
