@@ -287,6 +287,16 @@ def test_budgets_page_spend_matches_sql(client, staff, rows, plans, organization
             [month, plans[slug].pk],
         )
         assert dec(figures[slug]["spend"]) == dec(expected)
+        [(user_id, username, total)] = sql(
+            "SELECT user_id, username, SUM(total_cost_usd) AS spent FROM {table}"
+            " JOIN accounts_user ON accounts_user.id = user_id"
+            " WHERE created_at >= %s AND {table}.plan_id = %s GROUP BY user_id, username"
+            " ORDER BY spent DESC LIMIT 1",
+            [month, plans[slug].pk],
+        )
+        top = figures[slug]["top"]
+        assert (top["user_id"], top["user__username"]) == (user_id, username)
+        assert dec(top["total"]) == dec(total)
     client.force_login(staff)
     html = client.get(reverse("analytics:budgets")).content.decode()
     assert "ai-kill-switch" in html and "cheapest" in html and staff.username in html

@@ -15,7 +15,7 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Aggregate, Count, F, FloatField, Max, Min, Q, Sum, Value
+from django.db.models import Aggregate, Count, FloatField, Max, Min, Q, Sum, Value
 from django.db.models.functions import Coalesce, NullIf, TruncDay, TruncHour
 from django.utils import timezone
 
@@ -468,25 +468,43 @@ def trace(trace_id: str) -> list:
 
 def budgets(now: datetime | None = None) -> dict:
     """Spend to date this month against every budget: per plan (its users), per organization."""
-    from iridium.accounts.models import Organization, Plan
+    from iridium.accounts.models import Organization, Plan, User
 
-    now = now or timezone.now()
+    now = timezone.localtime(now or timezone.now())
     month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    this_month = Generation.objects.filter(created_at__gte=month)
-    by_plan = dict(this_month.values_list("plan_id").annotate(total=Sum("total_cost_usd")))
-    by_organization = dict(
-        this_month.filter(organization__isnull=False)
-        .values_list("organization_id")
-        .annotate(total=Sum("total_cost_usd"))
-    )
+    # Complete days from the roll-ups, the days after from the raw rows.
+    rolled, raw, _ = period_parts(month, NO_FILTERS)
+    parts = [(raw, "total_cost_usd")] + ([(rolled, "spend")] if rolled is not None else [])
+    by_plan: Counter = Counter()
+    by_organization: Counter = Counter()
+    by_member: Counter = Counter()
+    for rows, spend in parts:
+        for plan_id, total in rows.values_list("plan_id").annotate(total=Sum(spend)).order_by():
+            by_plan[plan_id] += total or 0
+        for organization_id, total in (
+            rows.filter(organization__isnull=False)
+            .values_list("organization_id")
+            .annotate(total=Sum(spend))
+            .order_by()
+        ):
+            by_organization[organization_id] += total or 0
+        for plan_id, user_id, total in (
+            rows.filter(user__isnull=False)
+            .values_list("plan_id", "user_id")
+            .annotate(total=Sum(spend))
+            .order_by()
+        ):
+            by_member[plan_id, user_id] += total or 0
     top_by_plan = {}
-    for row in (
-        this_month.filter(user__isnull=False)
-        .values("plan_id", "user_id", "user__username")
-        .annotate(total=Sum("total_cost_usd"))
-        .order_by("plan_id", F("total").desc(nulls_last=True))
-    ):
-        top_by_plan.setdefault(row["plan_id"], row)
+    for (plan_id, user_id), total in sorted(by_member.items(), key=lambda item: -item[1]):
+        top_by_plan.setdefault(plan_id, {"user_id": user_id, "total": total})
+    names = dict(
+        User.objects.filter(pk__in=[top["user_id"] for top in top_by_plan.values()]).values_list(
+            "pk", "username"
+        )
+    )
+    for top in top_by_plan.values():
+        top["user__username"] = names.get(top["user_id"], "")
     plans = []
     for plan in Plan.objects.annotate(members=Count("users")):
         top = top_by_plan.get(plan.pk)
