@@ -50,14 +50,14 @@ def variants(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
         spend=Sum("total_cost_usd"),
     ):
         add(row)
-    pairs = set(raw.values_list("variant", "model").distinct())
+    pairs = set(raw.values_list("variant", "model").order_by().distinct())
     if rolled is not None:
         rolled = rolled.exclude(variant="")
         for row in rolled.values("variant").annotate(
             requests=Sum("requests"), calls=Sum("calls"), errors=Sum("errors"), spend=Sum("spend")
         ):
             add(row)
-        pairs |= set(rolled.values_list("variant", "model").distinct())
+        pairs |= set(rolled.values_list("variant", "model").order_by().distinct())
     for variant, model in pairs:
         found[variant]["models"].add(model)
     latency = selectors.latency_by("variant", since=since, filters=filters)
