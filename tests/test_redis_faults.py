@@ -80,3 +80,27 @@ async def test_redis_stops_and_comes_back(on_private_redis, user, async_client, 
     redis.Redis.from_url(redis_server.url).delete(*redis_server.keys("iridium:budget:spent:*"))
     await cached_call(user, "a fourth question")
     assert (await cached_call(user, "a fourth question")).from_cache
+
+
+async def test_counters_that_keep_vanishing_admit_by_the_tables(
+    on_private_redis, user, monkeypatch
+):
+    """Found by the soak: while Redis came back, a reconciliation emptied the counters as fast as
+    a call set them up, and the call failed ("counters could not be initialised") with its answer
+    already started. It is admitted by the tables instead, and Redis is not taken for down."""
+    from decimal import Decimal
+
+    from iridium.ai.callers import load_caller
+
+    caller = await sync_to_async(load_caller)(user)
+    emptied = []
+
+    async def empty_them(store, reservation, index):  # what the reconciliation did meanwhile
+        emptied.append(index)
+        await store.client.flushdb()
+
+    monkeypatch.setattr(budgets._RedisStore, "_initialise", empty_them)
+    reservation = await budgets.reserve(caller, span_id="s-vanish", first=True,
+                                        amount=Decimal("0.01"))  # fmt: skip
+    assert emptied and isinstance(reservation.store, budgets._DatabaseStore)
+    assert budgets.breaker.closed

@@ -66,6 +66,11 @@ REDIS_ERRORS = (redis.RedisError, OSError, TimeoutError)
 breaker = Breaker("Redis (budget counters)")
 
 
+class CountersUnsettled(Exception):
+    """Redis's counters kept vanishing while a call was being admitted (Redis restarting, a
+    reconciliation running meanwhile): that call is admitted by the tables instead."""
+
+
 @dataclass(frozen=True)
 class Subject:
     """A budget: a user's (their plan's) or an organization's."""
@@ -150,6 +155,8 @@ async def reserve(
                 await store.reserve(reservation)
             reservation.store = store
             return reservation
+        except CountersUnsettled as error:
+            logger.warning("admitted by the tables: %s", error)
         except REDIS_ERRORS as error:
             _redis_failed(error)
     await _DatabaseStore().reserve(reservation, start_row)
@@ -379,7 +386,7 @@ class _RedisStore:
                     await _note_crossings(subject, before=0, after=int(spent or 0))
                 raise _refusal(reservation, outcome, index)
             await self._initialise(reservation, int(index))
-        raise RuntimeError("budget counters could not be initialised")
+        raise CountersUnsettled("the budget counters could not be initialised")
 
     async def _initialise(self, reservation: Reservation, index: int) -> None:
         # A counter Redis does not have starts from the table; whichever worker sets it first
