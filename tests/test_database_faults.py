@@ -124,3 +124,18 @@ async def test_admission_and_the_knowledge_base_read_again_on_a_fresh_connection
     await end_the_held_connection()
     found = await _search({"query": "password"}, None)
     assert [result["title"] for result in found["results"]] == ["Resetting a password"]
+
+
+async def test_an_async_read_is_made_again_on_a_fresh_connection(make_user):
+    """Found by the soak: the retry closed the event loop thread's connection instead of the one
+    the read had used in asgiref's thread (Django refused: "created in a thread can only be used
+    in that same thread"), so the read failed again on the ended connection."""
+    from iridium.accounts.models import User
+    from iridium.infra.db import reading_again_if_dropped
+
+    require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL)")
+    user = await sync_to_async(make_user)("dee")
+    await User.objects.aget(pk=user.pk)  # asgiref's thread now holds a connection
+    assert await asyncio.to_thread(terminate, await sync_to_async(held_connection_pid)())
+    found = await reading_again_if_dropped(lambda: User.objects.aget(pk=user.pk))
+    assert found.username == "dee"

@@ -50,5 +50,11 @@ async def reading_again_if_dropped(read):
     try:
         return await read()
     except (InterfaceError, OperationalError):
-        await sync_to_async(connection.close)()
+        await sync_to_async(_close_connection)()
         return await read()
+
+
+def _close_connection():
+    # `connection` is looked up here, in the thread that runs it: `connection.close` taken in
+    # the event loop's thread would be that thread's connection, not the one the read used.
+    connection.close()
