@@ -4,6 +4,7 @@ production set-up a worker serves any number of them with a small pool, and with
 PostgreSQL connections pile up."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.conf import settings
@@ -97,3 +98,27 @@ def test_answers_started_over_http_leave_no_connection_behind(production_worker,
     if feature == "support":
         assert Ticket.objects.filter(user=user).count() == REQUESTS
     assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+@pytest.mark.parametrize("production_worker", [True], ids=["pool"], indirect=True)
+def test_requests_waiting_for_their_answers_leave_the_answers_connections(
+    production_worker, make_user
+):
+    """Found by the soak: a generate request waits until its answer has started, and held its
+    connection meanwhile; as many at once as the pool has connections left none for the answers,
+    which waited out the pool's timeout and failed."""
+    users = [make_user(f"many{index}") for index in range(2 * POOL_SIZE)]
+    page, action, form = FEATURES["generate"]
+
+    def generate(user):
+        browser = Browser(production_worker.url, session_cookie(user))
+        try:
+            return browser.post_form(page, action, {**form, "prompt": f"{user} {form['prompt']}"})
+        finally:
+            browser.close()
+
+    with ThreadPoolExecutor(len(users)) as pool:
+        responses = list(pool.map(generate, users))
+    assert [response.status_code for response in responses] == [302] * len(users)
+    wait_until(lambda: Creation.objects.exclude(status="streaming").count() == len(users))
+    assert list(Creation.objects.values_list("status", flat=True)) == ["complete"] * len(users)

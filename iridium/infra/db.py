@@ -54,6 +54,16 @@ async def reading_again_if_dropped(read):
         return await read()
 
 
+async def give_back_connection() -> None:
+    """Before a request waits for work that needs a connection of its own (the answer it
+    started, in asgiref's thread): hand this request's connection back to the pool. Held while
+    waiting, as many such requests at once as the pool has connections would leave none for
+    their answers, and each would wait out the pool's timeout. The request takes one again if it
+    needs one after. Without a pool nothing waits for connections, and nothing is done."""
+    if pooled():
+        await sync_to_async(_close_connection)()
+
+
 def _close_connection():
     # `connection` is looked up here, in the thread that runs it: `connection.close` taken in
     # the event loop's thread would be that thread's connection, not the one the read used.
