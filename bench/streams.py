@@ -8,6 +8,8 @@ socket computes how long it took since the upstream sent it. The baseline is the
 read straight from the upstream in the same run, as cheaply as a client can: what Iridium adds
 is the difference. Memory per open conversation is the server's resident memory at the peak of
 N streams, less before them, divided by N. Each round prints the CPU share every process used.
+Before the levels, the server's CPU to start and to finish one answer is measured alone, one
+answer at a time (BENCH_CPU_ANSWERS, 40): start_cpu_ms and finish_cpu_ms, medians.
 
 Each level runs BENCH_STREAM_REPEATS times (3): the table shows the median and the worst of the
 added p99s. BENCH_STREAM_LEVELS=100,500 picks the levels; BENCH_TIMELINE=1 prints the delays
@@ -48,6 +50,9 @@ START_SPREAD = 5.0  # seconds over which the N messages are sent
 # as people press Enter at different moments, so that N answers are open at once for a while.
 ANSWER_WORDS = 100
 MESSAGE = f"Tell me about websockets [[demo:clock]] [[demo:words={ANSWER_WORDS}]]"
+# One answer at a time, short, for the CPU of its start and its finish.
+CPU_ANSWERS = int(os.environ.get("BENCH_CPU_ANSWERS", "40"))
+CPU_MESSAGE = "Tell me about sockets [[demo:words=3]]"
 
 
 def rss_kb(pid: int) -> int:
@@ -99,6 +104,58 @@ class CpuMeter:
 
     def __str__(self):
         return " ".join(f"{name}={share:.0%}" for name, share in self.share.items())
+
+
+def cpu_ns(pid: int) -> int:
+    """CPU time a process has used so far, in nanoseconds, summed over its threads (the
+    scheduler's own account: finer than the clock ticks of /proc/<pid>/stat)."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
+                total += int(stat.read().split()[0])
+        except (OSError, ValueError):
+            continue  # a thread that ended meanwhile
+    return total
+
+
+async def start_and_finish_cpu(port, cookie, conversation_ids, server_pid):
+    """The server's CPU for each answer's start and finish, one answer at a time on an
+    otherwise idle server: start is from the question sent to the first token (question saved,
+    answer row, busy check, history, flags, budget, request built and sent), finish from the
+    last token until the worker is idle again (final save, rendering, the record and the event,
+    written in the background). The idle server's own CPU over the same time is subtracted."""
+    headers = {"Cookie": cookie}
+    settle = 0.4  # after an answer's end: its record and event are written meanwhile
+    before = cpu_ns(server_pid)
+    await asyncio.sleep(2)
+    idle_per_second = (cpu_ns(server_pid) - before) / 2
+    starts, finishes = [], []
+    for conversation_id in conversation_ids:
+        async with websockets.connect(
+            f"ws://127.0.0.1:{port}/ws/chat/{conversation_id}/",
+            additional_headers=headers,
+            origin=f"http://127.0.0.1:{port}",
+        ) as ws:
+            assert json.loads(await ws.recv())["type"] == "ready"
+            await asyncio.sleep(settle)
+            sent_at, sent_cpu = time.monotonic(), cpu_ns(server_pid)
+            await ws.send(json.dumps({"type": "send", "content": CPU_MESSAGE}))
+            first = last = None
+            while True:
+                frame = json.loads(await ws.recv())
+                if frame["type"] == "delta":
+                    now = (time.monotonic(), cpu_ns(server_pid))
+                    first = first or now
+                    last = now
+                elif frame["type"] in ("answer_finished", "refused", "error"):
+                    assert frame["type"] == "answer_finished", frame
+                    break
+            await asyncio.sleep(settle)
+            done = (time.monotonic(), cpu_ns(server_pid))
+        starts.append(first[1] - sent_cpu - idle_per_second * (first[0] - sent_at))
+        finishes.append(done[1] - last[1] - idle_per_second * (done[0] - last[0]))
+    return [ns / 1e6 for ns in starts], [ns / 1e6 for ns in finishes]
 
 
 def stamps_in(text: str):
@@ -222,6 +279,16 @@ def main():
         (upstream_pid,) = children()
         rows, results = [], {}
         with asgi_server() as (server, port):
+            uvloop.install()
+            Conversation.objects.filter(user=user).delete()
+            ids = [Conversation.objects.create(user=user).pk for _ in range(CPU_ANSWERS)]
+            starts, finishes = asyncio.run(start_and_finish_cpu(port, cookie, ids, server.pid))
+            starts, finishes = starts[5:], finishes[5:]  # the first ones warm the server up
+            print(
+                f"CPU per answer, {len(starts)} answers one at a time: start median "
+                f"{median(starts):.2f} ms (p90 {percentile(starts, 0.9):.2f}), finish median "
+                f"{median(finishes):.2f} ms (p90 {percentile(finishes, 0.9):.2f})"
+            )
             rounds = [10] + [count for count in LEVELS for _ in range(REPEATS)]
             for number, count in enumerate(rounds):  # round 0 warms the server up, unreported
                 Conversation.objects.filter(user=user).delete()
@@ -280,7 +347,8 @@ def main():
         f"added_p99_ms_at_{largest}={added(largest, median):.2f} "
         f"kb_per_stream={median([run['kb'] for run in results[largest]]):.1f} "
         f"added_p99_ms_at_{largest}_median={added(largest, median):.2f} "
-        f"added_p99_ms_at_{largest}_worst={added(largest, max):.2f} setup={SETUP}"
+        f"added_p99_ms_at_{largest}_worst={added(largest, max):.2f} "
+        f"start_cpu_ms={median(starts):.2f} finish_cpu_ms={median(finishes):.2f} setup={SETUP}"
     )
 
 
