@@ -6,6 +6,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from iridium import ai
+from iridium.infra.db import give_back_connection
 from iridium.live.rendering import attach_feedback
 
 from . import access, answers
@@ -53,6 +54,7 @@ async def create(request, kind):
         **form.cleaned_data,
     )
     run = answers.start(creation, user)
+    await give_back_connection()  # the answer needs one while this request waits for it
     try:
         await run.started(timeout=settings.AI_DEADLINE_SECONDS)
     except ai.Refused as refusal:
