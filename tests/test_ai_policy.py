@@ -401,9 +401,11 @@ async def test_warning_at_80_percent_is_recorded_once(ai_settings, user, costly_
 
 
 async def _forget_counters():
-    """Drop the counters so that they are reconciled from the generation table."""
+    """Drop the counters so that they are reconciled from the generation table, once it has
+    every call's row (a call the table still has in flight would count its reservation)."""
     from django.core.cache import cache
 
+    await asyncio.to_thread(recorder.flush)
     budgets._local_store.clear()
     await asyncio.to_thread(cache.clear)  # on Redis: the whole test database, counters included
 

@@ -18,7 +18,9 @@ Where the counters live:
   dollar) and a hash of the reservations in flight (each with an expiry, so that a worker's
   death cannot hold them for ever); per user and day a request counter. A Lua script checks and
   reserves atomically. Counters Redis does not have (new period, expired, Redis restarted, or
-  cleared after Redis was unreachable) start again from the generation table.
+  cleared after Redis was unreachable) start again from the generation table, a spend counter
+  together with the reservations of the calls in flight there. A call's end goes to Redis
+  whenever it answers, whichever store admitted the call.
 - While Redis is configured but unreachable: the generation table itself, under a row lock on
   the user (and organization). Every call's row is written when it starts (`in_flight`, with its
   reservation), so calls in flight on every worker count. Slower, and logged once a minute.
@@ -95,7 +97,7 @@ class Reservation:
     subjects: list[Subject]
     month: str
     day: str
-    store: object
+    store: object  # which admitted it (settle and release go to the counters of now)
     # The database store wrote the call's row, in flight, as part of the reservation.
     row_written: bool = False
     ended: bool = field(default=False)
@@ -165,13 +167,20 @@ async def reserve(
 
 
 async def settle(reservation: Reservation | None, cost: Decimal | None) -> None:
-    """The call ended: replace its reservation by what it cost (None: price unknown, 0)."""
+    """The call ended: replace its reservation by what it cost (None: price unknown, 0).
+
+    This goes to the counters of now, whichever store admitted the call: a call the tables
+    admitted while Redis was away may end once Redis is back, where its reservation was put
+    when the counters were rebuilt (`_counters_from_table`)."""
     if reservation is None or reservation.ended:
         return
     reservation.ended = True
     nanos = int((cost or 0) * NANOS)
+    store = _store()
+    if store is None:
+        return  # Redis is away: the call's row is the record, which the counters start from
     try:
-        totals = await reservation.store.settle(reservation, nanos)
+        totals = await store.settle(reservation, nanos)
     except REDIS_ERRORS as error:
         _redis_failed(error)  # the counters start again from the table once Redis answers
         return
@@ -185,8 +194,11 @@ async def release(reservation: Reservation | None) -> None:
     if reservation is None or reservation.ended:
         return
     reservation.ended = True
+    store = _store()
+    if store is None:
+        return
     try:
-        await reservation.store.release(reservation)
+        await store.release(reservation)
     except REDIS_ERRORS as error:
         _redis_failed(error)
 
@@ -212,18 +224,44 @@ def _spent_this_month(subject: Subject, now: datetime) -> int:
     return int((total or Decimal(0)) * NANOS)
 
 
-def _held_in_table(subject: Subject, now: datetime) -> tuple[int, int]:
-    """What calls in flight (with a recent sign of life) hold, and how many there are."""
+def _in_flight(subject: Subject, now: datetime):
+    """The subject's calls in flight that hold a reservation: those with a recent sign of
+    life (the others are calls whose worker died, which iridium.ai.recovery completes)."""
     fresh = now - timedelta(seconds=settings.AI_CALL_STALE_SECONDS)
-    in_flight = Generation.objects.filter(
+    return Generation.objects.filter(
         created_at__gte=month_start(now) - timedelta(seconds=HOLD_SECONDS),
         in_flight=True,
         heartbeat_at__gte=fresh,
         **subject.filters,
     )
+
+
+def _held_in_table(subject: Subject, now: datetime) -> tuple[int, int]:
+    """What calls in flight hold, and how many answers they are."""
+    in_flight = _in_flight(subject, now)
     figures = in_flight.aggregate(held=Sum("reserved_cost_usd"))
     answers = in_flight.filter(step=1).count()
     return int((figures["held"] or Decimal(0)) * NANOS), answers
+
+
+def _counters_from_table(
+    subject: Subject, now: datetime, holds: list[str]
+) -> tuple[int, list[str], list[str]]:
+    """What Redis's counters of a budget start from: what its finished calls cost; the
+    reservations of its calls in flight (span id, then "amount:expiry:counts" as the
+    reservation script writes them); and which of `holds` (the reservations Redis has) belong
+    to calls that have ended, whose cost is in what was spent."""
+    spent = _spent_this_month(subject, now)
+    in_flight = []
+    rows = _in_flight(subject, now).values_list(
+        "span_id", "reserved_cost_usd", "created_at", "step"
+    )
+    for span_id, reserved, created_at, step in rows:
+        amount = int((reserved or Decimal(0)) * NANOS)
+        expiry = created_at.timestamp() + HOLD_SECONDS
+        in_flight += [span_id, f"{amount}:{expiry!r}:{1 if step == 1 else 0}"]
+    ended = Generation.objects.filter(span_id__in=holds, in_flight=False)
+    return spent, in_flight, list(ended.values_list("span_id", flat=True)) if holds else []
 
 
 def _refusal(reservation: Reservation, kind: str, index: int = 0) -> errors.LimitReached:
@@ -317,12 +355,16 @@ return {'ok', 0}
 """
 
 _SETTLE = """
--- KEYS: per budget, its spend and its reservations. ARGV: span id, cost.
+-- KEYS: per budget, its spend, its reservations and its calls ended lately.
+-- ARGV: span id, cost, now, how long an ended call is remembered.
 local totals = {}
-for i = 1, #KEYS / 2 do
-    redis.call('HDEL', KEYS[2 * i], ARGV[1])
-    if redis.call('EXISTS', KEYS[2 * i - 1]) == 1 then
-        totals[i] = redis.call('INCRBY', KEYS[2 * i - 1], ARGV[2])
+for i = 1, #KEYS / 3 do
+    redis.call('HDEL', KEYS[3 * i - 1], ARGV[1])
+    redis.call('ZADD', KEYS[3 * i], ARGV[3], ARGV[1] .. ':' .. ARGV[2])
+    redis.call('ZREMRANGEBYSCORE', KEYS[3 * i], '-inf', tonumber(ARGV[3]) - tonumber(ARGV[4]))
+    redis.call('EXPIRE', KEYS[3 * i], ARGV[4])
+    if redis.call('EXISTS', KEYS[3 * i - 2]) == 1 then
+        totals[i] = redis.call('INCRBY', KEYS[3 * i - 2], ARGV[2])
     else
         totals[i] = false
     end
@@ -331,11 +373,54 @@ return totals
 """
 
 _RELEASE = """
--- KEYS[1]: the user's requests today, then per budget its reservations. ARGV: span id, first.
-for i = 2, #KEYS do redis.call('HDEL', KEYS[i], ARGV[1]) end
-if ARGV[2] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECR', KEYS[1]) end
+-- KEYS[1]: the user's requests today, then per budget its reservations and its calls ended
+-- lately. ARGV: span id, first, now, how long an ended call is remembered.
+-- The request is taken back only if these counters hold it (the user's reservation is there):
+-- not if the counters were started again from the table meanwhile without it.
+local held = 0
+for i = 2, #KEYS, 2 do
+    held = held + redis.call('HDEL', KEYS[i], ARGV[1])
+    redis.call('ZADD', KEYS[i + 1], ARGV[3], ARGV[1] .. ':0')
+    redis.call('ZREMRANGEBYSCORE', KEYS[i + 1], '-inf', tonumber(ARGV[3]) - tonumber(ARGV[4]))
+    redis.call('EXPIRE', KEYS[i + 1], ARGV[4])
+end
+if ARGV[2] == '1' and held > 0 and redis.call('EXISTS', KEYS[1]) == 1 then
+    redis.call('DECR', KEYS[1])
+end
 return 1
 """
+
+_START = """
+-- A budget's counters start from the table, unless another worker started them first.
+-- KEYS: its spend, its reservations, its calls ended lately. ARGV: spend, spend ttl,
+-- reservations ttl, until when an ended call's cost is held, how many reservations belong to
+-- calls the table has ended, their span ids, then span id and reservation of each call in
+-- flight in the table (kept if Redis already has it). A call in flight in the table that Redis
+-- saw end (its row not written yet) holds what it cost instead, until the counter starts again.
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+local costs = {}
+for _, entry in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+    local span, cost = string.match(entry, '^(.*):(%d+)$')
+    if span then costs[span] = cost end
+end
+local ended = tonumber(ARGV[5])
+for i = 6, 5 + ended do redis.call('HDEL', KEYS[2], ARGV[i]) end
+for i = 6 + ended, #ARGV - 1, 2 do
+    local cost = costs[ARGV[i]]
+    if cost then
+        redis.call('HSET', KEYS[2], ARGV[i], cost .. ':' .. ARGV[4] .. ':0')
+    else
+        redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1])
+    end
+end
+if #ARGV > 5 + ended then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
+return 1
+"""
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _day_key(reservation: Reservation) -> str:
@@ -350,13 +435,21 @@ def _held_key(subject: Subject, month: str) -> str:
     return f"{KEY_PREFIX}held:{subject.name}:{month}"
 
 
+def _ended_key(subject: Subject, month: str) -> str:
+    # Not cleared with the counters (`_Reconcile`): what the counters start from again.
+    return f"{KEY_PREFIX}ended:{subject.name}:{month}"
+
+
 class _RedisStore:
     def __init__(self, client: redis.asyncio.Redis):
         self.client = client
 
-    async def reserve(self, reservation: Reservation) -> None:
+    async def _reconciled(self) -> None:
         if _reconcile.needed:
             await _reconcile.run(self.client)
+
+    async def reserve(self, reservation: Reservation) -> None:
+        await self._reconciled()
         plan = reservation.caller.plan
         keys = [_day_key(reservation)]
         for subject in reservation.subjects:
@@ -375,7 +468,7 @@ class _RedisStore:
         ]
         for _ in range(1 + len(reservation.subjects) + 1):
             outcome, index = await self.client.eval(_RESERVE, len(keys), *keys, *arguments)
-            outcome = outcome.decode() if isinstance(outcome, bytes) else outcome
+            outcome = _text(outcome)
             if outcome == "ok":
                 return
             if outcome != "init":
@@ -390,31 +483,50 @@ class _RedisStore:
 
     async def _initialise(self, reservation: Reservation, index: int) -> None:
         # A counter Redis does not have starts from the table; whichever worker sets it first
-        # stands (SET NX).
+        # stands. A spend counter starts together with the reservations of the calls in flight
+        # (the tables may have admitted some while Redis was away, or Redis may have lost
+        # them restarting), and without those of calls that have ended (their cost is in it).
         now = datetime.now(UTC)
         if index == 0:
             count = await on_kept_connection_async(_requests_today, reservation.caller.user_id, now)
             await self.client.set(_day_key(reservation), count, nx=True, ex=DAY_TTL_SECONDS)
         else:
             subject = reservation.subjects[index - 1]
-            spent = await on_kept_connection_async(_spent_this_month, subject, now)
-            await self.client.set(
-                _spent_key(subject, reservation.month), spent, nx=True, ex=RECONCILE_SECONDS
+            keys = [
+                _spent_key(subject, reservation.month),
+                _held_key(subject, reservation.month),
+                _ended_key(subject, reservation.month),
+            ]
+            holds = [_text(span_id) for span_id in await self.client.hkeys(keys[1])]
+            spent, in_flight, ended = await on_kept_connection_async(
+                _counters_from_table, subject, now, holds
             )
+            # An ended call's cost is held longer than the counter lives: the counter starts
+            # again from the table by then, which has the call's row written.
+            until = repr(time.time() + RECONCILE_SECONDS + HOLD_SECONDS)
+            arguments = [spent, RECONCILE_SECONDS, HOLD_TTL_SECONDS, until, len(ended), *ended]
+            await self.client.eval(_START, len(keys), *keys, *arguments, *in_flight)
 
     async def settle(self, reservation: Reservation, nanos: int) -> list[int | None]:
+        await self._reconciled()
         keys = []
         for subject in reservation.subjects:
-            keys += [_spent_key(subject, reservation.month), _held_key(subject, reservation.month)]
-        totals = await self.client.eval(_SETTLE, len(keys), *keys, reservation.span_id, nanos)
+            keys += [
+                _spent_key(subject, reservation.month),
+                _held_key(subject, reservation.month),
+                _ended_key(subject, reservation.month),
+            ]
+        arguments = [reservation.span_id, nanos, repr(time.time()), HOLD_SECONDS]
+        totals = await self.client.eval(_SETTLE, len(keys), *keys, *arguments)
         return [int(total) if total is not None else None for total in totals]
 
     async def release(self, reservation: Reservation) -> None:
+        await self._reconciled()
         keys = [_day_key(reservation)]
-        keys += [_held_key(subject, reservation.month) for subject in reservation.subjects]
-        await self.client.eval(
-            _RELEASE, len(keys), *keys, reservation.span_id, 1 if reservation.first else 0
-        )
+        for subject in reservation.subjects:
+            keys += [_held_key(subject, reservation.month), _ended_key(subject, reservation.month)]
+        arguments = [reservation.span_id, 1 if reservation.first else 0, repr(time.time())]
+        await self.client.eval(_RELEASE, len(keys), *keys, *arguments, HOLD_SECONDS)
 
 
 class _Reconcile:
@@ -479,12 +591,6 @@ class _DatabaseStore:
                     update_fields=["in_flight", "reserved_cost_usd", "heartbeat_at"],
                 )  # fmt: skip
                 reservation.row_written = True
-
-    async def settle(self, reservation: Reservation, nanos: int) -> list[None]:
-        return [None] * len(reservation.subjects)  # the call's row is the record
-
-    async def release(self, reservation: Reservation) -> None:
-        return None
 
 
 class _LocalStore:
