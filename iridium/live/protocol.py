@@ -213,6 +213,26 @@ def ready(in_progress: dict | None, **state) -> dict:
     return {"type": READY, "in_progress": in_progress, **state}
 
 
+def user_message(message: dict, html: str, **extra) -> dict:
+    return {"type": USER_MESSAGE, "message": message, "html": html, **extra}
+
+
+def answer_started(message_id: int, html: str) -> dict:
+    return {"type": ANSWER_STARTED, "message_id": message_id, "html": html}
+
+
+def tool(message_id: int, html: str, **fields) -> dict:
+    return {"type": TOOL, "message_id": message_id, "html": html, **fields}
+
+
+def answer_finished(message_id: int, message: dict, html: str) -> dict:
+    return {"type": ANSWER_FINISHED, "message_id": message_id, "message": message, "html": html}
+
+
+def refused(message_id: int | None, code: str, message: str, **extra) -> dict:
+    return {"type": REFUSED, "message_id": message_id, "code": code, "message": message, **extra}
+
+
 def delta(message_id: int, offset: int, text: str) -> dict:
     return {"type": DELTA, "message_id": message_id, "offset": offset, "text": text}
 

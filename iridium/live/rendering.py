@@ -1,6 +1,7 @@
 """How messages look, rendered once on the server: an answer's Markdown (markdown-it-py,
 pygments, nh3: iridium.infra.markdown), and the message fragments that the pages include and the
-frames carry, from one template each (live/_message.html, live/_tool_note.html)."""
+frames carry, from one template (live/_message.html; the notes of tools it uses are
+iridium.live.tool_notes')."""
 
 from django.template.loader import render_to_string
 
@@ -8,7 +9,7 @@ from iridium.infra.markdown import render as render_markdown
 
 from .models import StreamedAnswer
 
-__all__ = ["attach_feedback", "message_html", "render_markdown", "tool_note_html"]
+__all__ = ["attach_feedback", "message_html", "render_markdown"]
 
 
 def message_html(message: StreamedAnswer) -> str:
@@ -28,7 +29,3 @@ def attach_feedback(user, messages) -> list:
     for message in answers:
         message.feedback = given.get(message.trace_id)
     return messages
-
-
-def tool_note_html(tool: dict) -> str:
-    return render_to_string("live/_tool_note.html", {"tool": tool})
