@@ -1,6 +1,8 @@
 """The frames between a page and the socket of its object (a conversation, a ticket, a
-creation): their types, fields and error codes, in one place. static/js/stream-page.js speaks
-the same protocol (tests/test_protocol.py holds the two to each other).
+creation; and the home page's public demo): their types, fields and error codes, and the
+builders of the frames to the page, in one place. static/js/stream-page.js and
+static/js/public-demo.js speak the same protocol, over static/js/live-socket.js (which holds the
+close codes); tests/test_protocol.py and tests/test_public_demo.py hold them to each other.
 
 The socket's URL names its object, so no frame carries the object's id.
 
@@ -36,6 +38,8 @@ To the page:
                                              `restored`: the messages it had replaced, rendered,
                                              back in place; `edited_id`: the question whose
                                              edit was refused (its text is `text`)
+                                             (the public demo: `signup_url`, where
+                                             to sign up)
     notice {code, message}                   something the page should say (handed over, ...)
     feedback_saved {message_id, rating, comment}   the person's feedback on an answer is kept
     error {code, message, text?}             a frame that was refused; `text` gives back what
