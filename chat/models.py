@@ -80,7 +80,7 @@ class Message(StreamedAnswer):
     @property
     def author_label(self) -> str:
         # Only its owner sees a conversation.
-        return "Assistant" if self.is_answer else "You"
+        return self.ASSISTANT if self.is_answer else self.YOU
 
     @property
     def turn(self) -> int:

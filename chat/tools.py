@@ -1,5 +1,6 @@
 """The chat assistant's tools: the knowledge-base search (support's) and filing a ticket. Each
-acts for the user who is chatting (`context.user`), whatever the model puts in its arguments."""
+acts for the user who is chatting (`context.user`), whatever the model puts in its arguments.
+How filing a ticket shows under an answer is `TICKET_NOTE` (registered by chat's AppConfig)."""
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ValidationError
@@ -7,6 +8,7 @@ from django.urls import reverse
 
 from iridium import ai
 from iridium.infra.text import storable
+from iridium.live.tool_notes import ToolNote
 from support.services import create_ticket
 from support.tools import SEARCH_KNOWLEDGE_BASE
 
@@ -43,4 +45,13 @@ CREATE_SUPPORT_TICKET = ai.Tool(
     },
     run=_create_ticket,
 )
+
+
+def _ticket_note(result: dict) -> dict:
+    if "ticket_id" not in result:
+        return {}
+    return {"ticket": {"id": result["ticket_id"], "url": result["url"]}}
+
+
+TICKET_NOTE = ToolNote(template="chat/tools/_ticket_note.html", describe=_ticket_note)
 CHAT_TOOLS = [SEARCH_KNOWLEDGE_BASE, CREATE_SUPPORT_TICKET]

@@ -8,12 +8,17 @@ from iridium import ai
 from iridium.infra.db import on_kept_connection_async
 from iridium.live import fanout, protocol, runs, writer
 from iridium.live.consumers import Target
+from iridium.live.tool_notes import ToolNote
 
 from . import services
 from .models import Ticket, TicketMessage
 from .tools import SEARCH_KNOWLEDGE_BASE
 
 TARGET = Target(prefix="ticket", noun="ticket")
+# The support assistant's own tool, and how its use shows under an answer (registered by
+# support's AppConfig).
+HAND_OVER = "hand_over_to_human"
+HAND_OVER_NOTE = ToolNote(template="support/tools/_hand_over_note.html")
 SYSTEM_PROMPT = (
     "You are Iridium's support assistant, answering a customer's ticket. Search the knowledge "
     "base before answering how-to questions and cite the articles you use. Be precise and "
@@ -38,7 +43,7 @@ def _hand_over_tool(ticket_id: int) -> ai.Tool:
         return {"handed_over": True}
 
     return ai.Tool(
-        name="hand_over_to_human",
+        name=HAND_OVER,
         description="Hand the ticket over to a member of staff.",
         parameters={
             "type": "object",

@@ -1,11 +1,12 @@
 """Support's tools for assistants: the knowledge-base search, offered by the support assistant
-and by chat."""
+and by chat, and how its use shows under an answer (registered by support's AppConfig)."""
 
 from django.urls import reverse
 
 from iridium import ai
 from iridium.infra.db import on_kept_connection_async
 from iridium.infra.text import storable
+from iridium.live.tool_notes import ToolNote
 
 from .selectors import search_articles
 
@@ -41,3 +42,19 @@ SEARCH_KNOWLEDGE_BASE = ai.Tool(
     },
     run=_search,
 )
+
+
+def _search_note(result: dict) -> dict:
+    found = [r for r in result.get("results", []) if isinstance(r, dict)]
+    return {
+        "results": len(found),
+        # The articles the answer drew on, shown as links under it.
+        "sources": [
+            {"title": str(r.get("title", ""))[:200], "url": str(r.get("url", ""))}
+            for r in found
+            if r.get("title") and str(r.get("url", "")).startswith("/")
+        ],
+    }
+
+
+SEARCH_NOTE = ToolNote(template="support/tools/_search_note.html", describe=_search_note)

@@ -8,7 +8,6 @@ with `"type": protocol.X` (or a bare constant, or a literal), and calls of the p
 frame builders (`protocol.ready(...)`, ...).
 """
 
-import inspect
 import re
 from pathlib import Path
 
@@ -16,6 +15,14 @@ from chat.consumers import ChatConsumer
 from codegen.consumers import CreationConsumer
 from iridium.live import protocol
 from support.consumers import TicketConsumer
+from tests.helpers.frames import (
+    SOCKET_MODULE,
+    close_codes_of,
+    frames_handled_by_script,
+    frames_made_in,
+    frames_sent_by_script,
+    protocol_builders,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = (ROOT / "static" / "js" / "stream-page.js").read_text()
@@ -33,52 +40,27 @@ CONSUMERS = (ChatConsumer, TicketConsumer, CreationConsumer)
 # with the reason, before the page may ignore it.
 IGNORED_BY_THE_PAGE: frozenset[str] = frozenset()
 
-# `"type": "object"` and the like in tools' JSON schemas are not frames.
-JSON_SCHEMA_TYPES = {"object", "string", "integer", "number", "boolean", "array", "null"}
-
 
 def frames_sent_by_the_page() -> set[str]:
-    return set(re.findall(r'\btype:\s*"([^"]+)"', PAGE))
+    return frames_sent_by_script(PAGE)
 
 
 def frames_handled_by_the_page() -> set[str]:
-    return set(re.findall(r'\bcase\s+"([^"]+)"\s*:', PAGE))
+    return frames_handled_by_script(PAGE)
 
 
 def close_codes_of_the_page() -> dict[str, int]:
-    return {name: int(code) for name, code in re.findall(r"\bconst (CLOSE_\w+) = (\d+);", PAGE)}
-
-
-def protocol_builders() -> dict[str, str]:
-    """The protocol's functions that make a frame: name -> the frame's type."""
-    builders = {}
-    for name, function in inspect.getmembers(protocol, inspect.isfunction):
-        if function.__module__ != protocol.__name__:
-            continue
-        made = re.search(r'\{"type":\s*([A-Z_]+)\b', inspect.getsource(function))
-        if made:
-            builders[name] = getattr(protocol, made.group(1))
-    return builders
+    """The close codes of the page's socket (static/js/live-socket.js, which the page uses)."""
+    assert re.search(r'from "\./live-socket\.js"', PAGE), "the page uses the shared socket"
+    return close_codes_of(SOCKET_MODULE)
 
 
 def frames_sent_by_the_server() -> dict[str, set[str]]:
     """Frame type -> the source files that send it."""
-    builders = protocol_builders()
     sent: dict[str, set[str]] = {}
     for path in SERVER_SOURCES:
-        source = path.read_text()
         where = str(path.relative_to(ROOT))
-        types = []
-        for name in re.findall(r'"type":\s*(?:protocol\.)?([A-Z][A-Z_]*)\b', source):
-            assert hasattr(protocol, name), f"{where}: frame type {name} is not in the protocol"
-            types.append(getattr(protocol, name))
-        for literal in re.findall(r'"type":\s*"([a-z_]+)"', source):
-            if literal not in JSON_SCHEMA_TYPES:
-                types.append(literal)
-        for function in re.findall(r"\bprotocol\.([a-z_]+)\(", source):
-            if function in builders:
-                types.append(builders[function])
-        for frame_type in types:
+        for frame_type in frames_made_in(path.read_text(), where):
             sent.setdefault(frame_type, set()).add(where)
     return sent
 
@@ -126,8 +108,8 @@ def test_the_page_handles_every_frame_the_server_sends():
 def test_the_page_and_the_protocol_have_the_same_close_codes():
     codes = {name: value for name, value in vars(protocol).items() if name.startswith("CLOSE_")}
     assert close_codes_of_the_page() == codes
-    for name in codes:  # and the page acts on each
-        assert re.search(rf"event\.code === {name}\b", PAGE), name
+    for name in codes:  # and the page's socket acts on each
+        assert re.search(rf"event\.code === {name}\b", SOCKET_MODULE), name
 
 
 def test_the_page_sends_the_replay_session_with_the_frames_that_start_an_answer():

@@ -22,8 +22,17 @@ from iridium.ai import posthog
 from iridium.ai.models import Generation
 from iridium.ai.recorder import recorder
 from iridium.asgi import application
+from iridium.infra import errors
 from iridium.live import protocol
+from iridium.live.consumers import FrameConsumer
 from iridium.web import public_demo
+from tests.helpers.frames import (
+    SOCKET_MODULE,
+    close_codes_of,
+    frames_handled_by_script,
+    frames_made_in,
+    frames_sent_by_script,
+)
 from tests.helpers.sockets import ORIGIN
 
 PAGE_SCRIPT = (Path(__file__).resolve().parent.parent / "static/js/public-demo.js").read_text()
@@ -290,15 +299,16 @@ def test_any_frame_gets_an_answer_or_an_error_never_a_dropped_socket(demo_settin
 
 
 def test_the_page_script_speaks_the_protocol():
-    sent = set(re.findall(r'\btype:\s*"([^"]+)"', PAGE_SCRIPT))
-    handled = set(re.findall(r'\bcase\s+"([^"]+)"\s*:', PAGE_SCRIPT))
-    assert sent == {protocol.SEND}
+    assert frames_sent_by_script(PAGE_SCRIPT) == {protocol.SEND}
     source = Path(public_demo.__file__).read_text()
-    server = {getattr(protocol, n) for n in re.findall(r'"type":\s*protocol\.([A-Z_]+)', source)}
-    server |= {protocol.READY, protocol.DELTA, protocol.ERROR}  # protocol.ready(), .delta(), ...
+    server = set(frames_made_in(source, "iridium/web/public_demo.py"))
+    server.add(protocol.ERROR)  # every socket's (iridium.live.consumers.FrameConsumer)
+    assert server >= {protocol.READY, protocol.DELTA, protocol.REFUSED}  # the scan finds them
+    handled = frames_handled_by_script(PAGE_SCRIPT)
     assert handled == server, (handled, server)
-    codes = dict(re.findall(r"\bconst (CLOSE_\w+) = (\d+);", PAGE_SCRIPT))
-    assert codes == {"CLOSE_FORBIDDEN": str(protocol.CLOSE_FORBIDDEN)}
+    # The page's socket is the shared one, whose close codes are the protocol's.
+    assert re.search(r'from "\./live-socket\.js"', PAGE_SCRIPT)
+    assert close_codes_of(SOCKET_MODULE)["CLOSE_FORBIDDEN"] == protocol.CLOSE_FORBIDDEN
 
 
 async def test_without_its_counters_the_demo_answers_nobody(demo_settings):
@@ -318,3 +328,74 @@ async def test_without_its_counters_the_demo_answers_nobody(demo_settings):
     assert refused["text"] == "are you there?"
     assert await Generation.objects.filter(feature=public_demo.FEATURE).acount() == 0
     await socket.disconnect()
+
+
+# --- One message template, one socket -----------------------------------------------------------
+
+
+async def test_the_demos_messages_are_rendered_by_the_one_message_template(demo_settings):
+    """The answer comes as every page's answers do: its message rendered by live/_message.html,
+    thinking while it starts, then with its Markdown; without the actions of saved answers."""
+    socket = await ready_socket()
+    await socket.send_json_to({"type": "send", "content": "What is **Iridium**?"})
+    frames = await until(socket, "answer_finished")
+    started, finished = frames[0], frames[-1]
+    assert started["type"] == "answer_started"
+    assert started["html"].startswith(
+        f'<li class="message assistant streaming" data-message-id="{started["message_id"]}"'
+    )
+    assert '<div class="message-author">Assistant</div>' in started["html"]
+    assert "data-thinking" in started["html"]
+    html = finished["html"]
+    assert html.startswith(
+        f'<li class="message assistant" data-message-id="{finished["message_id"]}"'
+    )
+    assert '<div class="message-body answer-body markdown"><p>' in html
+    assert "<strong>" in html  # the answer's Markdown, rendered by the server
+    for action in ("retry", "copy-answer", "data-feedback"):
+        assert action not in html
+    await socket.disconnect()
+
+
+async def test_a_failed_demo_answer_says_why_without_a_retry(demo_settings):
+    socket = await ready_socket()
+    await socket.send_json_to({"type": "send", "content": "Hello [[demo:fault=400]]"})
+    finished = (await until(socket, "answer_finished"))[-1]
+    assert finished["message"]["status"] == "error" and finished["message"]["error"]
+    html = finished["html"]
+    assert html.startswith('<li class="message assistant error"')
+    assert '<span class="status-note error" role="alert">' in html
+    assert "retry" not in html  # nothing to retry: the conversation lives in the page
+    await socket.disconnect()
+
+
+def test_the_home_page_holds_the_visitors_question_as_the_template_renders_it(demo_settings):
+    page = Client().get("/").content.decode()
+    template = re.search(r"<template data-question>(.*?)</template>", page, re.S)
+    assert template, "the empty question the page fills in"
+    assert template[1].startswith('<li class="message user"')
+    assert '<div class="message-author">You</div>' in template[1]
+    assert '<div class="message-body user-text"></div>' in template[1]
+
+
+def test_the_demos_socket_is_one_of_the_protocols_sockets():
+    """Frames are validated and errors mapped by the sockets' one base, busy is the shared
+    domain error, and the frames come from the protocol's builders."""
+    assert issubclass(public_demo.PublicDemoConsumer, FrameConsumer)
+    assert "receive" not in vars(public_demo.PublicDemoConsumer)
+    assert not hasattr(public_demo, "Busy") or public_demo.Busy is errors.Busy
+    source = Path(public_demo.__file__).read_text()
+    assert '"type":' not in source  # frames are built by iridium.live.protocol
+
+
+def test_the_pages_share_one_socket_and_build_no_messages():
+    """The pages' scripts open their socket through static/js/live-socket.js, and the demo's
+    script draws no message and names no author: the server's template does."""
+    scripts = Path(__file__).resolve().parent.parent / "static" / "js"
+    for name in ("stream-page.js", "public-demo.js"):
+        script = (scripts / name).read_text()
+        assert 'from "./live-socket.js"' in script, name
+        assert "new WebSocket(" not in script, name
+        assert "CLOSE_" not in script, name
+    for markup in ('"li"', "message-author", "thinking", '"Assistant"', '"You"'):
+        assert markup not in PAGE_SCRIPT, markup

@@ -13,7 +13,8 @@ views use), the object's answers, and its handlers for frames. The base:
   written" by a worker that stopped are marked interrupted first;
 - takes `stop` for every app;
 - validates every frame (iridium.live.protocol) and maps every domain error (a refused frame,
-  a busy object, an AI refusal) to an `error` frame once, here;
+  a busy object, an AI refusal) to an `error` frame once, here (`FrameConsumer`, which the
+  public demo's socket shares);
 - handles each frame in PostHog's context, as posthog-python's Django middleware does for an
   HTTP request (Channels has no such integration): the context holds the browser's session id
   the frame carries, which the AI calls the frame starts send as `$session_id`
@@ -57,9 +58,53 @@ class Target:
         return f"{self.prefix}-{object_id}"
 
 
-class StreamConsumer(AsyncJsonWebsocketConsumer):
+class FrameConsumer(AsyncJsonWebsocketConsumer):
+    """A socket that takes frames of the protocol (iridium.live.protocol): every frame is
+    validated, handed to the handler its type names, and every domain error it raises becomes
+    an `error` frame, once, here (what the person typed comes back with it). The stream
+    consumers below and the home page's public demo are such sockets."""
+
+    # Frame type -> name of the method taking the validated frame.
+    handlers: ClassVar[dict[str, str]] = {}
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
+        frame = {}
+        try:
+            frame = protocol.parse(raw, max_chars=settings.WEBSOCKET_MAX_FRAME_CHARS)
+            await self.handle(frame)
+        except DomainError as error:
+            extra = dict(error.extra)
+            content = frame.get("content")
+            if "text" not in extra and isinstance(content, str) and content:
+                extra["text"] = content  # whatever was refused, what was typed comes back
+            await self.send_json(protocol.error(error.code, error.message, **extra))
+        except Exception:
+            # Not the person's fault (the database went away a moment, say): the socket stays
+            # open and what they typed comes back.
+            logger.exception("a %s frame on %s failed", frame.get("type"), self.log_label())
+            content = frame.get("content")
+            given_back = {"text": content} if isinstance(content, str) else {}
+            await self.send_json(protocol.error("internal", protocol.INTERNAL, **given_back))
+
+    async def handle(self, frame: dict) -> None:
+        await self.handler(frame["type"])(frame)
+
+    def handler(self, frame_type: str):
+        name = self.handlers.get(frame_type)
+        if name is None:
+            raise protocol.UnknownType(protocol.UNKNOWN_TYPE.format(type=frame_type))
+        return getattr(self, name)
+
+    def log_label(self) -> str:
+        """The socket, in the log."""
+        return type(self).__name__
+
+
+class StreamConsumer(FrameConsumer):
     target: ClassVar[Target]
-    # Frame type -> name of the method taking the validated frame (stop is the base's).
+    # Frame type -> name of the method taking the validated frame (stop and feedback are the
+    # base's).
     handlers: ClassVar[dict[str, str]] = {}
 
     async def load(self, user, object_id: int):
@@ -80,6 +125,9 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
 
     async def after_ready(self) -> None:
         """Called once the socket is ready."""
+
+    def log_label(self) -> str:
+        return getattr(self, "key", None) or super().log_label()
 
     # --- Connection -------------------------------------------------------------------------
 
@@ -199,36 +247,17 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
 
     # --- Frames from the page ---------------------------------------------------------------
 
-    async def receive(self, text_data=None, bytes_data=None, **kwargs):
-        raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
-        frame = {}
-        try:
-            frame = protocol.parse(raw, max_chars=settings.WEBSOCKET_MAX_FRAME_CHARS)
-            with ai.replay.session_context(protocol.replay_session_id(frame)):
-                await self._handler(frame["type"])(frame)
-        except DomainError as error:
-            extra = dict(error.extra)
-            content = frame.get("content")
-            if "text" not in extra and isinstance(content, str) and content:
-                extra["text"] = content  # whatever was refused, what was typed comes back
-            await self.send_json(protocol.error(error.code, error.message, **extra))
-        except Exception:
-            # Not the person's fault (the database went away a moment, say): the socket stays
-            # open and what they typed comes back.
-            logger.exception("a %s frame on %s failed", frame.get("type"), self.key)
-            content = frame.get("content")
-            given_back = {"text": content} if isinstance(content, str) else {}
-            await self.send_json(protocol.error("internal", protocol.INTERNAL, **given_back))
+    async def handle(self, frame: dict) -> None:
+        # In PostHog's context: the AI calls the frame starts send the page's replay session.
+        with ai.replay.session_context(protocol.replay_session_id(frame)):
+            await super().handle(frame)
 
-    def _handler(self, frame_type: str):
+    def handler(self, frame_type: str):
         if frame_type == protocol.STOP:
             return self.on_stop
         if frame_type == protocol.FEEDBACK:
             return self.on_feedback
-        name = self.handlers.get(frame_type)
-        if name is None:
-            raise protocol.UnknownType(protocol.UNKNOWN_TYPE.format(type=frame_type))
-        return getattr(self, name)
+        return super().handler(frame_type)
 
     async def on_feedback(self, frame):
         """Thumbs up or down (and a comment) on a finished answer, by the person it was for."""

@@ -27,6 +27,9 @@ class StreamedAnswer(models.Model):
         ERROR = "error", "Failed"
 
     INTERRUPTED = "The answer was interrupted. Retry to get a new one."
+    # How messages are labelled: the assistant's answers, and a person's own messages to them.
+    ASSISTANT = "Assistant"
+    YOU = "You"
 
     content = models.TextField(blank=True)
     # AI answers rendered from Markdown and sanitised once, when the answer completes.
@@ -53,9 +56,13 @@ class StreamedAnswer(models.Model):
         """An AI answer (the rest are people's messages)."""
         return True
 
+    # The actions a saved answer offers (Retry, Copy answer, feedback): not those of messages
+    # no table holds (iridium.live.rendering.PageMessage).
+    offers_actions = True
+
     @property
     def author_label(self) -> str:
-        return "Assistant"
+        return self.ASSISTANT
 
     @property
     def author_username(self) -> str:

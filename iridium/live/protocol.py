@@ -1,6 +1,8 @@
 """The frames between a page and the socket of its object (a conversation, a ticket, a
-creation): their types, fields and error codes, in one place. static/js/stream-page.js speaks
-the same protocol (tests/test_protocol.py holds the two to each other).
+creation; and the home page's public demo): their types, fields and error codes, and the
+builders of the frames to the page, in one place. static/js/stream-page.js and
+static/js/public-demo.js speak the same protocol, over static/js/live-socket.js (which holds the
+close codes); tests/test_protocol.py and tests/test_public_demo.py hold them to each other.
 
 The socket's URL names its object, so no frame carries the object's id.
 
@@ -36,6 +38,8 @@ To the page:
                                              `restored`: the messages it had replaced, rendered,
                                              back in place; `edited_id`: the question whose
                                              edit was refused (its text is `text`)
+                                             (the public demo: `signup_url`, where
+                                             to sign up)
     notice {code, message}                   something the page should say (handed over, ...)
     feedback_saved {message_id, rating, comment}   the person's feedback on an answer is kept
     error {code, message, text?}             a frame that was refused; `text` gives back what
@@ -211,6 +215,26 @@ def replay_session_id(frame: dict) -> str:
 
 def ready(in_progress: dict | None, **state) -> dict:
     return {"type": READY, "in_progress": in_progress, **state}
+
+
+def user_message(message: dict, html: str, **extra) -> dict:
+    return {"type": USER_MESSAGE, "message": message, "html": html, **extra}
+
+
+def answer_started(message_id: int, html: str) -> dict:
+    return {"type": ANSWER_STARTED, "message_id": message_id, "html": html}
+
+
+def tool(message_id: int, html: str, **fields) -> dict:
+    return {"type": TOOL, "message_id": message_id, "html": html, **fields}
+
+
+def answer_finished(message_id: int, message: dict, html: str) -> dict:
+    return {"type": ANSWER_FINISHED, "message_id": message_id, "message": message, "html": html}
+
+
+def refused(message_id: int | None, code: str, message: str, **extra) -> dict:
+    return {"type": REFUSED, "message_id": message_id, "code": code, "message": message, **extra}
 
 
 def delta(message_id: int, offset: int, text: str) -> dict:

@@ -17,9 +17,9 @@ from django.urls import reverse
 from iridium import ai
 from iridium.infra.db import on_kept_connection_async
 
-from . import progress, protocol, runs
+from . import progress, protocol, runs, tool_notes
 from .models import StreamedAnswer
-from .rendering import message_html, render_markdown, tool_note_html
+from .rendering import message_html, render_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -52,13 +52,7 @@ async def write(
     run: runs.Run, answer: StreamedAnswer, *, request: ai.Request, on_refused: OnRefused
 ) -> None:
     """Stream `request` into `answer`, however it ends."""
-    await run.send(
-        {
-            "type": protocol.ANSWER_STARTED,
-            "message_id": answer.pk,
-            "html": message_html(answer),
-        }
-    )
+    await run.send(protocol.answer_started(answer.pk, message_html(answer)))
     run.last_snapshot = time.monotonic()
     try:
         async with aclosing(ai.stream(request)) as events:
@@ -76,15 +70,7 @@ async def write(
         extra = await on_refused(refusal)
         if isinstance(refusal, ai.LimitReached) and not isinstance(refusal, ai.TooManyInFlight):
             extra["more_url"] = reverse("plans")  # what other plans give
-        await run.send(
-            {
-                "type": protocol.REFUSED,
-                "message_id": answer_id,
-                "code": refusal.code,
-                "message": str(refusal),
-                **extra,
-            }
-        )
+        await run.send(protocol.refused(answer_id, refusal.code, str(refusal), **extra))
     except asyncio.CancelledError:  # stopped: by its person, or by the worker stopping
         await finish(run, answer, run.text, answer.Status.STOPPED)
         raise
@@ -102,31 +88,12 @@ async def _take(run: runs.Run, answer: StreamedAnswer, event) -> None:
             progress.writer().note(answer, run.text)
             await run.snapshot()
     elif isinstance(event, ai.ToolCalled):
-        tool = describe_tool(event)
+        # What the page shows of it (never the tool's raw result), as the tool's app says.
+        tool = tool_notes.describe(event)
         answer.tool_events.append(tool)
-        await run.send(
-            {"type": protocol.TOOL, "message_id": answer.pk, "html": tool_note_html(tool), **tool}
-        )
+        await run.send(protocol.tool(answer.pk, tool_notes.html(tool), **tool))
     elif isinstance(event, ai.Completion):
         await finish(run, answer, event.text, answer.Status.COMPLETE, completion=event)
-
-
-def describe_tool(event: ai.ToolCalled) -> dict:
-    """What the page shows of a tool the assistant used (never the tool's raw result)."""
-    tool = {"name": event.name, "ok": not event.is_error}
-    result = event.result if isinstance(event.result, dict) else {}
-    if event.name == "create_support_ticket" and "ticket_id" in result:
-        tool["ticket"] = {"id": result["ticket_id"], "url": result["url"]}
-    if event.name == "search_knowledge_base":
-        found = [r for r in result.get("results", []) if isinstance(r, dict)]
-        tool["results"] = len(found)
-        # The articles the answer drew on, shown as links under it.
-        tool["sources"] = [
-            {"title": str(r.get("title", ""))[:200], "url": str(r.get("url", ""))}
-            for r in found
-            if r.get("title") and str(r.get("url", "")).startswith("/")
-        ]
-    return tool
 
 
 async def finish(run, answer, text, status, *, completion=None, error=""):
@@ -149,14 +116,7 @@ async def finish(run, answer, text, status, *, completion=None, error=""):
         # The page still gets the answer; the saved progress stays, and the answer is marked
         # interrupted (with Retry) when its page is opened again.
         logger.exception("could not save the answer %s of %s", answer.pk, run.key)
-    await run.send(
-        {
-            "type": protocol.ANSWER_FINISHED,
-            "message_id": answer.pk,
-            "message": answer.frame(),
-            "html": html,
-        }
-    )
+    await run.send(protocol.answer_finished(answer.pk, answer.frame(), html))
 
 
 def _render(answer: StreamedAnswer) -> str:

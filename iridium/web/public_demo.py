@@ -21,17 +21,21 @@
   before the page's first question), so the per-visitor count cannot be dodged by inventing
   session ids.
 
-Frames are iridium.live.protocol's: the page sends `send {content}`, and gets `ready`,
-`answer_started`, `delta`, `answer_finished` (the answer's HTML rendered by the server's one
-Markdown renderer), `refused` or `error`; `static/js/public-demo.js` speaks them.
+Frames are iridium.live.protocol's, made by its builders, and the socket is a
+`iridium.live.consumers.FrameConsumer` (frames validated, errors mapped as on every socket): the
+page sends `send {content}`, and gets `ready`, `answer_started`, `delta`, `answer_finished`,
+`refused` or `error`. Messages are rendered by the one message template (live/_message.html,
+through `iridium.live.rendering.PageMessage`: no table holds them): the answer in
+`answer_started` and `answer_finished`, the visitor's question in the home page (an empty one,
+that `static/js/public-demo.js` fills with what was typed as it is sent).
 """
 
 import asyncio
 import logging
 import uuid
+from typing import ClassVar
 
 from asgiref.sync import sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
@@ -39,9 +43,10 @@ from django.views.decorators.http import require_POST
 from django_ratelimit.core import get_usage
 
 from iridium import ai
-from iridium.infra.errors import DomainError
-from iridium.live import protocol
-from iridium.live.rendering import render_markdown
+from iridium.infra.errors import Busy, DomainError
+from iridium.live import protocol, writer
+from iridium.live.consumers import FrameConsumer
+from iridium.live.rendering import PageMessage, message_html, render_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -64,17 +69,11 @@ ADDRESS_LIMIT = (
 INSTALL_LIMIT = "The demo has answered all the questions it can today. Sign up to keep going."
 UNAVAILABLE = "The demo is resting for a moment. Try again soon, or sign up: it is free."
 BUSY = "Wait for this answer to finish."
-COULD_NOT_FINISH = "Something went wrong while answering. Please try again."
 
 
 class DemoLimited(DomainError):
     code = "demo_limit"
     http_status = 429
-
-
-class Busy(DomainError):
-    code = "busy"
-    http_status = 409
 
 
 def enabled() -> bool:
@@ -91,6 +90,11 @@ def start(request):
     if not request.session.get(SESSION_MARK):
         request.session[SESSION_MARK] = True
     return HttpResponse(status=204)
+
+
+def question() -> PageMessage:
+    """A visitor's question as the page shows it, empty: the page fills in what they typed."""
+    return PageMessage(pk=0, is_answer=False)
 
 
 # --- Limits -----------------------------------------------------------------------------------
@@ -129,13 +133,15 @@ def take_a_question(*, session_key: str, address: str) -> None:
 # --- The socket -------------------------------------------------------------------------------
 
 
-class PublicDemoConsumer(AsyncJsonWebsocketConsumer):
+class PublicDemoConsumer(FrameConsumer):
     """One visitor's demo conversation, for as long as the page is open."""
+
+    handlers: ClassVar[dict[str, str]] = {protocol.SEND: "on_send"}
 
     async def connect(self):
         self.history: list[dict] = []
         self.task: asyncio.Task | None = None
-        self.answers = 0
+        self.answers = 0  # the ids of the page's answers
         session = self.scope.get("session")
         marked = False
         if enabled() and session is not None:
@@ -153,21 +159,6 @@ class PublicDemoConsumer(AsyncJsonWebsocketConsumer):
         if self.task is not None:
             self.task.cancel()
 
-    async def receive(self, text_data=None, bytes_data=None, **kwargs):
-        raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
-        frame = {}
-        try:
-            frame = protocol.parse(raw, max_chars=settings.WEBSOCKET_MAX_FRAME_CHARS)
-            if frame["type"] != protocol.SEND:
-                raise protocol.UnknownType(protocol.UNKNOWN_TYPE.format(type=frame["type"]))
-            await self.on_send(frame)
-        except DomainError as error:
-            extra = dict(error.extra)
-            content = frame.get("content")
-            if "text" not in extra and isinstance(content, str) and content:
-                extra["text"] = content
-            await self.send_json(protocol.error(error.code, error.message, **extra))
-
     async def on_send(self, frame: dict) -> None:
         text = protocol.text(frame, limit=settings.PUBLIC_DEMO_MAX_MESSAGE_CHARS)
         if self.task is not None and not self.task.done():
@@ -177,20 +168,14 @@ class PublicDemoConsumer(AsyncJsonWebsocketConsumer):
                 session_key=self.session_key, address=self.address
             )
         except DemoLimited as refusal:
-            await self.send_json(self._refused(refusal.code, refusal.message, text))
+            await self.send_json(self._refused(None, refusal.code, refusal.message, text))
             return
         self.answers += 1
-        self.task = asyncio.create_task(self._answer(self.answers, text))
+        answer = PageMessage(pk=self.answers, is_answer=True, status=PageMessage.Status.STREAMING)
+        self.task = asyncio.create_task(self._answer(text, answer))
 
-    def _refused(self, code: str, message: str, text: str) -> dict:
-        return {
-            "type": protocol.REFUSED,
-            "message_id": None,
-            "code": code,
-            "message": message,
-            "text": text,
-            "signup_url": reverse("signup"),
-        }
+    def _refused(self, answer_id: int | None, code: str, message: str, text: str) -> dict:
+        return protocol.refused(answer_id, code, message, text=text, signup_url=reverse("signup"))
 
     def _request(self, text: str) -> ai.Request:
         return ai.Request(
@@ -207,37 +192,42 @@ class PublicDemoConsumer(AsyncJsonWebsocketConsumer):
             max_output_tokens=settings.PUBLIC_DEMO_MAX_OUTPUT_TOKENS,
         )
 
-    async def _answer(self, message_id: int, text: str) -> None:
-        await self.send_json({"type": protocol.ANSWER_STARTED, "message_id": message_id})
-        written, status, error, model = "", "complete", "", ""
+    async def _answer(self, text: str, answer: PageMessage) -> None:
+        await self.send_json(
+            protocol.answer_started(answer.pk, await asyncio.to_thread(message_html, answer))
+        )
+        written, status, error, model = "", answer.Status.COMPLETE, "", ""
         try:
             async for event in ai.stream(self._request(text)):
                 if isinstance(event, ai.TextDelta):
-                    await self.send_json(protocol.delta(message_id, len(written), event.text))
+                    await self.send_json(protocol.delta(answer.pk, len(written), event.text))
                     written += event.text
                 elif isinstance(event, ai.Completion):
                     written, model = event.text, event.model
         except ai.Refused as refusal:  # the kill switch, say
-            await self.send_json(self._refused(refusal.code, str(refusal), text))
+            await self.send_json(self._refused(answer.pk, refusal.code, str(refusal), text))
             return
         except ai.ProviderError as failure:
-            status, error = "error", str(failure)
+            status, error = answer.Status.ERROR, str(failure)
         except asyncio.CancelledError:  # the page went away
             raise
         except Exception:
             logger.exception("a public demo answer failed")
-            status, error = "error", COULD_NOT_FINISH
-        if status == "complete":
+            status, error = answer.Status.ERROR, writer.COULD_NOT_FINISH
+        if status == answer.Status.COMPLETE:
             self.history += [
                 {"role": "user", "content": text},
                 {"role": "assistant", "content": written},
             ]
-        html = await asyncio.to_thread(render_markdown, written) if written else ""
+        answer.content, answer.status, answer.error = written, status, error
+        html = await asyncio.to_thread(_render, answer)
         await self.send_json(
-            {
-                "type": protocol.ANSWER_FINISHED,
-                "message_id": message_id,
-                "message": {"status": status, "error": error, "model": model},
-                "html": html,
-            }
+            protocol.answer_finished(
+                answer.pk, {"status": status, "error": error, "model": model}, html
+            )
         )
+
+
+def _render(answer: PageMessage) -> str:
+    answer.html = render_markdown(answer.content) if answer.content else ""
+    return message_html(answer)

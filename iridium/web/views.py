@@ -18,6 +18,7 @@ def home(request):
     context = {"public_demo": demo}
     if demo:
         context["public_demo_max_chars"] = settings.PUBLIC_DEMO_MAX_MESSAGE_CHARS
+        context["public_demo_question"] = public_demo.question()
     return render(request, "home.html", context)
 
 

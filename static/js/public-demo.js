@@ -1,82 +1,45 @@
 // The public demo on the home page (iridium/web/public_demo.py): a visitor's questions over the
-// demo's socket, answers streamed and rendered as the chat page renders them (markdown.js while
-// streaming, the server's HTML once complete). It speaks frames of iridium/live/protocol.py
+// demo's socket (live-socket.js, as every page where answers stream), answers streamed and
+// rendered as the chat page renders them (markdown.js while streaming, then the server's
+// rendering of the message). Messages come from the server's one message template
+// (live/_message.html): an answer in its frames, the visitor's question from the empty one in
+// the page, filled with what they typed. It speaks frames of iridium/live/protocol.py
 // (tests/test_public_demo.py holds the two together). The conversation lives in this page only.
 
+import { fromServer, liveSocket, withDelta } from "./live-socket.js";
 import { renderStreaming } from "./markdown.js";
 
 const root = document.querySelector("[data-public-demo]");
 const list = root.querySelector("[data-messages]");
+const questionTemplate = root.querySelector("template[data-question]");
 const form = root.querySelector("[data-composer]");
 const input = form.querySelector("textarea");
 const sendButton = root.querySelector("[data-send]");
 const notice = root.querySelector("[data-notice]");
 const announcer = root.querySelector("[data-announcer]");
 const connection = root.querySelector("[data-connection]");
-const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-const socketUrl = `${scheme}${location.host}${root.dataset.socket}`;
 const csrfToken = form.querySelector("[name=csrfmiddlewaretoken]").value;
 
-// Close codes of iridium/live/protocol.py.
-const CLOSE_FORBIDDEN = 4403;
 // The streaming answer is rendered at most this often, as on the chat page.
 const RENDER_EVERY_MS = 120;
+const LOST = "The connection was lost. Please ask again.";
 
 // The socket opens with the visitor's first question (after the demo has started their
 // session): a visit that asks nothing costs no session.
-let socket = null;
+const socket = liveSocket(root.dataset.socket, {
+  onFrame: handle,
+  onOpen: () => {
+    connection.textContent = "";
+    root.dataset.connected = "";
+  },
+  onLost: lost,
+  onRefused: unavailable,
+});
 let started = null;
-let attempts = 0;
-// Frames waiting for the socket to open.
-const outbox = [];
 let busy = false;
 // The question waiting for its answer, and the answer being written.
 let question = null;
 let current = null;
-
-function connect() {
-  socket = new WebSocket(socketUrl);
-  socket.addEventListener("open", () => {
-    attempts = 0;
-    connection.textContent = "";
-    root.dataset.connected = "";
-    while (outbox.length) socket.send(outbox.shift());
-  });
-  socket.addEventListener("message", (event) => handle(JSON.parse(event.data)));
-  socket.addEventListener("close", (event) => {
-    delete root.dataset.connected;
-    if (event.code === CLOSE_FORBIDDEN) {
-      unavailable();
-      return;
-    }
-    if (current) {
-      // The answer ends with the socket: the question may be asked again.
-      current.item.classList.remove("streaming");
-      current.item.append(element("p", "status-note error", "The connection was lost. Please ask again."));
-      current = null;
-      question = null;
-      setBusy(false);
-    }
-    connection.textContent = "Reconnecting…";
-    attempts += 1;
-    setTimeout(connect, Math.min(1000 * 2 ** attempts, 15000));
-  });
-}
-
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function message(role, label) {
-  const item = element("li", `message ${role}`);
-  item.dataset.role = role;
-  item.append(element("div", "message-author", label));
-  list.append(item);
-  return item;
-}
 
 function setBusy(value) {
   busy = value;
@@ -84,14 +47,25 @@ function setBusy(value) {
 }
 
 function say(text, { error = false, signup = "" } = {}) {
-  notice.replaceChildren(element("span", "", text));
+  notice.replaceChildren(text);
   if (signup) {
-    const link = element("a", "button small", "Sign up free");
+    const link = document.createElement("a");
+    link.className = "button small";
+    link.textContent = "Sign up free";
     link.href = signup;
     notice.append(" ", link);
   }
   notice.classList.toggle("error", error);
   notice.hidden = false;
+}
+
+// The visitor's question, as the server renders a question (the page's empty one, filled in).
+function ask(content) {
+  const item = questionTemplate.content.firstElementChild.cloneNode(true);
+  delete item.dataset.messageId;
+  item.querySelector(".user-text").textContent = content;
+  list.append(item);
+  return item;
 }
 
 function render() {
@@ -100,45 +74,32 @@ function render() {
   setTimeout(() => {
     if (!current) return;
     current.scheduled = false;
-    current.body.innerHTML = renderStreaming(current.text);
+    current.item.querySelector(".answer-body").innerHTML = renderStreaming(current.text); // sanitised by DOMPurify
   }, RENDER_EVERY_MS);
 }
 
 function handle(frame) {
   switch (frame.type) {
     case "ready":
-      if (!question) setBusy(false); // a question waiting in the outbox is on its way
+      if (!question) setBusy(false); // a question waiting to be sent is on its way
       break;
     case "answer_started": {
-      const item = message("assistant", "Assistant");
-      const body = element("div", "message-body answer-body markdown");
-      const thinking = element("p", "thinking", " Thinking…");
-      const dots = element("span", "thinking-dots");
-      dots.setAttribute("aria-hidden", "true");
-      dots.append(element("span"), element("span"), element("span"));
-      thinking.prepend(dots);
-      body.append(thinking);
-      item.append(body);
-      item.classList.add("streaming");
-      current = { id: frame.message_id, text: "", body, item, scheduled: false };
+      const item = fromServer(frame.html);
+      list.append(item);
+      current = { id: frame.message_id, text: "", item, scheduled: false };
       announcer.textContent = "The assistant is answering.";
       break;
     }
     case "delta":
       if (!current || frame.message_id !== current.id) break;
-      if (frame.offset === current.text.length) current.text += frame.text;
+      current.text = withDelta(current.text, frame);
       render();
       break;
     case "answer_finished": {
       if (!current || frame.message_id !== current.id) break;
-      const { item, body } = current;
+      // The server's rendering of the message takes the place of the streamed one.
+      current.item.replaceWith(fromServer(frame.html));
       current = null;
-      item.classList.remove("streaming");
-      body.innerHTML = frame.html;
-      if (frame.message.status !== "complete") {
-        item.classList.add("error");
-        item.append(element("p", "status-note error", frame.message.error));
-      }
       question = null;
       announcer.textContent = "The assistant has answered.";
       setBusy(false);
@@ -146,16 +107,16 @@ function handle(frame) {
       break;
     }
     case "refused":
-      if (question) question.remove();
+      question?.remove();
       question = null;
-      if (current) current.item.remove();
+      list.querySelector(`[data-message-id="${frame.message_id}"]`)?.remove();
       current = null;
       if (!input.value) input.value = frame.text || "";
       say(frame.message, { signup: frame.signup_url });
       setBusy(false);
       break;
     case "error":
-      if (question) question.remove();
+      question?.remove();
       question = null;
       if (frame.text && !input.value) input.value = frame.text;
       say(frame.message, { error: true });
@@ -166,8 +127,23 @@ function handle(frame) {
   }
 }
 
+// The socket closed (it reconnects): an answer being written ends with it, and its question
+// may be asked again.
+function lost() {
+  delete root.dataset.connected;
+  if (current) {
+    current.item.classList.remove("streaming");
+    current = null;
+    question = null;
+    say(LOST, { error: true });
+    setBusy(false);
+  }
+  connection.textContent = "Reconnecting…";
+}
+
 function unavailable() {
-  outbox.length = 0;
+  delete root.dataset.connected;
+  socket.drop();
   if (question) {
     if (!input.value) input.value = question.querySelector(".user-text").textContent;
     question.remove();
@@ -185,7 +161,7 @@ function start() {
     credentials: "same-origin",
   }).then((response) => {
     if (!response.ok) throw new Error(`the demo answered ${response.status}`);
-    connect();
+    socket.open();
   });
   return started;
 }
@@ -194,11 +170,9 @@ async function send() {
   const content = input.value;
   if (busy || !content.trim()) return;
   notice.hidden = true;
-  question = message("user", "You");
-  question.append(element("div", "message-body user-text", content));
+  question = ask(content);
   input.value = "";
   setBusy(true);
-  const frame = JSON.stringify({ type: "send", content });
   try {
     await start();
   } catch {
@@ -206,8 +180,7 @@ async function send() {
     unavailable();
     return;
   }
-  if (socket.readyState === WebSocket.OPEN) socket.send(frame);
-  else outbox.push(frame);
+  socket.send({ type: "send", content });
 }
 
 form.addEventListener("submit", (event) => {

@@ -1,10 +1,12 @@
 // A page where AI answers stream in (a chat conversation, a support ticket, a creation): one
-// websocket, reconnecting by itself. It speaks the frame protocol of iridium/live/protocol.py.
+// websocket (live-socket.js), reconnecting by itself. It speaks the frame protocol of
+// iridium/live/protocol.py.
 // Messages arrive rendered by the server (one template, live/_message.html, sanitised); the
 // answer being written is rendered here as it streams (markdown.js: markdown-it, sanitised by
 // DOMPurify, a few times a second) and replaced by the server's rendering when it finishes.
 
 import { follower } from "./follow.js";
+import { fromServer as parseFromServer, liveSocket, withDelta } from "./live-socket.js";
 
 // The Markdown renderer (a few hundred kB of libraries) loads beside the page, never in the way
 // of the composer being ready.
@@ -26,15 +28,7 @@ const announcer = root.querySelector("[data-announcer]");
 const connection = root.querySelector("[data-connection]");
 const follow = follower(root.querySelector("[data-jump]") ?? undefined);
 const clientId = Math.random().toString(36).slice(2);
-const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-const socketUrl = `${scheme}${location.host}${root.dataset.socket}`;
 
-// Close codes of iridium/live/protocol.py.
-const CLOSE_UNAUTHENTICATED = 4401;
-const CLOSE_FORBIDDEN = 4403;
-
-let socket = null;
-let attempts = 0;
 let busy = false;
 // The answer being written: its id, text so far and element.
 let current = null;
@@ -44,29 +38,20 @@ const RENDER_EVERY_MS = 120;
 // No token for this long: the page says the provider is slow (it is still waiting).
 const SLOW_AFTER_MS = Number(document.body.dataset.slowAfterMs) || 5000;
 
-function connect() {
-  socket = new WebSocket(socketUrl);
-  socket.addEventListener("open", () => {
-    attempts = 0;
+const socket = liveSocket(root.dataset.socket, {
+  onFrame: handle,
+  onOpen: () => {
     connection.textContent = "";
-    while (outbox.length) socket.send(outbox.shift());
-  });
-  socket.addEventListener("message", (event) => handle(JSON.parse(event.data)));
-  socket.addEventListener("close", (event) => {
+  },
+  onLost: () => {
     delete root.dataset.connected;
-    if (event.code === CLOSE_UNAUTHENTICATED || event.code === CLOSE_FORBIDDEN) {
-      connection.textContent = `You are signed out or cannot see this ${noun}. Reload the page.`;
-      return;
-    }
-    const delay = Math.min(10000, 500 * 2 ** attempts) + Math.random() * 250;
-    attempts += 1;
     connection.textContent = "Connection lost. Reconnecting…";
-    setTimeout(connect, delay);
-  });
-}
-
-// Frames written while the socket is (re)connecting wait here and go out once it is open.
-const outbox = [];
+  },
+  onRefused: () => {
+    delete root.dataset.connected;
+    connection.textContent = `You are signed out or cannot see this ${noun}. Reload the page.`;
+  },
+});
 
 // Frames that start an answer carry the browser's PostHog session id, when PostHog runs in the
 // page (static/js/analytics.js), so that the answer's AI calls link to the page's replay.
@@ -86,13 +71,9 @@ function send(frame) {
     const sessionId = replaySessionId();
     if (sessionId) frame = { ...frame, [REPLAY_SESSION_FIELD]: sessionId };
   }
-  const text = JSON.stringify(frame);
-  if (!socket || socket.readyState !== WebSocket.OPEN) {
-    outbox.push(text);
+  if (!socket.send(frame)) {
     connection.textContent = "Connecting… your message will be sent as soon as the connection is back.";
-    return true;
   }
-  socket.send(text);
   return true;
 }
 
@@ -232,10 +213,7 @@ function applyDelta(frame) {
     if (!findMessage(frame.message_id)) return; // its start was missed: the snapshot brings it
     startAnswer(frame.message_id);
   }
-  const known = current.text.length;
-  if (frame.offset > known) return; // a gap: the next snapshot brings the whole text
-  const fresh = frame.text.slice(known - frame.offset);
-  if (fresh) setText(current.text + fresh);
+  setText(withDelta(current.text, frame)); // a gap: the next snapshot brings the whole text
 }
 
 function setText(text) {
@@ -461,9 +439,7 @@ function element(tag, className, text) {
 // A message rendered by the server (live/_message.html and its parts), made an element. The
 // server renders without knowing who looks: a person's own messages are labelled "You" here.
 function fromServer(html) {
-  const template = document.createElement("template");
-  template.innerHTML = html;
-  const node = template.content.firstElementChild;
+  const node = parseFromServer(html);
   for (const author of node.querySelectorAll("[data-author]")) {
     if (author.dataset.author === username) author.textContent = "You";
   }
@@ -628,4 +604,4 @@ function showFeedback(frame) {
 addCodeCopyButtons(list);
 setBusy(false);
 follow.toEnd();
-connect();
+socket.open();
