@@ -17,6 +17,7 @@ import random
 import signal
 import subprocess
 import time
+from collections import Counter
 from decimal import Decimal
 
 import httpx
@@ -39,7 +40,8 @@ from tests.helpers.production import (
     session_cookie,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Its own time: a few hundred answers through two workers take about 100 s on a quiet machine.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
 
 POOL_SIZE = 4
 USERS = 4
@@ -67,8 +69,10 @@ def end_worker_connections() -> int:
 
 
 def worker_pids(server: Server) -> list[int]:
+    """The supervisor's worker processes (not its other children, such as multiprocessing's
+    resource tracker)."""
     found = subprocess.run(
-        ["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True
+        ["pgrep", "-P", str(server.process.pid), "-f", "spawn_main"], capture_output=True, text=True
     ).stdout.split()
     return [int(pid) for pid in found]
 
@@ -154,7 +158,7 @@ async def user_load(server, user, load: Load, seed: int):
                 load.started.append(started)
 
 
-async def faults(server, private_redis, samples: list[int]):
+async def faults(server, private_redis, victims: list[int]):
     await asyncio.sleep(2)
     private_redis.kill()
     await asyncio.sleep(1.5)
@@ -163,6 +167,7 @@ async def faults(server, private_redis, samples: list[int]):
     assert await sync_to_async(end_worker_connections)() > 0
     await asyncio.sleep(1.5)
     [victim, *_] = worker_pids(server)
+    victims.append(victim)
     os.kill(victim, signal.SIGTERM)  # the supervisor starts another
 
 
@@ -200,7 +205,7 @@ async def answer_of(kind, pk):
 
 async def test_the_production_set_up_under_load_and_faults(
     ai_settings, demo_provider_server, posthog_server, fake_posthog, private_redis, make_user,
-    plans,
+    plans, capsys,
 ):  # fmt: skip
     require_production_services()
     free = plans["free"]
@@ -233,16 +238,17 @@ async def test_the_production_set_up_under_load_and_faults(
     provider = demo_provider_server.app
     calls_before = provider.requests_seen
     server = Server(environment, workers=2)
-    load, samples, stop_sampling = Load(), [], asyncio.Event()
+    load, samples, stop_sampling, victims = Load(), [], asyncio.Event(), []
     started = time.monotonic()
     try:
         sampling = asyncio.create_task(sample_connections(samples, stop_sampling))
         await asyncio.gather(
-            faults(server, private_redis, samples),
+            faults(server, private_redis, victims),
             *(user_load(server, user, load, seed) for seed, user in enumerate(users)),
         )
         await settled()
         health = await asyncio.to_thread(httpx.get, f"{server.url}/healthz", timeout=10)
+        workers_at_end = worker_pids(server)
         stop_sampling.set()
         await sampling
     finally:
@@ -260,25 +266,33 @@ async def test_the_production_set_up_under_load_and_faults(
         answer = await answer_of(kind, pk)
         if answer is None and kind == "ticket":
             continue  # its first answer was refused: the assistant answers when it is opened
-        if answer is None or answer.status == "streaming" or not answer.content:
+        # The person saw it start: it ends complete, whatever failed meanwhile (a worker
+        # stopping lets it finish; a database that ended the connection gets it saved again).
+        if answer is None or answer.status != "complete" or not answer.content:
             lost.append((kind, pk, answer and answer.status, answer and answer.error))
     costly = await Generation.objects.filter(user=users[0]).aaggregate(
         spent=Sum("total_cost_usd"), most=Max("reserved_cost_usd")
     )
     overspend = (costly["spent"] or 0) - pro.monthly_budget_usd
-    print(
-        f"soak: seconds={time.monotonic() - started:.0f} answers={len(load.started)}"
-        f" refused={load.refused} failed_to_start={len(load.failed_to_start)} calls={calls}"
-        f" rows={len(rows)} events={len(events)} lost={len(lost)}"
-        f" max_connections={max(samples)} overspend={overspend:.4f}"
-        f" most_one_call={costly['most']}"
-    )
-    print("failed to start:", load.failed_to_start)
-    print("lost:", lost)
+    with capsys.disabled():  # the figures, in CI's log too
+        print(
+            f"\nsoak: seconds={time.monotonic() - started:.0f} answers={len(load.started)}"
+            f" refused={load.refused} failed_to_start={len(load.failed_to_start)} calls={calls}"
+            f" rows={len(rows)} events={len(events)} lost={len(lost)}"
+            f" max_connections={max(samples)} overspend={overspend:.4f}"
+            f" most_one_call={costly['most']} workers_at_end={len(workers_at_end)}"
+        )
+        print("failed to start:", load.failed_to_start)
+        print("lost:", lost)
     assert len(load.started) > 200 and load.refused > 0  # the costly user hit the budget
     assert calls == len(rows)  # every provider call has exactly one row...
-    assert sorted(event_spans) == sorted(row.span_id for row in rows)  # ...and one event
+    counted = Counter(event_spans)
+    odd = {row.span_id: (counted[row.span_id], row.finish_reason, row.error[:80])
+           for row in rows if counted[row.span_id] != 1}  # fmt: skip
+    assert not odd and len(event_spans) == len(rows), odd  # ...and one event
     assert lost == [], lost
     assert max(samples) <= 3 * POOL_SIZE  # two workers, and one more while one restarts
     assert overspend <= costly["most"]
     assert health.status_code == 200, health.text
+    # The worker sent SIGTERM was replaced: two workers again, the stopped one not among them.
+    assert len(workers_at_end) == 2 and victims[0] not in workers_at_end, (victims, workers_at_end)
