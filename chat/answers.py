@@ -62,6 +62,7 @@ def run_key(conversation_id: int) -> str:
 async def send(*, conversation: Conversation, user, content: str, client_id: str = "") -> None:
     """Save `content` as the user's message and start the answer. Raises Busy (with the text
     given back) while an answer is being written."""
+    runs.refuse_if_draining()
     question, answer = await sync_to_async(_save_question)(conversation, content)
     await fanout.group_send(
         run_key(conversation.pk),
@@ -78,6 +79,7 @@ async def send(*, conversation: Conversation, user, content: str, client_id: str
 async def regenerate(*, conversation: Conversation, user) -> None:
     """A new answer to the last question: the last answer, if any, becomes an earlier version
     of the turn (a failed one is replaced)."""
+    runs.refuse_if_draining()
     answer, put_aside = await sync_to_async(_replace_last_answer)(conversation)
     _start(conversation, user, answer, question=None, client_id="", put_aside=put_aside)
 
@@ -87,6 +89,7 @@ async def edit(
 ) -> None:
     """Replace the person's question `message_id` with `content`, and what followed it with a
     new answer. Raises Busy (with the text given back) while an answer is being written."""
+    runs.refuse_if_draining()
     question, answer, put_aside = await sync_to_async(_edit_question)(
         conversation, message_id, content
     )

@@ -7,6 +7,7 @@ from django.views.decorators.http import require_POST
 
 from iridium import ai
 from iridium.infra.db import give_back_connection
+from iridium.live import runs
 from iridium.live.rendering import attach_feedback
 
 from . import access, answers
@@ -46,6 +47,7 @@ async def create(request, kind):
     forms = {"code_form": None, "content_form": None, f"{kind}_form": form}
     if not await sync_to_async(form.is_valid)():
         return await sync_to_async(_page)(request, **forms, status=400)
+    runs.refuse_if_draining()
     creation = await Creation.objects.acreate(
         user=user,
         kind=kind,

@@ -98,7 +98,10 @@ def _thread(ticket: Ticket, answer: TicketMessage) -> tuple[list[dict], bool]:
 
 
 async def start_answer(ticket_id: int) -> bool:
-    """Start the assistant's answer if it should answer now; False if it should not."""
+    """Start the assistant's answer if it should answer now; False if it should not (nor
+    while this worker stops: it answers when the ticket is opened on another)."""
+    if runs.draining():
+        return False
     ticket, answer = await sync_to_async(_prepare)(ticket_id)
     if ticket is None:
         return False

@@ -16,6 +16,7 @@ from decimal import Decimal
 import pytest
 import websockets
 from asgiref.sync import sync_to_async
+from django.test import AsyncClient
 
 from chat.models import Conversation, Message
 from iridium.ai.models import Generation
@@ -162,3 +163,45 @@ async def start_answers_refused(server, user):
         if frame["type"] in ("refused", "answer_finished"):
             await socket.close()
             return [frame]
+
+
+async def test_while_a_worker_stops_no_answer_starts_and_nothing_is_left_half_begun(
+    ai_settings, make_user
+):
+    """uvicorn closes a stopping worker's sockets and waits for its requests before it drains
+    the answers; should a frame or a request reach it meanwhile all the same, it is refused with
+    "restarting" before anything is saved (a question and an answer "being written" that no
+    run writes would stay until marked interrupted)."""
+    from codegen.models import Creation
+    from iridium.live import runs
+    from support.answers import start_answer
+    from support.models import Ticket, TicketMessage
+    from tests.helpers.sockets import frames_until, open_socket
+
+    user = await sync_to_async(make_user)("ada")
+    conversation = await Conversation.objects.acreate(user=user)
+    ticket = await Ticket.objects.acreate(user=user, title="Help", description="It broke")
+    socket, connected, _ = await open_socket(user, "chat", conversation.pk)
+    assert connected
+    await frames_until(socket, "ready")
+    loop = asyncio.get_running_loop()
+    assert await runs.drain(grace=1) == (0, 0)  # this worker stops
+    try:
+        for frame in ({"type": "send", "content": "Hello"}, {"type": "regenerate"}):
+            await socket.send_json_to(frame)
+            error = await socket.receive_json_from(timeout=5)
+            assert (error["type"], error["code"]) == ("error", "restarting"), error
+        assert await start_answer(ticket.pk) is False
+        client = AsyncClient()
+        await sync_to_async(client.force_login)(user)
+        response = await client.post(
+            "/generate/new/code/",
+            {"prompt": "Add two numbers", "language": "python", "complexity": "simple"},
+        )
+        assert response.status_code == 503
+    finally:
+        runs._draining.discard(loop)
+        await socket.disconnect()
+    assert await Message.objects.filter(conversation=conversation).acount() == 0
+    assert await TicketMessage.objects.filter(ticket=ticket).acount() == 0
+    assert await Creation.objects.acount() == 0

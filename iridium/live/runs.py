@@ -95,8 +95,7 @@ def running(key: str) -> Run | None:
 
 def start(run: Run, produce: Callable[[Run], Awaitable[None]]) -> Run:
     """Run `produce(run)` in its own task; the registry holds it until it ends."""
-    if asyncio.get_running_loop() in _draining:
-        raise ShuttingDown(RESTARTING)
+    refuse_if_draining()
 
     async def main():
         # Without Redis there is one process, so no stop request can come from elsewhere.
@@ -159,6 +158,13 @@ async def drain(grace: float) -> tuple[int, int]:
 
 def draining() -> bool:
     return asyncio.get_running_loop() in _draining
+
+
+def refuse_if_draining() -> None:
+    """Called before anything of a new answer is saved: while this worker stops, no answer
+    starts (ShuttingDown, "restarting"), and nothing is left half begun."""
+    if draining():
+        raise ShuttingDown(RESTARTING)
 
 
 async def stop(key: str, answer_ids: list[int]) -> None:
