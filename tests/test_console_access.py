@@ -1,6 +1,9 @@
 """Who may open which console page, and who may read a trace's prompts and answers: the
 permission matrix over every console URL, for each role."""
 
+import csv
+import io
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
@@ -11,6 +14,9 @@ from tests import factories
 PROMPT = "PROMPT-MARKER alice asks about her invoice"
 ANSWER = "ANSWER-MARKER the refund is on its way"
 TOOL_OUTPUT = "TOOL-MARKER article body"
+# Errors whose text quotes the person, as providers and tools write them.
+PROVIDER_ERROR = f"BadRequestError: Error code: 400 - refused: {PROMPT} (1 attempt(s): 400)"
+TOOL_ERROR = "There is no tool named TOOL-ERROR-MARKER."
 
 
 @pytest.fixture
@@ -48,12 +54,19 @@ def traces(people):
     for trace_id in (conversation.ai_session_id, ticket.ai_session_id):
         factories.create_generation(
             trace_id=trace_id,
+            session_id=trace_id,
             user=customer,
             model="gpt-4o-mini",
             input=[{"role": "user", "content": PROMPT}],
             output=[{"role": "assistant", "content": ANSWER}],
         )
+        factories.create_generation(
+            trace_id=trace_id, session_id=trace_id, user=customer, model="gpt-4o-mini", step=2,
+            is_error=True,
+            http_status=400, error=PROVIDER_ERROR,
+        )  # fmt: skip
         factories.span(trace_id=trace_id, user=customer, output_state=TOOL_OUTPUT)
+        factories.span(trace_id=trace_id, user=customer, is_error=True, error=TOOL_ERROR)
     return {"chat": conversation.ai_session_id, "ticket": ticket.ai_session_id}
 
 
@@ -62,6 +75,15 @@ CONSOLE_PAGES = ["analytics:dashboard", "analytics:budgets", "analytics:traces",
                  "analytics:export"]  # fmt: skip
 CONSOLE = {"admin": 200, "analyst": 200, "reader": 200, "agent": 403, "staff": 403,
            "customer": 403, "anonymous": "login"}  # fmt: skip
+# The pages of one trace, and of one session (a conversation's, a ticket's): who may open them.
+SESSION = {
+    "chat": {"admin": 200, "analyst": 200, "reader": 200, "agent": 403, "staff": 403,
+             "customer": 403, "anonymous": "login"},
+    "ticket": {"admin": 200, "analyst": 200, "reader": 200, "agent": 200, "staff": 403,
+               "customer": 403, "anonymous": "login"},
+}  # fmt: skip
+# Every URL name of the console, and where this file checks who may open it.
+COVERED = {*CONSOLE_PAGES, "analytics:trace", "analytics:session"}
 
 
 def get(client, who, url):
@@ -81,6 +103,26 @@ def outcome(response):
 @pytest.mark.parametrize("name", CONSOLE_PAGES)
 def test_console_pages(client, people, traces, role, name):
     assert outcome(get(client, people[role], reverse(name))) == CONSOLE[role]
+
+
+def test_the_matrix_covers_every_console_url():
+    """A new console page must be added to the matrix above."""
+    from iridium.analytics import urls
+
+    names = {f"{urls.app_name}:{pattern.name}" for pattern in urls.urlpatterns}
+    assert names == COVERED
+
+
+@pytest.mark.parametrize("role", list(CONSOLE))
+@pytest.mark.parametrize("kind", list(SESSION))
+def test_session_pages(client, people, traces, role, kind):
+    response = get(client, people[role], reverse("analytics:session", args=[traces[kind]]))
+    assert outcome(response) == SESSION[kind][role]
+    if response.status_code == 200:  # figures only, whoever reads it
+        html = response.content.decode()
+        assert "gpt-4o-mini" in html
+        for marker in (PROMPT, ANSWER, TOOL_OUTPUT, TOOL_ERROR):
+            assert marker not in html
 
 
 # The trace pages: (status, whether the prompts, answers and tool output are shown).
@@ -104,8 +146,46 @@ def test_trace_pages_and_their_content(client, people, traces, role, kind):
         return
     html = response.content.decode()
     assert "gpt-4o-mini" in html  # the figures are there for everyone who may open it
-    for marker in (PROMPT, ANSWER, TOOL_OUTPUT):
+    for marker in (PROMPT, ANSWER, TOOL_OUTPUT, TOOL_ERROR):
         assert (marker in html) is content, marker
+    # An error's text is content too: without it, its type and status only.
+    assert ("BadRequestError (HTTP 400)" in html) is not content
+    assert "BadRequestError" in html
+
+
+@pytest.mark.parametrize(("role", "content"), [("analyst", False), ("reader", True),
+                                               ("admin", True)])  # fmt: skip
+def test_the_export_has_whole_errors_only_for_who_may_read_content(
+    client, people, traces, role, content
+):
+    client.force_login(people[role])
+    response = client.get(reverse("analytics:export"), {"period": "7d"})
+    body = b"".join(response.streaming_content).decode()
+    rows = list(csv.DictReader(io.StringIO(body)))
+    errors = sorted(row["error"] for row in rows if row["is_error"] == "True")
+    if content:
+        assert errors == [PROVIDER_ERROR, PROVIDER_ERROR]
+    else:
+        assert errors == ["BadRequestError (HTTP 400)"] * 2
+        assert "PROMPT-MARKER" not in body
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "shown"),
+    [
+        (PROVIDER_ERROR, 400, "BadRequestError (HTTP 400)"),
+        ("APITimeoutError (HTTP 504) (3 attempt(s): 504, 504, 504)", 504,
+         "APITimeoutError (HTTP 504)"),
+        ("CutStream", None, "CutStream"),
+        ("The call was interrupted: its worker stopped before it ended.", None, "Error"),
+        (TOOL_ERROR, None, "Error"),
+        ("The tool failed.", None, "Error"),
+        ("", None, ""),
+    ],
+)  # fmt: skip
+def test_without_content_an_error_is_its_type_and_status(error, status, shown):
+    assert access.error_shown(error, status=status, content=False) == shown
+    assert access.error_shown(error, status=status, content=True) == error
 
 
 def test_an_agent_reads_only_the_tickets_they_may_handle(client, people, traces, make_user):

@@ -2,7 +2,9 @@
 
 - `analytics.view_console`: the figures, the traces list, the budgets page and the CSV export
   (none of which shows a prompt or an answer). The "Analysts" group has it.
-- `analytics.view_ai_content`: the prompts, answers and tool input and output of any trace.
+- `analytics.view_ai_content`: the prompts, answers and tool input and output of any trace,
+  and the whole text of its errors (a provider's error message may quote the prompt; without
+  this permission only an error's type and HTTP status are shown and exported: `error_shown`).
 - An app may grant the content of its own traces to the people who handle them: it registers a
   rule for its trace-id prefix (`register_content_rule`, from its AppConfig.ready), so this
   package never imports the apps above it. Support grants a ticket's trace to the agents who may
@@ -12,6 +14,7 @@ Superusers have every permission. Anonymous people are sent to log in; signed-in
 without the permission get 403.
 """
 
+import re
 from collections.abc import Callable
 from functools import wraps
 
@@ -60,11 +63,34 @@ def can_view_console(user) -> bool:
     return user.is_active and user.has_perm(VIEW_CONSOLE)
 
 
+def can_view_any_content(user) -> bool:
+    """Whether `user` may read the prompts and answers of every trace (the CSV export asks)."""
+    return user.is_authenticated and user.is_active and user.has_perm(VIEW_AI_CONTENT)
+
+
 def can_view_content(user, trace_id: str) -> bool:
     """Whether `user` may read the prompts and answers of the trace."""
     if not user.is_authenticated or not user.is_active:
         return False
     return user.has_perm(VIEW_AI_CONTENT) or _granted_by_app(user, trace_id)
+
+
+# An error as recorded starts with its exception's name ("BadRequestError: ...",
+# "APITimeoutError (HTTP 504) ..."); a tool's error is a sentence, and has none.
+_ERROR_TYPE = re.compile(r"[A-Z][A-Za-z0-9_]*(?=$|:| \()")
+ERROR_WITHOUT_TYPE = "Error"
+
+
+def error_shown(error: str, *, status: int | None, content: bool) -> str:
+    """What a viewer reads of a recorded error (a generation's or a tool step's). Its text is
+    content (a provider's message may repeat the prompt, a tool's its input): with `content`
+    (the viewer may read the trace's content) it is shown whole, otherwise only the error's type
+    and HTTP status."""
+    if content or not error:
+        return error
+    match = _ERROR_TYPE.match(error)
+    name = match[0] if match else ERROR_WITHOUT_TYPE
+    return name + (f" (HTTP {status})" if status else "")
 
 
 def can_view_trace(user, trace_id: str) -> bool:

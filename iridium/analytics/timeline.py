@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from iridium.infra.markdown import render
 
+from .access import error_shown
 from .selectors import trace as trace_steps
 
 WIDTH = 1000  # the timeline's bars are drawn in SVG user units, 0..WIDTH across
@@ -35,6 +36,7 @@ class Step:
     earlier: int = 0  # messages of this call's input already shown with an earlier call
     tool_input: str = ""
     tool_output: str = ""
+    error: str = ""  # the step's error as the viewer may read it (access.error_shown)
 
 
 @dataclass
@@ -142,6 +144,9 @@ def build(trace_id: str, *, with_content: bool) -> Timeline | None:
             offset_ms=offset,
             x=round(offset / total_ms * WIDTH, 1),
             width=round(max(item.latency_ms / total_ms * WIDTH, 2), 1),
+            error=error_shown(
+                item.error, status=getattr(item, "http_status", None), content=with_content
+            ),
         )
         if with_content and not item.privacy_mode:
             if item.kind == "generation":

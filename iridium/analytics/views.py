@@ -164,16 +164,21 @@ class _Echo:
 @access.console_required
 def export(request):
     """The period's generations that pass the filters as CSV, streamed (no content: prompts
-    and answers stay out)."""
+    and answers stay out, and errors are whole only for who may read content)."""
     _, period, since, filters = _filtered(request)
     audit.record(request.user, audit.EXPORT_CSV, f"generations {period}",
                  detail=request.GET.urlencode())  # fmt: skip
     writer = csv.writer(_Echo())
     rows = filters.rows(selectors.in_period(since)).order_by("created_at", "pk")
+    content = access.can_view_any_content(request.user)
+    error, status = EXPORT_FIELDS.index("error"), EXPORT_FIELDS.index("http_status")
 
     def lines():
         yield writer.writerow(EXPORT_FIELDS)
         for values in rows.values_list(*EXPORT_FIELDS).iterator(chunk_size=2000):
+            values = list(values)
+            values[error] = access.error_shown(values[error], status=values[status],
+                                               content=content)  # fmt: skip
             yield writer.writerow(values)
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
