@@ -206,3 +206,66 @@ def test_flag_overrides_record_who_changed_them(client, staff):
     assert flag.updated_by == staff and flag.parsed_value() == "refuse"
     history = client.get(reverse("admin:ai_flagoverride_history", args=[flag.pk]))
     assert staff.username in history.content.decode()
+
+
+def test_admin_shows_no_ai_content_and_links_each_row_to_its_trace(client, make_user, user):
+    """Prompts, answers, tool input and output and error text are read in the console, which
+    checks the permission to read them and writes each read to the audit log."""
+    from django.contrib.auth.models import Permission
+
+    from iridium.accounts.models import AuditEntry
+    from tests import factories
+
+    marker = "ADMIN-CONTENT-MARKER"
+    generation = factories.create_generation(
+        trace_id="conversation-7", user=user, is_error=True, http_status=400,
+        input=[{"role": "user", "content": marker}],
+        output=[{"role": "assistant", "content": marker}],
+        error=f"BadRequestError: {marker}", properties={"framework": marker},
+    )  # fmt: skip
+    span = factories.span(trace_id="conversation-7", user=user, input_state={"query": marker},
+                          output_state=marker, is_error=True, error=marker)  # fmt: skip
+    viewer = make_user("vic", is_staff=True)
+    viewer.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_generation", "view_span"])
+    )
+    root = make_user("root", is_staff=True, is_superuser=True)
+    trace = reverse("analytics:trace", args=["conversation-7"])
+    for who in (viewer, root):
+        client.force_login(who)
+        for name, row in [("generation", generation), ("span", span)]:
+            for url in (
+                reverse(f"admin:ai_{name}_changelist"),
+                reverse(f"admin:ai_{name}_change", args=[row.pk]),
+            ):
+                response = client.get(url)
+                assert response.status_code == 200, url
+                html = response.content.decode()
+                assert marker not in html, url
+                assert f'href="{trace}"' in html, url
+    assert not AuditEntry.objects.exists()
+    # The link leads to the console: the content only with the permission, and audited.
+    assert client.get(trace).status_code == 200
+    assert AuditEntry.objects.get().actor == root
+    client.force_login(viewer)
+    assert client.get(trace).status_code == 403
+
+
+def test_a_ticket_read_in_admin_is_audited(client, make_user, user):
+    from django.contrib.auth.models import Permission
+
+    from iridium.accounts.models import AuditEntry
+    from tests import factories
+
+    ticket = factories.ticket(user)
+    viewer = make_user("vic", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_ticket"))
+    client.force_login(viewer)
+    assert client.get(reverse("admin:support_ticket_changelist")).status_code == 200
+    assert not AuditEntry.objects.exists()  # a list of titles: nobody's thread
+    response = client.get(reverse("admin:support_ticket_change", args=[ticket.pk]))
+    assert response.status_code == 200
+    entry = AuditEntry.objects.get()
+    assert (entry.actor, entry.action, entry.target, entry.subject, entry.detail) == (
+        viewer, "read ticket", ticket.ai_session_id, user, "admin"
+    )  # fmt: skip

@@ -71,8 +71,27 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class ContentHiddenAdmin(ReadOnlyAdmin):
+    """A call's or tool step's row without its content (prompts, answers, tool input and output,
+    error text that may quote them): each row links to its trace in the console, which shows
+    the content to who may read it and writes the read to the audit log."""
+
+    content_fields = ["error"]
+    readonly_fields = ["console_trace"]
+
+    def get_exclude(self, request, obj=None):
+        return self.content_fields
+
+    @admin.display(description="trace")
+    def console_trace(self, obj):
+        return format_html(
+            '<a href="{}">{}</a>', reverse("analytics:trace", args=[obj.trace_id]), obj.trace_id
+        )
+
+
 @admin.register(Generation)
-class GenerationAdmin(ReadOnlyAdmin):
+class GenerationAdmin(ContentHiddenAdmin):
+    content_fields = ["input", "output", "error", "properties"]
     list_display = [
         "created_at",
         "feature",
@@ -83,6 +102,7 @@ class GenerationAdmin(ReadOnlyAdmin):
         "total_cost_usd",
         "latency_ms",
         "is_error",
+        "console_trace",
     ]
     list_filter = ["feature", "model", "is_error", "cache_hit", "privacy_mode", "stream", "plan"]
     search_fields = ["trace_id", "span_id", "user__username", "model"]
@@ -91,8 +111,16 @@ class GenerationAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Span)
-class SpanAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "name", "feature", "trace_id", "latency_ms", "is_error"]
+class SpanAdmin(ContentHiddenAdmin):
+    content_fields = ["input_state", "output_state", "error"]
+    list_display = [
+        "created_at",
+        "name",
+        "feature",
+        "latency_ms",
+        "is_error",
+        "console_trace",
+    ]
     list_filter = ["feature", "is_error"]
     search_fields = ["trace_id", "span_id", "name"]
     date_hierarchy = "created_at"
