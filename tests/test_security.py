@@ -15,8 +15,9 @@ from django.core import mail
 from django.test import Client
 from django.urls import reverse
 
+from iridium.accounts import audit
 from iridium.accounts.models import AuditEntry, User
-from iridium.ai.models import Feedback
+from iridium.ai.models import BudgetWarning, Feedback
 from iridium.asgi import application
 from support.models import Ticket, TicketMessage
 from tests import factories
@@ -86,14 +87,48 @@ def run_deploy_check(**variables):
     )
 
 
-def test_check_deploy_is_clean_behind_a_tls_proxy():
-    result = run_deploy_check(BEHIND_TLS_PROXY="true", SECURE_SSL_REDIRECT="true")
+# The production settings docs/deploying.md names (its example's values where they are given).
+DOCUMENTED = {
+    "DEBUG": "false",
+    "SECRET_KEY": "k" * 40 + "-production-secret-key-of-some-length",
+    "ALLOWED_HOSTS": "iridium.example.com",
+    "CSRF_TRUSTED_ORIGINS": "https://iridium.example.com",
+    "BEHIND_TLS_PROXY": "true",
+    "SECURE_SSL_REDIRECT": "true",
+    "POSTHOG_API_KEY": "phc_test",
+}
+
+
+def deploy_warnings(**variables) -> set[str]:
+    """Every warning or error id `check --deploy` reports, Django's and Iridium's."""
+    result = run_deploy_check(**variables)
     output = result.stdout + result.stderr
-    warnings = set(re.findall(r"security\.W\d+", output))
-    # Only the two that are a site's own choice (subdomains, preload list) remain.
-    assert warnings == {"security.W005", "security.W021"}, output
-    without_tls = run_deploy_check()
-    assert "security.W004" in without_tls.stdout + without_tls.stderr  # no HSTS over plain HTTP
+    return set(re.findall(r"\b(?:security|iridium)\.[WE]\d+", output))
+
+
+def test_the_documented_settings_are_the_ones_the_deploy_check_is_run_with():
+    doc = (ROOT / "docs" / "deploying.md").read_text()
+    example = doc[doc.index("export DEBUG=") : doc.index("manage.py migrate")]
+    for name in DOCUMENTED:
+        assert f"{name}=" in example, name
+        assert f"`{name}" in doc, name  # and the security section names it
+    for name in ("DEBUG", "BEHIND_TLS_PROXY", "SECURE_SSL_REDIRECT"):
+        assert f"{name}={DOCUMENTED[name]}" in example, name
+
+
+def test_check_deploy_reports_what_the_docs_say():
+    # With the documented settings, only the two that are a site's own choice (subdomains,
+    # preload list) remain.
+    assert deploy_warnings(**DOCUMENTED) == {"security.W005", "security.W021"}
+    # W008 without the redirect, iridium.W001 without a PostHog key (the docs say so).
+    without = {k: v for k, v in DOCUMENTED.items()
+               if k not in ("SECURE_SSL_REDIRECT", "POSTHOG_API_KEY")}  # fmt: skip
+    assert deploy_warnings(**without) == {
+        "security.W005", "security.W021", "security.W008", "iridium.W001"
+    }  # fmt: skip
+    # No HSTS over plain HTTP.
+    plain = {k: v for k, v in DOCUMENTED.items() if k != "BEHIND_TLS_PROXY"}
+    assert "security.W004" in deploy_warnings(**plain)
 
 
 def test_hsts_is_sent_over_tls_behind_the_proxy(client, settings):
@@ -400,6 +435,16 @@ def test_a_person_downloads_everything_held_on_them_and_nothing_of_others(client
     factories.creation(user, prompt="A parser of mine")
     factories.create_generation(user=user, trace_id=mine.ai_session_id, input=[{"content": "mine"}])
     factories.create_generation(user=other, trace_id="conversation-olga")
+    factories.span(user=user, trace_id=mine.ai_session_id, input_state={"query": "my printer"},
+                   output_state={"results": []})  # fmt: skip
+    factories.span(user=other, trace_id="conversation-olga", input_state={"query": "olga"})
+    BudgetWarning.objects.create(user=user, period="2026-12", percent=80, budget_usd=10,
+                                 spent_usd=8)  # fmt: skip
+    BudgetWarning.objects.create(user=other, period="2026-12", percent=100, budget_usd=5,
+                                 spent_usd=5)  # fmt: skip
+    admin = make_user("root", is_staff=True, is_superuser=True)
+    audit.record(admin, audit.READ_TRACE_CONTENT, mine.ai_session_id, subject=user)
+    audit.record(admin, audit.READ_TRACE_CONTENT, "conversation-olga", subject=other)
     Feedback.objects.create(user=user, trace_id="t-mine", feature="chat", rating="down",
                             comment="too long")  # fmt: skip
     Feedback.objects.create(user=other, trace_id="t-olga", feature="chat", rating="up",
@@ -423,7 +468,20 @@ def test_a_person_downloads_everything_held_on_them_and_nothing_of_others(client
     assert [(f["trace_id"], f["rating"], f["comment"]) for f in data["feedback"]] == [
         ("t-mine", "down", "too long")
     ]
+    assert [(step["trace_id"], step["input"], step["output"]) for step in data["ai_steps"]] == [
+        (mine.ai_session_id, {"query": "my printer"}, {"results": []})
+    ]
+    assert [(w["period"], w["percent"]) for w in data["budget_warnings"]] == [("2026-12", 80)]
+    assert [(e["action"], e["target"]) for e in data["audit_log"]] == [
+        ("read trace content", mine.ai_session_id)
+    ]
     assert "olga" not in response.content.decode()
+    assert "root" not in response.content.decode()  # who read it is staff's to know
+    # The download itself is in the audit log, and in the next download.
+    entry = AuditEntry.objects.filter(actor=user).get()
+    assert (entry.action, entry.subject) == ("export personal data", user)
+    again = json.loads(client.get(reverse("account_data")).content)
+    assert [e["action"] for e in again["audit_log"]][-1] == "export personal data"
     client.logout()
     assert client.get(reverse("account_data")).status_code == 302  # log in first
 

@@ -1,6 +1,6 @@
 """The audit log of staff reads of people's AI content (a trace's prompts and answers, a
-ticket's thread read by staff, the CSV export). One function writes it; admin reads it
-(Accounts and plans > audit log).
+ticket's thread read by staff, the CSV export), and of a person's download of their own data.
+One function writes it; admin reads it (Accounts and plans > audit log).
 
 Actions are short constant strings so that the log can be filtered: see the names below."""
 

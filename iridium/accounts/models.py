@@ -161,8 +161,8 @@ class PlanChange(models.Model):
 
 
 class AuditEntry(models.Model):
-    """A member of staff read a person's AI content: who, what, whose, when. Written by
-    `iridium.accounts.audit.record`; read-only in admin."""
+    """A member of staff read a person's AI content (or a person downloaded their own data):
+    who, what, whose, when. Written by `iridium.accounts.audit.record`; read-only in admin."""
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(

@@ -16,7 +16,9 @@ from django.views.decorators.http import require_POST
 from chat.models import Conversation, Message
 from codegen.models import Creation
 from iridium import ai
-from iridium.ai.models import Feedback, Generation
+from iridium.accounts import audit
+from iridium.accounts.models import AuditEntry
+from iridium.ai.models import BudgetWarning, Feedback, Generation, Span
 from support.models import Ticket, TicketMessage
 
 DELETED = "Your account and everything Iridium held on you have been deleted."
@@ -59,9 +61,12 @@ def account(request, deletion_form=None, status=200):
 
 @login_required
 def download(request):
-    """Everything Iridium holds on the person, as one JSON file."""
+    """Everything Iridium holds on the person, as one JSON file (the download is in the audit
+    log, as a staff read of their content is)."""
+    data = personal_data(request.user)
+    audit.record(request.user, audit.EXPORT_PERSONAL_DATA, "personal data", subject=request.user)
     response = JsonResponse(
-        personal_data(request.user),
+        data,
         encoder=DjangoJSONEncoder,
         json_dumps_params={"indent": 2, "ensure_ascii": False},
     )
@@ -158,11 +163,43 @@ def personal_data(user) -> dict:
                 "cost_usd": row.total_cost_usd,
                 "latency_ms": row.latency_ms,
                 "is_error": row.is_error,
+                "error": row.error,
                 "privacy_mode": row.privacy_mode,
                 "input": row.input,
                 "output": row.output,
             }
             for row in Generation.objects.filter(user=user).order_by("created_at").iterator()
+        ],
+        # The tool steps of their calls: what the tools were given and gave back.
+        "ai_steps": [
+            {
+                "created_at": row.created_at,
+                "trace_id": row.trace_id,
+                "name": row.name,
+                "feature": row.feature,
+                "latency_ms": row.latency_ms,
+                "is_error": row.is_error,
+                "error": row.error,
+                "privacy_mode": row.privacy_mode,
+                "input": row.input_state,
+                "output": row.output_state,
+            }
+            for row in Span.objects.filter(user=user).order_by("created_at", "pk").iterator()
+        ],
+        "budget_warnings": [
+            {
+                "created_at": warning.created_at,
+                "period": warning.period,
+                "percent": warning.percent,
+                "budget_usd": warning.budget_usd,
+                "spent_usd": warning.spent_usd,
+            }
+            for warning in BudgetWarning.objects.filter(user=user).order_by("created_at")
+        ],
+        # Reads of their content by staff, and their own downloads (who read is staff's).
+        "audit_log": [
+            {"at": entry.at, "action": entry.action, "target": entry.target}
+            for entry in AuditEntry.objects.filter(subject=user).order_by("at", "pk")
         ],
         "feedback": [
             {
