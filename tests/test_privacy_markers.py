@@ -16,8 +16,9 @@ from django.urls import reverse
 from chat.models import Message
 from codegen import answers as codegen_answers
 from codegen.models import Creation
+from iridium import ai
 from iridium.ai import posthog
-from iridium.ai.models import Generation, Span
+from iridium.ai.models import Feedback, Generation, Span
 from iridium.ai.recorder import recorder
 from support.models import Ticket
 from tests import factories
@@ -28,20 +29,38 @@ MARKER = "quokka-lantern-7731"
 
 async def chat_everything(owner, client):
     """A conversation: a message that makes the assistant search the knowledge base with the
-    marker, one the provider refuses while quoting it, a rename and a search."""
+    marker, one the provider refuses while quoting it, one that makes the model call a tool
+    named with it (a tool that fails: there is none), an edited question, feedback with a
+    comment, a rename and a search."""
     conversation = await sync_to_async(factories.conversation)(owner)
     socket, connected, _ = await open_socket(owner, "chat", conversation.pk)
     assert connected
     await frames_until(socket, "ready")
     search = f'[[demo:tool=search_knowledge_base {{"query": "{MARKER}"}}]]'
-    for number, content in enumerate(
-        [f"Where is my {MARKER}? {search}", f"Tell me about {MARKER} [[demo:fault=400]]"]
-    ):
-        await socket.send_json_to({"type": "send", "content": content, "client_id": str(number)})
+    frames = [
+        {"type": "send", "content": f"Where is my {MARKER}? {search}"},
+        {"type": "send", "content": f"Tell me about {MARKER} [[demo:fault=400]]"},
+        {"type": "send", "content": f"Look it up [[demo:tool={MARKER} {{}}]]"},
+    ]
+    for number, frame in enumerate(frames):
+        await socket.send_json_to({**frame, "client_id": str(number)})
         finished = (await frames_until(socket, "answer_finished", timeout=15))[-1]
         if number == 1:
             assert finished["message"]["status"] == "error"  # the provider refused it
         await idle("chat", conversation.pk)
+    question = await conversation.messages.filter(role="user").order_by("-pk").afirst()
+    await socket.send_json_to(
+        {"type": "edit", "message_id": question.pk, "content": f"Edited {MARKER}",
+         "client_id": "e"}
+    )  # fmt: skip
+    finished = (await frames_until(socket, "answer_finished", timeout=15))[-1]
+    assert finished["message"]["status"] == "complete"
+    await idle("chat", conversation.pk)
+    await socket.send_json_to(
+        {"type": "feedback", "message_id": finished["message_id"], "rating": "down",
+         "comment": f"Not my {MARKER}"}
+    )  # fmt: skip
+    await frames_until(socket, "feedback_saved")
     await socket.disconnect()
     rename = reverse("chat:rename", args=[conversation.pk])
     assert (await client.post(rename, {"title": f"About {MARKER}"})).status_code == 302
@@ -110,6 +129,7 @@ async def test_what_people_type_stays_in_the_apps_own_tables(
     ai_settings, make_user, fake_posthog, caplog, plans, staff
 ):
     caplog.set_level(logging.DEBUG)
+    ai_settings.POSTHOG_FEEDBACK_SURVEY_ID = "survey-privacy"  # the feedback goes to PostHog
     plan = plans["pro"]
     plan.privacy_mode_forced = True
     await plan.asave(update_fields=["privacy_mode_forced"])
@@ -128,6 +148,8 @@ async def test_what_people_type_stays_in_the_apps_own_tables(
     assert MARKER in conversation.title
     kept = Message.objects.filter(conversation=conversation, content__contains=MARKER)
     assert await kept.aexists()
+    assert await kept.filter(content=f"Edited {MARKER}").aexists()
+    assert await Feedback.objects.filter(user=owner, comment=f"Not my {MARKER}").aexists()
     assert MARKER in (await Ticket.objects.aget(pk=ticket.pk)).title
     assert await Creation.objects.filter(user=owner, prompt__contains=MARKER).acount() == 2
 
@@ -139,6 +161,7 @@ async def test_what_people_type_stays_in_the_apps_own_tables(
     assert all(g.privacy_mode for g in generations) and all(s.privacy_mode for s in spans)
     assert any(g.is_error and "BadRequestError (HTTP 400)" in g.error for g in generations)
     assert any(s.name == "tool:search_knowledge_base" for s in spans)
+    assert any(s.name == "tool:unknown" and s.is_error for s in spans)  # the tool it named
     stored = await sync_to_async(serializers.serialize)("json", [*generations, *spans])
     assert MARKER not in stored
 
@@ -152,8 +175,14 @@ async def test_what_people_type_stays_in_the_apps_own_tables(
     pages = [
         reverse("analytics:dashboard"),
         reverse("analytics:traces"),
+        reverse("analytics:experiments"),
+        reverse("analytics:budgets"),
         reverse("analytics:export"),
         *[reverse("analytics:trace", args=[t]) for t in {g.trace_id for g in generations}],
+        *[
+            reverse("analytics:session", args=[s])
+            for s in {g.session_id for g in generations if g.session_id}
+        ],
     ]
     for url in pages:
         response = await console.get(url)
@@ -193,3 +222,47 @@ async def test_a_provider_error_is_kept_whole_only_outside_privacy_mode(
     (row,) = [g async for g in Generation.objects.all()]
     assert row.is_error and row.error.startswith("BadRequestError")
     assert (MARKER in row.error) is not private
+
+
+async def test_a_failing_tool_keeps_what_it_was_given_out_of_rows_events_and_logs(
+    ai_settings, make_user, fake_posthog, caplog, plans
+):
+    """A tool that raises (its message quoting its input), one that refuses (`ToolFailed`, its
+    message quoting it too) and one the model names but was not offered, in privacy mode."""
+    caplog.set_level(logging.DEBUG)
+    owner = await sync_to_async(make_user)("pia", plan="enterprise")  # privacy forced
+
+    async def crashes(arguments, context):
+        raise RuntimeError(f"no index for {arguments['query']}")
+
+    async def refuses(arguments, context):
+        raise ai.ToolFailed(f"Nothing about {arguments['query']}.")
+
+    tools = [
+        ai.Tool("search_knowledge_base", "Search.", {"type": "object"}, crashes),
+        ai.Tool("create_support_ticket", "File.", {"type": "object"}, refuses),
+    ]
+    query = json.dumps({"query": MARKER})
+    text = (f"[[demo:tool=search_knowledge_base {query}]] "
+            f"[[demo:tool=create_support_ticket {query}]] [[demo:tool={MARKER} {{}}]]")  # fmt: skip
+    request = ai.Request(user=owner, feature="chat", trace_id="conversation-tools",
+                         messages=[{"role": "user", "content": text}], tools=tools)  # fmt: skip
+    called = [e async for e in ai.stream(request) if isinstance(e, ai.ToolCalled)]
+    assert [c.is_error for c in called] == [True, True, True]
+    await asyncio.to_thread(recorder.flush)
+    await asyncio.to_thread(posthog.flush)
+
+    spans = [s async for s in Span.objects.filter(name__startswith="tool:")]
+    assert sorted(s.name for s in spans) == [
+        "tool:create_support_ticket", "tool:search_knowledge_base", "tool:unknown"
+    ]  # fmt: skip
+    assert all(s.is_error and s.privacy_mode and s.error == "The tool failed." for s in spans)
+    stored = await sync_to_async(serializers.serialize)(
+        "json", [*[g async for g in Generation.objects.all()], *spans]
+    )
+    assert MARKER not in stored
+    fake_posthog.wait_for(3, name="$ai_span", timeout=10)
+    assert MARKER not in json.dumps(fake_posthog.events())
+    assert "tool search_knowledge_base failed" in caplog.text  # the crash is logged...
+    assert "RuntimeError" in caplog.text
+    assert MARKER not in caplog.text  # ...without what it was given

@@ -19,6 +19,9 @@ from .types import Cost, ToolCalled, ToolContext, ToolFailed, Usage
 logger = logging.getLogger(__name__)
 # A failed tool step's error as recorded in privacy mode (its own text may quote the person).
 TOOL_FAILED = "The tool failed."
+# A tool the model named but was not offered, as recorded in privacy mode (the name is the
+# model's text, which may quote the person).
+UNKNOWN_TOOL = "unknown"
 
 
 @dataclass
@@ -105,7 +108,7 @@ async def run_tool(call: Call, tool_call: dict, parent_id: str) -> ToolCalled:
     call.record_span(
         span_id=new_span_id(),
         parent_id=parent_id,
-        name=f"tool:{name}",
+        name=f"tool:{UNKNOWN_TOOL if tool is None and call.privacy else name}",
         created_at=created_at,
         latency_ms=(time.perf_counter() - started) * 1000,
         input_state=arguments,
