@@ -36,10 +36,17 @@ JSON_VALUES = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(ANY_TEXT, inner, max_size=3),
     max_leaves=8,
 )
-FIELDS = ["content", "client_id", "message_id", "text"]
+# Every field a frame from the page has (protocol's docstring); a rating is sometimes a real one.
+FIELDS = {
+    "content": JSON_VALUES,
+    "client_id": JSON_VALUES,
+    "message_id": JSON_VALUES,
+    "rating": st.sampled_from(protocol.RATINGS) | JSON_VALUES,
+    "comment": JSON_VALUES,
+    protocol.REPLAY_SESSION_FIELD: JSON_VALUES,
+}
 FRAMES = st.fixed_dictionaries(
-    {"type": st.sampled_from(protocol.FROM_PAGE) | JSON_VALUES},
-    optional={name: JSON_VALUES for name in FIELDS},
+    {"type": st.sampled_from(protocol.FROM_PAGE) | JSON_VALUES}, optional=FIELDS
 )
 RAW = st.sampled_from(
     ["", "null", "[]", "42", '"send"', "{", '{"type": 1}', "[" * 20_000, "\x00", "{}" * 100]
@@ -140,11 +147,23 @@ async def still_works(socket, kind, object_id) -> bool:
 
 
 def pages_and_forms(user, agent):
-    """(who, method, url, field names) for every form and query parameter a person can send."""
-    conversation = factories.conversation(user)
+    """(who, method, url, field names) for every form and query parameter a person can send.
+    Every POST also carries the browser's PostHog session id (`posthog_session_id`)."""
+    from iridium.analytics.filters import FilterForm
+    from iridium.web.middleware import ReplaySessionFromForm
+
+    conversation = factories.conversation(user, messages=[("user", "hi"), ("assistant", "yo")])
+    factories.create_generation(trace_id=conversation.ai_session_id,
+                                session_id=conversation.ai_session_id, user=user)  # fmt: skip
     ticket = factories.ticket(user)
-    return [
+    filters = list(FilterForm({}).fields)
+    trace_filters = list(FilterForm({}, with_day=True).fields)
+    names = ["analytics:dashboard", "analytics:experiments", "analytics:budgets",
+             "analytics:export"]  # fmt: skip
+    console = [(agent, "get", reverse(name), filters) for name in names]
+    targets = [
         (user, "get", reverse("chat:index"), ["q"]),
+        (user, "get", reverse("chat:earlier", args=[conversation.pk]), ["before"]),
         (user, "post", reverse("chat:rename", args=[conversation.pk]), ["title"]),
         (user, "get", reverse("support:articles"), ["q"]),
         (
@@ -174,10 +193,18 @@ def pages_and_forms(user, agent):
             ["prompt", "tone", "content_type", "target_length"],
         ),
         (user, "post", reverse("password_change"), ["old_password", "new_password1"]),
+        (user, "post", reverse("account_delete"), ["password"]),
         (None, "post", reverse("signup"), ["username", "email", "password1", "password2"]),
         (None, "post", reverse("login"), ["username", "password"]),
-        (agent, "get", reverse("analytics:dashboard"), ["period"]),
-        (agent, "get", reverse("analytics:traces"), ["user", "feature", "q"]),
+        (None, "post", reverse("admin:login"), ["username", "password"]),
+        *console,
+        (agent, "get", reverse("analytics:traces"), trace_filters),
+        (agent, "get", reverse("analytics:session", args=[conversation.ai_session_id]), filters),
+    ]
+    field = ReplaySessionFromForm.FIELD
+    return [
+        (who, method, url, [*fields, field] if method == "post" else fields)
+        for who, method, url, fields in targets
     ]
 
 
@@ -192,7 +219,7 @@ def test_any_text_in_any_form_or_query_is_a_page_never_a_500(plans, user, staff)
             clients[who].force_login(who)
 
     @settings(
-        max_examples=60,
+        max_examples=80,
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
@@ -203,6 +230,8 @@ def test_any_text_in_any_form_or_query_is_a_page_never_a_500(plans, user, staff)
         client = clients[who]
         response = getattr(client, method)(url, values)
         assert response.status_code < 500, (url, values, response.status_code)
+        if response.streaming:  # the export: its rows are read as it streams
+            b"".join(response.streaming_content)
 
     any_text()
 
