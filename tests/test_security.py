@@ -16,6 +16,7 @@ from django.test import Client
 from django.urls import reverse
 
 from iridium.accounts import audit
+from iridium.accounts.forms import SignUpForm
 from iridium.accounts.models import AuditEntry, User
 from iridium.ai.models import BudgetWarning, Feedback
 from iridium.asgi import application
@@ -311,6 +312,12 @@ def test_with_verification_an_account_works_only_after_its_link(client, settings
     client.post(reverse("logout"))
     assert client.get(link).status_code == 400  # once only
     assert client.get(link.replace("/verify/", "/verify/x")).status_code == 400
+
+    # One address, one account: another sign-up with it (in any case) is refused.
+    response = sign_up(Client(REMOTE_ADDR="198.51.100.9"), "again", email="NewBie@example.com")
+    assert response.status_code == 200
+    assert response.context["form"].errors["email"] == [SignUpForm.TAKEN]
+    assert not User.objects.filter(username="again").exists() and len(mail.outbox) == 1
 
 
 # --- A closed ticket ------------------------------------------------------------------------------
