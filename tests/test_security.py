@@ -512,3 +512,21 @@ def test_a_username_too_long_to_be_one_is_a_form_error_not_an_attempt(client, pl
         response = client.post(url, {"username": "x" * 5000, "password": "0"})
         assert response.status_code == 200, url
         assert "Ensure this value has at most 150 characters" in response.content.decode()
+
+
+def test_no_template_holds_what_the_policy_would_block():
+    """Every page, not only those read above: no template of the project has an inline script,
+    an event handler, a style attribute or a javascript: link (a page the tests do not open
+    would otherwise break silently under the policy)."""
+    templates = [
+        path
+        for path in ROOT.rglob("templates/**/*.html")
+        if not {".venv", ".tools", "node_modules"} & set(path.parts)
+    ]
+    assert len(templates) > 40
+    for path in templates:
+        html = path.read_text()
+        assert not re.search(r"<script(?![^>]*\bsrc=)(?![^>]*application/json)[^>]*>", html), path
+        assert not re.search(r"\son[a-z]+=", html), path
+        assert not re.search(r"\sstyle=", html), path
+        assert "javascript:" not in html, path
