@@ -197,7 +197,7 @@ PERIODIC_JOBS = {
     # task path: every N seconds
     "iridium.analytics.tasks.evaluate_alerts": env.int("ALERTS_EVERY_SECONDS", default=60),
     "iridium.analytics.tasks.rollup_generations": 3600,
-    "iridium.analytics.tasks.purge_generations": 86400,
+    "iridium.ai.tasks.purge_generations": 86400,
 }
 
 # --- Accounts -------------------------------------------------------------------------------
@@ -306,8 +306,9 @@ PUBLIC_DEMO_DAILY_CALLS = env.int("PUBLIC_DEMO_DAILY_CALLS", default=500)
 PUBLIC_DEMO_MAX_MESSAGE_CHARS = env.int("PUBLIC_DEMO_MAX_MESSAGE_CHARS", default=1000)
 PUBLIC_DEMO_MAX_OUTPUT_TOKENS = env.int("PUBLIC_DEMO_MAX_OUTPUT_TOKENS", default=400)
 
-# Retention of the generation record (manage.py purge_generations): prompts and answers are
-# cleared after ANALYTICS_CONTENT_RETENTION_DAYS, rows deleted after ANALYTICS_RETENTION_DAYS.
+# Retention of the generation record (iridium.ai.retention: daily, or manage.py
+# purge_generations): prompts and answers are cleared after ANALYTICS_CONTENT_RETENTION_DAYS,
+# rows deleted after ANALYTICS_RETENTION_DAYS (the console's daily roll-ups keep their figures).
 ANALYTICS_CONTENT_RETENTION_DAYS = env.int("ANALYTICS_CONTENT_RETENTION_DAYS", default=30)
 ANALYTICS_RETENTION_DAYS = env.int("ANALYTICS_RETENTION_DAYS", default=400)
 # Plans whose users are known to PostHog only by a pseudonym: an HMAC of their id keyed with

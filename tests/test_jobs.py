@@ -27,7 +27,7 @@ ALERTS = "iridium.analytics.tasks.evaluate_alerts"
 
 
 def test_the_rows_follow_the_settings(db, settings):
-    settings.PERIODIC_JOBS = {ALERTS: 60, "iridium.analytics.tasks.purge_generations": 86400}
+    settings.PERIODIC_JOBS = {ALERTS: 60, "iridium.ai.tasks.purge_generations": 86400}
     schedule.sync_jobs()
     assert dict(PeriodicJob.objects.values_list("task_path", "every_seconds")) == (
         settings.PERIODIC_JOBS
@@ -36,7 +36,7 @@ def test_the_rows_follow_the_settings(db, settings):
     schedule.sync_jobs()
     jobs = {job.task_path: job for job in PeriodicJob.objects.all()}
     assert jobs[ALERTS].every_seconds == 30 and jobs[ALERTS].active
-    assert not jobs["iridium.analytics.tasks.purge_generations"].active
+    assert not jobs["iridium.ai.tasks.purge_generations"].active
 
 
 @pytest.mark.django_db(transaction=True)
