@@ -291,7 +291,10 @@ AI_PRICES_UPDATE_EVERY_SECONDS = env.int("AI_PRICES_UPDATE_EVERY_SECONDS", defau
 if AI_PRICES_UPDATE_URL:
     PERIODIC_JOBS["iridium.ai.tasks.refresh_prices"] = AI_PRICES_UPDATE_EVERY_SECONDS
 
-# Chat and support: the longest message a person may send, and the largest websocket frame.
+# Chat only: the longest message (or edited question) a person may send; support's limit is its
+# own (support.services.MAX_TEXT), the public demo's is PUBLIC_DEMO_MAX_MESSAGE_CHARS.
+# Every socket (chat, support, generate, the public demo): the largest frame it reads; a larger
+# one gets an `error` frame and changes nothing.
 CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=8000)
 WEBSOCKET_MAX_FRAME_CHARS = env.int("WEBSOCKET_MAX_FRAME_CHARS", default=64_000)
 
