@@ -4,6 +4,7 @@ importing one another, and close codes are named (iridium.live.protocol, iridium
 never written out."""
 
 import ast
+import re
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
@@ -51,6 +52,9 @@ def test_every_test_checks_something():
     assert unchecked == []
 
 
+IMPORTED_IN_A_SCRIPT = re.compile(r"^\s*(?:from|import)\s+(tests\.(?:\w+\.)*test_\w+)", re.M)
+
+
 def test_no_test_module_imports_another():
     imports = []
     for path in TEST_MODULES:
@@ -64,6 +68,11 @@ def test_no_test_module_imports_another():
             for name in names:
                 if name.startswith("tests.") and name.rsplit(".", 1)[-1].startswith("test_"):
                     imports.append(f"{path.relative_to(TESTS)} imports {name}")
+        # Scripts a test runs in another process, written as strings.
+        for node in ast.walk(parsed(path)):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                for name in IMPORTED_IN_A_SCRIPT.findall(node.value):
+                    imports.append(f"{path.relative_to(TESTS)} runs a script importing {name}")
     assert imports == []
 
 
