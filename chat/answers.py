@@ -12,14 +12,12 @@ from contextlib import contextmanager
 from asgiref.sync import sync_to_async
 from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.utils import timezone
 
 from iridium import ai
 from iridium.infra.db import on_kept_connection_async
 from iridium.infra.errors import Busy, DomainError
 from iridium.live import fanout, protocol, runs, writer
 from iridium.live.consumers import Target
-from iridium.live.models import INTERRUPTED_AFTER
 from iridium.live.rendering import message_html
 
 from .models import Conversation, Message
@@ -237,12 +235,13 @@ def _one_answer_at_a_time(**given_back):
 
 
 def _check_not_busy(conversation: Conversation, **given_back) -> None:
+    """Busy while an answer is being written, here or by another worker; answers a stopped
+    worker left are marked interrupted first (StreamedAnswer's rule)."""
     if runs.running(run_key(conversation.pk)):
         raise Busy(BUSY, **given_back)
-    streaming = conversation.messages.filter(status=Message.Status.STREAMING)
-    if streaming.filter(updated_at__gte=timezone.now() - INTERRUPTED_AFTER).exists():
+    mark_interrupted(conversation)
+    if conversation.messages.filter(status=Message.Status.STREAMING).exists():
         raise Busy(BUSY, **given_back)  # being written by another worker
-    streaming.update(status=Message.Status.ERROR, error=Message.INTERRUPTED)
 
 
 def mark_interrupted(conversation: Conversation) -> None:

@@ -3,13 +3,12 @@ acts for the user who is chatting (`context.user`), whatever the model puts in i
 How filing a ticket shows under an answer is `TICKET_NOTE` (registered by chat's AppConfig)."""
 
 from asgiref.sync import sync_to_async
-from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from iridium import ai
 from iridium.infra.text import storable
 from iridium.live.tool_notes import ToolNote
-from support.services import create_ticket
+from support.services import InvalidTicket, create_ticket
 from support.tools import SEARCH_KNOWLEDGE_BASE
 
 
@@ -22,8 +21,8 @@ async def _create_ticket(arguments: dict, context: ai.ToolContext):
             description=storable(str(arguments.get("description") or "")),
             source="chat",
         )
-    except ValidationError as error:
-        raise ai.ToolFailed(" ".join(error.messages)) from error
+    except InvalidTicket as error:
+        raise ai.ToolFailed(error.message) from error
     return {
         "ticket_id": ticket.pk,
         "title": ticket.title,

@@ -197,7 +197,7 @@ PERIODIC_JOBS = {
     # task path: every N seconds
     "iridium.analytics.tasks.evaluate_alerts": env.int("ALERTS_EVERY_SECONDS", default=60),
     "iridium.analytics.tasks.rollup_generations": 3600,
-    "iridium.analytics.tasks.purge_generations": 86400,
+    "iridium.ai.tasks.purge_generations": 86400,
 }
 
 # --- Accounts -------------------------------------------------------------------------------
@@ -291,7 +291,10 @@ AI_PRICES_UPDATE_EVERY_SECONDS = env.int("AI_PRICES_UPDATE_EVERY_SECONDS", defau
 if AI_PRICES_UPDATE_URL:
     PERIODIC_JOBS["iridium.ai.tasks.refresh_prices"] = AI_PRICES_UPDATE_EVERY_SECONDS
 
-# Chat and support: the longest message a person may send, and the largest websocket frame.
+# Chat only: the longest message (or edited question) a person may send; support's limit is its
+# own (support.services.MAX_TEXT), the public demo's is PUBLIC_DEMO_MAX_MESSAGE_CHARS.
+# Every socket (chat, support, generate, the public demo): the largest frame it reads; a larger
+# one gets an `error` frame and changes nothing.
 CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=8000)
 WEBSOCKET_MAX_FRAME_CHARS = env.int("WEBSOCKET_MAX_FRAME_CHARS", default=64_000)
 
@@ -306,8 +309,9 @@ PUBLIC_DEMO_DAILY_CALLS = env.int("PUBLIC_DEMO_DAILY_CALLS", default=500)
 PUBLIC_DEMO_MAX_MESSAGE_CHARS = env.int("PUBLIC_DEMO_MAX_MESSAGE_CHARS", default=1000)
 PUBLIC_DEMO_MAX_OUTPUT_TOKENS = env.int("PUBLIC_DEMO_MAX_OUTPUT_TOKENS", default=400)
 
-# Retention of the generation record (manage.py purge_generations): prompts and answers are
-# cleared after ANALYTICS_CONTENT_RETENTION_DAYS, rows deleted after ANALYTICS_RETENTION_DAYS.
+# Retention of the generation record (iridium.ai.retention: daily, or manage.py
+# purge_generations): prompts and answers are cleared after ANALYTICS_CONTENT_RETENTION_DAYS,
+# rows deleted after ANALYTICS_RETENTION_DAYS (the console's daily roll-ups keep their figures).
 ANALYTICS_CONTENT_RETENTION_DAYS = env.int("ANALYTICS_CONTENT_RETENTION_DAYS", default=30)
 ANALYTICS_RETENTION_DAYS = env.int("ANALYTICS_RETENTION_DAYS", default=400)
 # Plans whose users are known to PostHog only by a pseudonym: an HMAC of their id keyed with

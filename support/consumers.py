@@ -1,6 +1,5 @@
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
-from django.core.exceptions import ValidationError
 
 from iridium.infra.errors import Busy, NotAllowed
 from iridium.live import fanout, protocol
@@ -11,10 +10,6 @@ from . import access, answers, services
 from .models import TicketMessage
 
 ONLY_THE_OWNER = "Only the ticket's owner can ask for a person."
-
-
-class InvalidMessage(protocol.FrameRejected):
-    code = "invalid"
 
 
 class TicketConsumer(StreamConsumer):
@@ -47,12 +42,9 @@ class TicketConsumer(StreamConsumer):
 
     async def on_send(self, frame):
         content = protocol.text(frame, limit=services.MAX_TEXT)
-        try:
-            message = await sync_to_async(services.post_message)(
-                ticket=self.object, author=self.user, body=content
-            )
-        except ValidationError as error:
-            raise InvalidMessage(" ".join(error.messages), text=content) from error
+        message = await sync_to_async(services.post_message)(
+            ticket=self.object, author=self.user, body=content
+        )
         await fanout.group_send(
             self.key,
             {

@@ -1,9 +1,8 @@
 """Writes to support: tickets, their messages, assignment and status."""
 
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
-from iridium.infra.errors import DomainError
+from iridium.infra.errors import DomainError, NotAllowed
 
 from . import access
 from .models import Ticket, TicketMessage
@@ -27,6 +26,20 @@ FINISHED = (Ticket.Status.RESOLVED, Ticket.Status.CLOSED)
 MAX_TEXT = 10_000
 
 
+class InvalidTicket(DomainError):
+    """A ticket, message, priority, category, status or assignee that support does not take."""
+
+    code = "invalid"
+    http_status = 400
+
+
+class TicketNotFinished(DomainError):
+    """Only a resolved or closed ticket can be reopened."""
+
+    code = "ticket_not_finished"
+    http_status = 409
+
+
 class TicketClosed(DomainError):
     """The customer wrote on a resolved or closed ticket: it takes messages again once reopened."""
 
@@ -37,9 +50,9 @@ class TicketClosed(DomainError):
 def _clean_text(text, *, required: str, too_long: str) -> str:
     text = (text or "").strip()
     if not text:
-        raise ValidationError(required)
+        raise InvalidTicket(required)
     if len(text) > MAX_TEXT:
-        raise ValidationError(too_long)
+        raise InvalidTicket(too_long)
     return text
 
 
@@ -49,16 +62,16 @@ def create_ticket(
 ) -> Ticket:
     title = (title or "").strip()
     if not title:
-        raise ValidationError(TITLE_REQUIRED)
+        raise InvalidTicket(TITLE_REQUIRED)
     if len(title) > 200:
-        raise ValidationError(TITLE_TOO_LONG)
+        raise InvalidTicket(TITLE_TOO_LONG)
     description = _clean_text(
         description, required=DESCRIPTION_REQUIRED, too_long=DESCRIPTION_TOO_LONG
     )
     if priority not in Ticket.Priority.values:
-        raise ValidationError(UNKNOWN_PRIORITY.format(value=priority))
+        raise InvalidTicket(UNKNOWN_PRIORITY.format(value=priority))
     if category not in Ticket.Category.values:
-        raise ValidationError(UNKNOWN_CATEGORY.format(value=category))
+        raise InvalidTicket(UNKNOWN_CATEGORY.format(value=category))
     ticket = Ticket.objects.create(
         user=user,
         title=title,
@@ -92,7 +105,7 @@ def post_message(*, ticket: Ticket, author, body: str) -> TicketMessage:
         ticket.status = Ticket.Status.PENDING
         return message
     if author.pk != ticket.user_id:
-        raise PermissionDenied(STAFF_ONLY)
+        raise NotAllowed(STAFF_ONLY)
     if ticket.status in FINISHED:
         raise TicketClosed(CLOSED.format(status=ticket.get_status_display().lower()), text=body)
     message = TicketMessage.objects.create(
@@ -115,10 +128,10 @@ def reopen(*, ticket: Ticket, by) -> TicketMessage:
     """The owner reopens their resolved or closed ticket; the thread says so, for staff to see,
     and the ticket goes back to the queue as open."""
     if by.pk != ticket.user_id:
-        raise PermissionDenied(ONLY_THE_OWNER_REOPENS)
+        raise NotAllowed(ONLY_THE_OWNER_REOPENS)
     locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
     if locked.status not in FINISHED:
-        raise ValidationError(NOT_FINISHED)
+        raise TicketNotFinished(NOT_FINISHED)
     locked.status = ticket.status = Ticket.Status.OPEN
     locked.save(update_fields=["status", "updated_at"])
     return TicketMessage.objects.create(
@@ -131,9 +144,9 @@ def reopen(*, ticket: Ticket, by) -> TicketMessage:
 
 def assign(*, ticket: Ticket, agent, by) -> Ticket:
     if not access.is_agent(by):
-        raise PermissionDenied(STAFF_ONLY)
+        raise NotAllowed(STAFF_ONLY)
     if agent is not None and not access.is_agent(agent):
-        raise ValidationError(NOT_AN_AGENT)
+        raise InvalidTicket(NOT_AN_AGENT)
     ticket.assigned_to = agent
     ticket.save(update_fields=["assigned_to", "updated_at"])
     return ticket
@@ -141,9 +154,9 @@ def assign(*, ticket: Ticket, agent, by) -> Ticket:
 
 def set_status(*, ticket: Ticket, status: str, by) -> Ticket:
     if not access.is_agent(by):
-        raise PermissionDenied(STAFF_ONLY)
+        raise NotAllowed(STAFF_ONLY)
     if status not in Ticket.Status.values:
-        raise ValidationError(UNKNOWN_STATUS.format(value=status))
+        raise InvalidTicket(UNKNOWN_STATUS.format(value=status))
     ticket.status = status
     ticket.save(update_fields=["status", "updated_at"])
     return ticket

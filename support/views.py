@@ -1,7 +1,6 @@
 from asgiref.sync import async_to_sync, sync_to_async
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -42,8 +41,8 @@ async def new(request):
         )
     try:
         ticket = await sync_to_async(services.create_ticket)(user=user, **form.cleaned_data)
-    except ValidationError as error:
-        form.add_error(None, error)
+    except services.InvalidTicket as error:  # what the form does not check itself
+        form.add_error(None, error.message)
         return await sync_to_async(render)(
             request, "support/index.html", {"tickets": [], "form": form}, status=400
         )
@@ -78,11 +77,7 @@ async def reopen(request, pk):
     every open page of the ticket (staff's too) shows at once."""
     user = await request.auser()
     found = await sync_to_async(access.get_ticket)(user, pk)
-    try:
-        note = await sync_to_async(services.reopen)(ticket=found, by=user)
-    except ValidationError as error:
-        await sync_to_async(messages.error)(request, " ".join(error.messages))
-        return redirect("support:ticket", pk=pk)
+    note = await sync_to_async(services.reopen)(ticket=found, by=user)
     html = await sync_to_async(message_html)(note)
     frame = {"type": protocol.USER_MESSAGE, "message": note.frame(), "html": html}
     await fanout.group_send(answers.TARGET.key(found.pk), frame)
@@ -123,10 +118,7 @@ def assign(request, pk):
         if agent is None:
             messages.error(request, "No such agent.")
             return redirect("support:ticket", pk=pk)
-    try:
-        services.assign(ticket=found, agent=agent, by=request.user)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
+    services.assign(ticket=found, agent=agent, by=request.user)
     return redirect("support:ticket", pk=pk)
 
 
@@ -134,12 +126,8 @@ def assign(request, pk):
 @require_POST
 def set_status(request, pk):
     found = get_object_or_404(Ticket, pk=pk)
-    try:
-        services.set_status(ticket=found, status=request.POST.get("status", ""), by=request.user)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        async_to_sync(answers.announce_status)(found)  # live on the customer's open page
+    services.set_status(ticket=found, status=request.POST.get("status", ""), by=request.user)
+    async_to_sync(answers.announce_status)(found)  # live on the customer's open page
     return redirect("support:ticket", pk=pk)
 
 

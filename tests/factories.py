@@ -10,6 +10,7 @@ These are sync functions: async tests call them through `sync_to_async`.
 
 import uuid
 from collections.abc import Iterable
+from decimal import Decimal
 
 from django.utils import timezone
 
@@ -17,6 +18,7 @@ from chat.models import Conversation, Message
 from codegen.models import Creation
 from iridium.accounts.models import Plan, User
 from iridium.ai.models import Generation, Span
+from iridium.analytics.models import AlertRule
 from support import services as support
 from support.models import Ticket
 
@@ -130,3 +132,14 @@ def span(**overrides) -> Span:
     }
     fields.update(overrides)
     return Span.objects.create(**fields)
+
+
+def spend_alert_that_fires():
+    """Three calls of $0.20 today and an alert rule on today's spend above $0.10, no cooldown:
+    it fires every time it is evaluated."""
+    create_generations(
+        [{"total_cost_usd": Decimal("0.20"), "created_at": timezone.now()} for _ in range(3)]
+    )
+    return AlertRule.objects.create(
+        name="Spend today", kind="spend", threshold=Decimal("0.10"), cooldown_minutes=0
+    )

@@ -372,3 +372,35 @@ async def test_an_answer_left_by_a_stopped_worker_is_marked_interrupted(ai_setti
     assert frames[-1]["message"]["status"] == "complete"
     await idle("chat", conversation.pk)
     await communicator.disconnect()
+
+
+async def test_a_send_follows_the_one_rule_for_interrupted_answers(ai_settings, user, monkeypatch):
+    """Whether a silent answer is still being written (the conversation is busy) or was left by a
+    stopped worker is StreamedAnswer's rule alone: a send follows it, whatever it says."""
+    from django.utils import timezone
+
+    from chat import answers
+    from iridium.infra.errors import Busy
+    from iridium.live import models as live_models
+
+    conversation = await Conversation.objects.acreate(user=user)
+    await Message.objects.acreate(conversation=conversation, role="user", content="Hi")
+    answer = await Message.objects.acreate(
+        conversation=conversation, role="assistant", status="streaming", content="Half an ans"
+    )
+    silent = timezone.now() - timedelta(seconds=30)
+    await Message.objects.filter(pk=answer.pk).aupdate(updated_at=silent)
+
+    monkeypatch.setattr(live_models, "INTERRUPTED_AFTER", timedelta(minutes=5))
+    with pytest.raises(Busy) as refused:
+        await answers.send(conversation=conversation, user=user, content="Next")
+    assert refused.value.code == "busy" and refused.value.extra == {"text": "Next"}
+    await answer.arefresh_from_db()
+    assert answer.status == "streaming"
+
+    monkeypatch.setattr(live_models, "INTERRUPTED_AFTER", timedelta(seconds=20))
+    await answers.send(conversation=conversation, user=user, content="Next")
+    await idle("chat", conversation.pk)
+    await answer.arefresh_from_db()
+    assert answer.status == "error" and answer.error == Message.INTERRUPTED
+    assert await conversation.messages.filter(role="user").acount() == 2

@@ -191,6 +191,16 @@ async def test_only_the_conversations_own_latest_questions_can_be_edited(
     assert (await frames_until(socket, "error"))[-1]["code"] == "nothing_to_edit"
 
 
+async def test_regenerating_with_nothing_to_regenerate_says_so(socket, conversation):
+    await socket.send_json_to({"type": "regenerate"})
+    error = (await frames_until(socket, "error"))[-1]
+    assert (error["code"], error["message"]) == (
+        "nothing_to_regenerate",
+        answers.NOTHING_TO_REGENERATE,
+    )
+    assert await conversation.messages.acount() == 0
+
+
 @pytest.mark.parametrize(
     ("frame", "code"),
     [

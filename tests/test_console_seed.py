@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from chat.models import Conversation, Message
 from codegen.models import Creation
+from iridium import ai
 from iridium.ai.models import Feedback, Generation, Span
 from iridium.analytics import comparisons, selectors
 from support.models import Ticket, TicketMessage
@@ -57,6 +58,10 @@ def test_thirty_days_of_varied_history_written_once(seeded):
     ):
         assert total == pytest.approx(cost_in + cost_out, abs=Decimal("1e-10"))
     assert Span.objects.filter(name="tool:search_knowledge_base").exists()
+    # the prompts' tokens are the AI service's estimate of them (and a system prompt's 40)
+    for tokens, messages in priced.exclude(input=None).values_list("input_tokens", "input"):
+        characters = sum(len(str(m.get("content") or "")) for m in messages)
+        assert tokens == 40 + ai.estimate_tokens(characters)
     # every trace is one answer of a real object; conversations and tickets are sessions
     traces = set(rows.values_list("trace_id", flat=True))
     answers = (

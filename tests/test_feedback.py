@@ -273,3 +273,14 @@ async def test_without_a_survey_feedback_is_kept_but_not_sent(ai_settings, user,
     await asyncio.to_thread(posthog.flush)
     assert not [e for e in fake_posthog.events() if e["event"] == "survey sent"]
     await socket.disconnect()
+
+
+def test_the_comment_box_takes_what_the_socket_takes(db, user, monkeypatch):
+    from iridium.live import protocol
+    from iridium.live.rendering import message_html
+
+    conversation = factories.conversation(user, messages=[("user", "Hi"), ("assistant", "Hello")])
+    answer = conversation.messages.get(role="assistant")
+    assert f'maxlength="{protocol.FEEDBACK_COMMENT_CHARS}"' in message_html(answer)
+    monkeypatch.setattr(protocol, "FEEDBACK_COMMENT_CHARS", 1234)
+    assert 'maxlength="1234"' in message_html(answer)

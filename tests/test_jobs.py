@@ -10,14 +10,13 @@ import textwrap
 import threading
 import time
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from iridium.analytics.models import AlertRule, FiredAlert
+from iridium.analytics.models import FiredAlert
 from iridium.jobs import schedule
 from iridium.jobs.models import PeriodicJob
 from tests import factories
@@ -27,7 +26,7 @@ ALERTS = "iridium.analytics.tasks.evaluate_alerts"
 
 
 def test_the_rows_follow_the_settings(db, settings):
-    settings.PERIODIC_JOBS = {ALERTS: 60, "iridium.analytics.tasks.purge_generations": 86400}
+    settings.PERIODIC_JOBS = {ALERTS: 60, "iridium.ai.tasks.purge_generations": 86400}
     schedule.sync_jobs()
     assert dict(PeriodicJob.objects.values_list("task_path", "every_seconds")) == (
         settings.PERIODIC_JOBS
@@ -36,7 +35,7 @@ def test_the_rows_follow_the_settings(db, settings):
     schedule.sync_jobs()
     jobs = {job.task_path: job for job in PeriodicJob.objects.all()}
     assert jobs[ALERTS].every_seconds == 30 and jobs[ALERTS].active
-    assert not jobs["iridium.analytics.tasks.purge_generations"].active
+    assert not jobs["iridium.ai.tasks.purge_generations"].active
 
 
 @pytest.mark.django_db(transaction=True)
@@ -65,15 +64,6 @@ def test_workers_ticking_at_once_enqueue_a_due_job_once(settings):
     assert job.next_run_at > timezone.now() + timedelta(seconds=50)
     assert schedule.run_due() == []  # not due again until its period has passed
     assert schedule.run_due(now=job.next_run_at) == [ALERTS]
-
-
-def spend_rule_that_fires():
-    factories.create_generations(
-        [{"total_cost_usd": Decimal("0.20"), "created_at": timezone.now()} for _ in range(3)]
-    )
-    return AlertRule.objects.create(
-        name="Spend today", kind="spend", threshold=Decimal("0.10"), cooldown_minutes=0
-    )
 
 
 def start_workers(environment, count):
@@ -117,7 +107,7 @@ def worker_environment(**variables):
 @pytest.mark.django_db(transaction=True)
 def test_alerts_fire_on_schedule_with_two_workers_on_postgresql(plans):
     require_production_services()
-    rule = spend_rule_that_fires()
+    rule = factories.spend_alert_that_fires()
     workers = start_workers(worker_environment(DATABASE_URL=database_url()), 2)
     try:
         deadline = time.monotonic() + 30
@@ -146,8 +136,8 @@ SQLITE_SCRIPT = textwrap.dedent(
     from iridium.jobs.models import PeriodicJob
     if sys.argv[1] == "set-up":
         call_command("migrate", verbosity=0)
-        from tests.test_jobs import spend_rule_that_fires
-        spend_rule_that_fires()
+        from tests import factories
+        factories.spend_alert_that_fires()
     else:
         job = PeriodicJob.objects.filter(task_path="{alerts}").first()
         print(FiredAlert.objects.count(), job.last_outcome if job else "")

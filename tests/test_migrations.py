@@ -10,6 +10,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from iridium.ai.models import BudgetWarning, Generation, Span
+from iridium.jobs.models import PeriodicJob
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -109,3 +110,29 @@ def test_the_generation_records_keep_their_rows_and_content_types_when_moved_to_
         assert list(ContentType.objects.filter(model=name).values_list("app_label", flat=True)) == [
             "ai"
         ]
+
+
+def test_the_retention_job_keeps_its_schedule_and_history_when_it_moves_to_ai():
+    before_path = "iridium.analytics.tasks.purge_generations"
+    after_path = "iridium.ai.tasks.purge_generations"
+    history = {
+        "every_seconds": 86400,
+        "next_run_at": datetime(2026, 3, 2, 4, 0, tzinfo=UTC),
+        "last_finished_at": datetime(2026, 3, 1, 4, 0, 3, tzinfo=UTC),
+        "last_outcome": "successful",
+        "runs": 41,
+    }
+    try:
+        before = migrate([("ai", "0007_pricedata"), ("jobs", "0001_periodic_jobs")])
+        before.get_model("jobs", "PeriodicJob").objects.create(task_path=before_path, **history)
+    finally:
+        migrate(latest())
+    job = PeriodicJob.objects.get()
+    assert job.task_path == after_path
+    assert {field: getattr(job, field) for field in history} == history
+    try:
+        back = migrate([("ai", "0007_pricedata"), ("jobs", "0001_periodic_jobs")])
+        paths = back.get_model("jobs", "PeriodicJob").objects.values_list("task_path", flat=True)
+        assert list(paths) == [before_path]
+    finally:
+        migrate(latest())

@@ -1,11 +1,10 @@
-"""Retention, pseudonymous ids, and what a user's deletion leaves behind (nothing)."""
+"""Pseudonymous ids, and what a user's deletion leaves behind (nothing). Retention:
+test_retention.py."""
 
 import asyncio
 import logging
 from datetime import timedelta
 
-import pytest
-from django.core.management import call_command
 from django.utils import timezone
 
 from chat.models import Conversation, Message
@@ -29,30 +28,6 @@ def make_generation(days_ago, **extra):
         output=[{"role": "assistant", "content": "old answer"}],
         **extra,
     )
-
-
-def test_purge_clears_old_content_then_deletes_old_rows_in_batches(db, capsys):
-    recent = make_generation(1)
-    middle = make_generation(60)
-    old = [make_generation(500) for _ in range(7)]
-    factories.span(created_at=timezone.now() - timedelta(days=500), trace_id="t", name="tool:x",
-                   latency_ms=1)  # fmt: skip
-    call_command("purge_generations", "--older-than", "400", "--content-older-than", "30",
-                 "--batch", "3")  # fmt: skip
-    assert "deleted 7 generation(s) and 1 span(s)" in capsys.readouterr().out
-    recent.refresh_from_db()
-    middle.refresh_from_db()
-    assert recent.input and recent.output
-    assert middle.input is None and middle.output is None
-    assert not Generation.objects.filter(pk__in=[g.pk for g in old]).exists()
-    assert not Span.objects.exists()
-
-
-def test_purge_refuses_nonsense(db):
-    from django.core.management.base import CommandError
-
-    with pytest.raises(CommandError):
-        call_command("purge_generations", "--older-than", "0")
 
 
 def test_pseudonyms_are_stable_and_keyed(settings):

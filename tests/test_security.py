@@ -20,6 +20,7 @@ from iridium.accounts.forms import SignUpForm
 from iridium.accounts.models import AuditEntry, User
 from iridium.ai.models import BudgetWarning, Feedback
 from iridium.asgi import application
+from iridium.web.sockets import CLOSE_NOT_FOUND
 from support.models import Ticket, TicketMessage
 from tests import factories
 from tests.helpers.production import ROOT, Server, production_environment
@@ -196,9 +197,9 @@ async def test_a_trusted_origin_is_accepted(ai_settings, user):
     assert connected
 
 
-async def test_an_unknown_socket_path_is_closed_with_4404_not_an_error(ai_settings, caplog):
+async def test_an_unknown_socket_path_is_closed_as_not_found_not_an_error(ai_settings, caplog):
     connected, code = await connect("/ws/nothing/here/", b"http://127.0.0.1:8000")
-    assert (connected, code) == (False, 4404)
+    assert (connected, code) == (False, CLOSE_NOT_FOUND)
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 

@@ -1,8 +1,10 @@
-"""Rules for the test suite itself, read from its sources: every test checks something, and test
+"""Rules for the test suite itself, read from its sources: every test checks something, test
 modules share helpers through tests/helpers, tests/factories.py and the fixtures, never by
-importing one another."""
+importing one another, and close codes are named (iridium.live.protocol, iridium.web.sockets),
+never written out."""
 
 import ast
+import re
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
@@ -50,6 +52,9 @@ def test_every_test_checks_something():
     assert unchecked == []
 
 
+IMPORTED_IN_A_SCRIPT = re.compile(r"^\s*(?:from|import)\s+(tests\.(?:\w+\.)*test_\w+)", re.M)
+
+
 def test_no_test_module_imports_another():
     imports = []
     for path in TEST_MODULES:
@@ -63,4 +68,35 @@ def test_no_test_module_imports_another():
             for name in names:
                 if name.startswith("tests.") and name.rsplit(".", 1)[-1].startswith("test_"):
                     imports.append(f"{path.relative_to(TESTS)} imports {name}")
+        # Scripts a test runs in another process, written as strings.
+        for node in ast.walk(parsed(path)):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                for name in IMPORTED_IN_A_SCRIPT.findall(node.value):
+                    imports.append(f"{path.relative_to(TESTS)} runs a script importing {name}")
     assert imports == []
+
+
+# The project's own websocket close codes (4401, 4403, 4404, ...): 4400-4499.
+OUR_CLOSE_CODES = range(4400, 4500)
+
+
+def written_out_close_codes(tree: ast.Module) -> list[int]:
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and type(node.value) is int
+        and node.value in OUR_CLOSE_CODES
+    ]
+
+
+def test_close_codes_are_named_never_written_out():
+    tree = ast.parse("assert code == 4404\nassert len(text) == 4001\nassert code == CLOSE_X\n")
+    assert written_out_close_codes(tree) == [4404]
+    written = [
+        f"{path.relative_to(TESTS)}: {code}"
+        for path in TEST_MODULES
+        if path.name != "test_suite.py"  # the range above
+        for code in written_out_close_codes(parsed(path))
+    ]
+    assert written == []

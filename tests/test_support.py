@@ -6,7 +6,6 @@ from html import escape
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test import AsyncClient
 from django.urls import reverse
@@ -48,9 +47,9 @@ def ticket(user):
     ],
 )
 def test_bad_tickets_are_refused_with_a_clear_error(user, changes, message):
-    with pytest.raises(ValidationError) as raised:
+    with pytest.raises(services.InvalidTicket) as raised:
         services.create_ticket(user=user, **{**TICKET, **changes})
-    assert raised.value.messages == [message]
+    assert (raised.value.code, raised.value.message) == ("invalid", message)
     assert not Ticket.objects.exists()
 
 
@@ -293,8 +292,78 @@ def test_queue_filters(client, user, agent, make_user):
 
 def test_tickets_are_assigned_to_support_agents_only(user, agent, make_user, ticket):
     for not_an_agent in (user, make_user("otto", is_staff=True)):
-        with pytest.raises(ValidationError, match="only be assigned to support agents"):
+        with pytest.raises(services.InvalidTicket, match="only be assigned to support agents"):
             services.assign(ticket=ticket, agent=not_an_agent, by=agent)
+
+
+# --- Errors: domain errors with codes, mapped once at each edge ------------------------------
+
+
+async def test_each_support_error_arrives_over_the_socket_with_its_code(ai_settings, user, agent):
+    from channels.testing import WebsocketCommunicator
+
+    from support.consumers import TicketConsumer
+
+    ticket = await sync_to_async(factories.ticket)(user)
+    await Ticket.objects.filter(pk=ticket.pk).aupdate(status=Ticket.Status.CLOSED)
+    socket, connected, _ = await open_socket(user, "ticket", ticket.pk)
+    assert connected
+    await frames_until(socket, "ready")
+    await socket.send_json_to({"type": "send", "content": "Still broken"})
+    (closed,) = await frames_until(socket, "error")
+    assert (closed["code"], closed["text"]) == ("ticket_closed", "Still broken")
+    await socket.disconnect()
+
+    # The service refuses a person who neither owns the ticket nor handles tickets (here an
+    # agent whose staff status the socket's user no longer has).
+    path = f"/ws/support/tickets/{ticket.pk}/"
+    socket = WebsocketCommunicator(TicketConsumer.as_asgi(), path)
+    socket.scope["user"] = agent
+    socket.scope["url_route"] = {"kwargs": {"pk": ticket.pk}}
+    connected, _ = await socket.connect(timeout=5)
+    assert connected
+    await frames_until(socket, "ready")
+    agent.is_staff = False
+    await socket.send_json_to({"type": "send", "content": "A reply"})
+    (refused,) = await frames_until(socket, "error")
+    assert (refused["code"], refused["message"], refused["text"]) == (
+        "forbidden",
+        services.STAFF_ONLY,
+        "A reply",
+    )
+    await socket.send_json_to({"type": "human"})
+    (refused,) = await frames_until(socket, "error")
+    assert refused["code"] == "forbidden"
+    await socket.disconnect()
+    assert await TicketMessage.objects.filter(ticket=ticket).acount() == 1
+    await idle("ticket", ticket.pk)
+
+
+def test_each_support_error_gets_its_status_over_http(client, user, agent, ticket):
+    def post(name, data=None, **headers):
+        return client.post(reverse(name, args=[ticket.pk]), data or {}, headers=headers)
+
+    client.force_login(user)
+    response = post("support:reopen")  # an open ticket
+    assert response.status_code == 409
+    assert escape(services.NOT_FINISHED) in response.content.decode()
+    assert 'data-code="ticket_not_finished"' in response.content.decode()
+
+    client.force_login(agent)
+    response = post("support:reopen", Accept="application/json")
+    assert response.status_code == 403
+    assert response.json()["error"] == {
+        "code": "forbidden",
+        "message": services.ONLY_THE_OWNER_REOPENS,
+    }
+    response = post("support:status", {"status": "gone"}, Accept="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "code": "invalid",
+        "message": services.UNKNOWN_STATUS.format(value="gone"),
+    }
+    ticket.refresh_from_db()
+    assert ticket.status == Ticket.Status.OPEN
 
 
 # --- Knowledge base ---------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from .types import (
     ToolFailed,
     Usage,
 )
+from .wire import estimate_tokens
 
 __all__ = [
     "CHOSEN_MODEL",
@@ -49,6 +50,7 @@ __all__ = [
     "ToolFailed",
     "Usage",
     "complete",
+    "estimate_tokens",
     "replay",
     "standing",
     "stream",

@@ -6,7 +6,7 @@ import logging
 from django.conf import settings
 from django_tasks import task
 
-from . import pricing
+from . import pricing, retention
 
 logger = logging.getLogger(__name__)
 
@@ -25,3 +25,15 @@ def refresh_prices() -> str:
         logger.warning("price data not updated, the prices in use stay: %s", error)
         raise
     return f"stored price data {row.pk}: {row.providers} providers"
+
+
+@task()
+def purge_generations() -> str:
+    """Retention of the generation record (iridium.ai.retention): content after
+    ANALYTICS_CONTENT_RETENTION_DAYS, rows after ANALYTICS_RETENTION_DAYS, in batches."""
+    return str(
+        retention.purge(
+            older_than=settings.ANALYTICS_RETENTION_DAYS,
+            content_older_than=settings.ANALYTICS_CONTENT_RETENTION_DAYS,
+        )
+    )

@@ -1,9 +1,6 @@
 """The console's periodic work as django-tasks tasks, run by `manage.py worker` on the schedule
 of settings.PERIODIC_JOBS (iridium.jobs)."""
 
-from io import StringIO
-
-from django.core.management import call_command
 from django_tasks import task
 
 from .alerts import evaluate_all
@@ -21,12 +18,3 @@ def rollup_generations() -> int:
     """Roll up the complete days not rolled up yet (the console reads the raw rows of today
     on top, so its figures are exact at any hour)."""
     return rollup_new_days()
-
-
-@task()
-def purge_generations() -> str:
-    """Retention: content after ANALYTICS_CONTENT_RETENTION_DAYS, rows after
-    ANALYTICS_RETENTION_DAYS, in batches."""
-    output = StringIO()
-    call_command("purge_generations", stdout=output)
-    return output.getvalue().strip()

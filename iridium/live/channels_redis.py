@@ -3,11 +3,15 @@ which channels are members of a group, and whether a channel is this process's.
 
 channels-redis keeps a group as a sorted set (`_group_key(group)`), members scored by when they
 joined, on the shard `consistent_hash(group)`; a process's channels are named
-`<prefix>.<client_prefix>!<id>`. These are internals of channels-redis, so the version is pinned
-by uv.lock and tests/test_channels_redis.py checks them against the locked version.
+`<prefix>.<client_prefix>!<id>`. These are internals of channels-redis: CHECKED_WITH names the
+version this module was checked against, and tests/test_channels_redis.py fails on any other
+installed version, so an upgrade waits until someone re-checks these internals (the tests below
+it, and the source of the new version) and changes CHECKED_WITH.
 """
 
 import time
+
+CHECKED_WITH = "4.3.0"
 
 
 async def members(layer, groups: list[str]) -> dict[str, list[str]]:

@@ -3,7 +3,7 @@ from datetime import timedelta
 from django.db import models
 from django.utils import timezone
 
-from . import runs
+from . import protocol, runs
 
 # A message still "being written" whose run has not been heard of for this long was interrupted
 # (its worker stopped): it is marked failed, so that it can be retried. Progress is saved every
@@ -59,6 +59,11 @@ class StreamedAnswer(models.Model):
     # The actions a saved answer offers (Retry, Copy answer, feedback): not those of messages
     # no table holds (iridium.live.rendering.PageMessage).
     offers_actions = True
+
+    @property
+    def feedback_comment_chars(self) -> int:
+        """The longest feedback comment the socket takes (the comment box's maxlength)."""
+        return protocol.FEEDBACK_COMMENT_CHARS
 
     @property
     def author_label(self) -> str:

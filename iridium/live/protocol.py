@@ -33,11 +33,13 @@ To the page:
     tool {message_id, name, ok, html}        the assistant used a tool (its note, rendered)
     answer_finished {message_id, message, html}   the answer ended (complete, stopped, failed)
     refused {message_id, question_id, code, message, text, client_id, title?, restored?,
-             edited_id?}                     refused before it began (limit, budget, switch);
+             edited_id?, more_url?}          refused before it began (limit, budget, switch);
                                              `title`: the object's title once it is cleaned up;
                                              `restored`: the messages it had replaced, rendered,
                                              back in place; `edited_id`: the question whose
-                                             edit was refused (its text is `text`)
+                                             edit was refused (its text is `text`);
+                                             `more_url`: the plans page, when a limit of the
+                                             person's plan refused it
                                              (the public demo: `signup_url`, where
                                              to sign up)
     notice {code, message}                   something the page should say (handed over, ...)

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from chat.models import Conversation, Message
 from codegen.models import Creation
+from iridium import ai
 from iridium.accounts.models import User
 from iridium.ai.models import Feedback, Generation, Span
 from iridium.analytics import rollups
@@ -108,8 +109,9 @@ class _History:
     ):
         rng = self.rng
         span_id = f"{SPAN_PREFIX}{uuid.UUID(int=rng.getrandbits(128)).hex}"
-        input_tokens = 40 + sum(len(str(m.get("content") or "")) for m in messages) // 4
-        output_tokens = max(8, len(answer) // 4 + rng.randrange(0, 120))
+        characters = sum(len(str(m.get("content") or "")) for m in messages)
+        input_tokens = 40 + ai.estimate_tokens(characters)
+        output_tokens = max(8, ai.estimate_tokens(len(answer)) + rng.randrange(0, 120))
         per_token, first = SPEED[model]
         first_token = first * rng.uniform(0.6, 1.8)
         latency = first_token + per_token * output_tokens * rng.uniform(0.7, 1.5)
