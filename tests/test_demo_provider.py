@@ -388,6 +388,21 @@ async def test_slow_directive_delays_each_chunk(client):
     assert time.monotonic() - started >= len(text.split()) * 0.02 * 0.8
 
 
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "plain"])
+async def test_first_directive_delays_the_answer_before_anything_is_sent(client, stream):
+    started = time.monotonic()
+    answer = await client.chat.completions.create(
+        model="gpt-4o", messages=ask("hi [[demo:first=0.3]]"), stream=stream
+    )
+    waited = time.monotonic() - started  # a stream's headers came only after the wait
+    assert waited >= 0.3
+    if stream:
+        text, *_ = await collect(answer)
+    else:
+        text = answer.choices[0].message.content
+    assert text.startswith("Demo answer") and "demo:" not in text
+
+
 async def test_token_delay_paces_the_stream():
     server = LiveASGIServer(DemoProvider(token_delay=0.01))
     server.start()

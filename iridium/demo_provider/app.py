@@ -64,6 +64,10 @@ quotes), let tests and demos choose behaviour; an unknown or malformed directive
     seconds (until the client hangs up), so the client's read timeout fires mid-stream.
 ``[[demo:slow=SECONDS]]``
     Wait SECONDS before each streamed chunk (instead of the server's ``token_delay``).
+``[[demo:first=SECONDS]]``
+    Wait SECONDS before answering at all (a stream's headers and first chunk, a plain
+    response), as a model does that thinks long before its first token: for testing that a call
+    silent that long is still known to be alive.
 ``[[demo:cached=N]]``
     Report N cached prompt tokens (at most ``prompt_tokens``).
 ``[[demo:words=N]]``
@@ -164,6 +168,7 @@ class Directives:
     loop: bool = False
     fault: str | None = None
     slow: float | None = None
+    first: float = 0.0
     cached: int = 0
     clock: bool = False
     words: int = 0
@@ -253,6 +258,8 @@ class DemoProvider:
         hangup = _HangupWatcher(receive)
         try:
             if directives.fault == "timeout" and await hangup.pause(TIMEOUT_FAULT_SECONDS):
+                return
+            if await hangup.pause(directives.first):
                 return
             if request.get("stream"):
                 delay = self.token_delay if directives.slow is None else directives.slow
@@ -513,6 +520,8 @@ def _parse_directives(text: str) -> Directives:
             directives.fault = value
         elif name == "slow" and _is_number(value) and 0 <= float(value) <= MAX_SLOW_SECONDS:
             directives.slow = float(value)
+        elif name == "first" and _is_number(value) and 0 <= float(value) <= MAX_SLOW_SECONDS:
+            directives.first = float(value)
         elif name == "cached" and value and value.isdigit():
             directives.cached = int(value)
         elif name == "clock" and value is None:
