@@ -266,6 +266,9 @@ AI_SHUTDOWN_GRACE_SECONDS = env.float("AI_SHUTDOWN_GRACE_SECONDS", default=20.0)
 # A call in flight that has shown no sign of life for this long was on a worker that died: it
 # is completed as interrupted, with its usage estimated (iridium.ai.recovery).
 AI_CALL_STALE_SECONDS = env.float("AI_CALL_STALE_SECONDS", default=30.0)
+# An answer "being written" that has shown no sign of life for this long was on a worker that
+# died: it is marked interrupted (with Retry), and its conversation or ticket may answer again.
+ANSWER_STALE_SECONDS = env.float("ANSWER_STALE_SECONDS", default=15.0)
 # Model calls per answer when tools are in play (the last one may not call tools).
 AI_MAX_TOOL_STEPS = env.int("AI_MAX_TOOL_STEPS", default=5)
 # Features whose calls always run in privacy mode (no prompts or answers outside their app).

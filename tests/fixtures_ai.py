@@ -13,6 +13,7 @@ from iridium.ai.callers import forget_callers
 from iridium.ai.flags import flag_store
 from iridium.ai.recorder import recorder
 from iridium.demo_provider import DemoProvider
+from iridium.infra.heartbeat import close_heartbeat_connection
 from iridium.live.progress import close_progress_connection
 from tests.fakes.posthog_server import FakePostHog
 from tests.live import LiveASGIServer
@@ -76,9 +77,10 @@ def _close_thread_connections():
 
 @pytest.fixture(scope="session", autouse=True)
 def _stop_recorder(django_db_setup, django_db_blocker):
-    """Stop the recorder's thread and close the progress writer's connection before the test
-    database goes."""
+    """Stop the recorder's thread and close the progress writer's and the heartbeat's
+    connections before the test database goes."""
     yield
     with django_db_blocker.unblock():
         recorder.stop()
         close_progress_connection()
+        close_heartbeat_connection()

@@ -15,7 +15,7 @@ from iridium.ai import errors
 from iridium.ai.models import Generation
 from iridium.ai.recorder import recorder
 from iridium.live import protocol
-from iridium.live.models import INTERRUPTED_AFTER
+from iridium.live.models import interrupted_after
 from support.models import Article, Ticket
 from tests import factories
 from tests.helpers.sockets import frames_until, idle, open_socket
@@ -358,7 +358,7 @@ async def test_an_answer_left_by_a_stopped_worker_is_marked_interrupted(ai_setti
     answer = await Message.objects.acreate(
         conversation=conversation, role="assistant", status="streaming", content="Half an ans"
     )
-    stale = timezone.now() - INTERRUPTED_AFTER - timedelta(seconds=1)
+    stale = timezone.now() - interrupted_after() - timedelta(seconds=1)
     await Message.objects.filter(pk=answer.pk).aupdate(updated_at=stale)
     communicator, connected, _ = await open_socket(user, "chat", conversation.pk)
     assert connected
@@ -374,14 +374,13 @@ async def test_an_answer_left_by_a_stopped_worker_is_marked_interrupted(ai_setti
     await communicator.disconnect()
 
 
-async def test_a_send_follows_the_one_rule_for_interrupted_answers(ai_settings, user, monkeypatch):
+async def test_a_send_follows_the_one_rule_for_interrupted_answers(ai_settings, user):
     """Whether a silent answer is still being written (the conversation is busy) or was left by a
     stopped worker is StreamedAnswer's rule alone: a send follows it, whatever it says."""
     from django.utils import timezone
 
     from chat import answers
     from iridium.infra.errors import Busy
-    from iridium.live import models as live_models
 
     conversation = await Conversation.objects.acreate(user=user)
     await Message.objects.acreate(conversation=conversation, role="user", content="Hi")
@@ -391,14 +390,14 @@ async def test_a_send_follows_the_one_rule_for_interrupted_answers(ai_settings, 
     silent = timezone.now() - timedelta(seconds=30)
     await Message.objects.filter(pk=answer.pk).aupdate(updated_at=silent)
 
-    monkeypatch.setattr(live_models, "INTERRUPTED_AFTER", timedelta(minutes=5))
+    ai_settings.ANSWER_STALE_SECONDS = 300
     with pytest.raises(Busy) as refused:
         await answers.send(conversation=conversation, user=user, content="Next")
     assert refused.value.code == "busy" and refused.value.extra == {"text": "Next"}
     await answer.arefresh_from_db()
     assert answer.status == "streaming"
 
-    monkeypatch.setattr(live_models, "INTERRUPTED_AFTER", timedelta(seconds=20))
+    ai_settings.ANSWER_STALE_SECONDS = 20
     await answers.send(conversation=conversation, user=user, content="Next")
     await idle("chat", conversation.pk)
     await answer.arefresh_from_db()

@@ -13,7 +13,7 @@ from django.urls import reverse
 from iridium.ai.models import Generation
 from iridium.ai.recorder import recorder
 from iridium.live import protocol, runs
-from iridium.live.models import INTERRUPTED_AFTER
+from iridium.live.models import interrupted_after
 from support import answers, selectors, services
 from support.models import Article, Ticket, TicketMessage
 from tests import factories
@@ -165,7 +165,7 @@ async def test_an_answer_left_by_a_stopped_worker_is_marked_interrupted(ai_setti
     answer = await TicketMessage.objects.acreate(
         ticket=ticket, kind=TicketMessage.Kind.ASSISTANT, status="streaming", content="Half an ans"
     )
-    stale = timezone.now() - INTERRUPTED_AFTER - timedelta(seconds=1)
+    stale = timezone.now() - interrupted_after() - timedelta(seconds=1)
     await TicketMessage.objects.filter(pk=answer.pk).aupdate(updated_at=stale)
     socket, connected, _ = await open_socket(user, "ticket", ticket.pk)
     assert connected

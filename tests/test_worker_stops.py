@@ -136,7 +136,8 @@ async def test_sigkill_leaves_calls_that_another_worker_completes_and_budgets_co
     for row in rows:
         assert row.is_error and row.output_tokens > 0 and row.input_tokens > 0
         assert row.total_cost_usd > 0 and row.properties["usageEstimated"] is True
-    events = fake_posthog.wait_for(3, name="$ai_generation", timeout=5)
+    # The client sends every 5 s (PostHog's flush interval).
+    events = fake_posthog.wait_for(3, name="$ai_generation", timeout=10)
     assert {e["properties"]["$ai_span_id"] for e in events} == {r.span_id for r in rows}
     # Budgets count them: with a budget of exactly what they cost, the next call is refused.
     spent = sum((row.total_cost_usd for row in rows), Decimal(0))

@@ -6,9 +6,10 @@ PostHog events. Nothing here can fail a user's request; failures are logged.
 
 A provider call's row is written twice: when the call starts (in flight, with what it holds
 against budgets; written at once, without lingering) and when it ends (complete, failed or
-stopped; the same row, by its span id). Calls in flight send a sign of life now and then
-(`heartbeat`), with the tokens written so far, so that a call whose worker died is known and
-priced (iridium.ai.recovery). PostHog hears of a call once, when it ends.
+stopped; the same row, by its span id). Meanwhile its worker's heartbeat says it is alive
+(iridium.ai.recovery). PostHog hears of a call once, when it ends: a call's end whose row was
+completed meanwhile by another worker, which took it for dead and reported it as interrupted,
+corrects the row and sends nothing.
 """
 
 import atexit
@@ -17,7 +18,7 @@ import queue
 import threading
 import time
 
-from django.db import connection, models, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -25,17 +26,16 @@ from iridium.infra.db import on_kept_connection
 
 from . import posthog
 from .models import Generation, Span, UnpricedModel
-from .records import GenerationRecord, SpanRecord, TraceRecord
+from .records import INTERRUPTED_FINISH, GenerationRecord, SpanRecord, TraceRecord
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
 LINGER_SECONDS = 0.05
 _STOP = object()
-_HEARTBEATS = object()
 
 # The columns a call's second writing sets (all but its identity and start).
-_FINAL_FIELDS = [
+FINAL_FIELDS = [
     f.name
     for f in Generation._meta.concrete_fields
     if f.name not in ("id", "span_id", "created_at", "trace_id")
@@ -49,25 +49,12 @@ class Recorder:
         self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        self._heartbeats: dict[str, int] = {}  # span id -> output tokens so far
-        self._heartbeats_lock = threading.Lock()
 
     def submit(self, record: GenerationRecord | SpanRecord | TraceRecord) -> None:
         with self._idle:
             self._pending += 1
         self._queue.put(record)
         self._ensure_thread()
-
-    def heartbeat(self, span_id: str, output_tokens: int) -> None:
-        """A call in flight is alive and has written about `output_tokens` so far."""
-        with self._heartbeats_lock:
-            first = not self._heartbeats
-            self._heartbeats[span_id] = output_tokens
-        if first:
-            with self._idle:
-                self._pending += 1
-            self._queue.put(_HEARTBEATS)
-            self._ensure_thread()
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything submitted so far is written; True if it was in time."""
@@ -129,22 +116,21 @@ class Recorder:
         finally:
             connection.close()
 
-    def _write(self, items):
-        records = [item for item in items if item is not _HEARTBEATS]
-        if any(item is _HEARTBEATS for item in items):
-            with self._heartbeats_lock:
-                beating, self._heartbeats = self._heartbeats, {}
-            try:
-                on_kept_connection(self._write_heartbeats, beating)
-            except Exception as error:
-                logger.warning(
-                    "could not note %d call(s) in flight: %s", len(beating), type(error).__name__
-                )
+    def _write(self, records):
         if not records:
             return
+        # A turn's trace is sent only: its figures are its generations' rows.
+        rows = [
+            record
+            for record in records
+            if not isinstance(record, TraceRecord) and not getattr(record, "row_written", False)
+        ]
+        reported = self._write_all(rows) if rows else set()
         for record in records:
             if getattr(record, "in_flight", False):
                 continue  # PostHog hears of a call when it ends
+            if getattr(record, "span_id", None) in reported:
+                continue  # and once: as interrupted, by the worker that took it for dead
             try:
                 posthog.capture(record.to_event())
                 failure = getattr(record, "to_exception", lambda: None)()
@@ -152,12 +138,11 @@ class Recorder:
                     posthog.capture_exception(failure)
             except Exception as error:
                 logger.error("could not queue a PostHog event: %s", type(error).__name__)
-        # A turn's trace is sent only: its figures are its generations' rows.
-        records = [record for record in records if not isinstance(record, TraceRecord)]
-        if not records:
-            return
+
+    def _write_all(self, records) -> set[str]:
+        """Write the rows; the span ids of calls already reported (see `_write_rows`)."""
         try:
-            on_kept_connection(self._write_rows, records)
+            return on_kept_connection(self._write_rows, records)
         except Exception as error:
             # One bad row must not cost the others theirs: the batch is written again row by
             # row. Logs name the rows, never their content (prompts, answers, arguments).
@@ -166,16 +151,18 @@ class Recorder:
                 len(records),
                 type(error).__name__,
             )
-            for record in records:
-                try:
-                    on_kept_connection(self._write_rows, [record])
-                except Exception as error:
-                    logger.error(
-                        "could not record AI call %s of trace %s: %s",
-                        record.span_id,
-                        record.trace_id,
-                        type(error).__name__,
-                    )
+        reported = set()
+        for record in records:
+            try:
+                reported |= on_kept_connection(self._write_rows, [record])
+            except Exception as error:
+                logger.error(
+                    "could not record AI call %s of trace %s: %s",
+                    record.span_id,
+                    record.trace_id,
+                    type(error).__name__,
+                )
+        return reported
 
     @staticmethod
     def _write_rows(records):
@@ -190,12 +177,22 @@ class Recorder:
                 key = (record.model, record.provider)
                 unpriced[key] = unpriced.get(key, 0) + 1
         with transaction.atomic():
+            reported = _reported_as_interrupted(generations)
+            rows = [r.to_row() for r in generations]
+            now = timezone.now()
+            for row in rows:
+                if row.in_flight:
+                    # Alive as it is written (perhaps a while after it started, if this thread
+                    # is behind): from now on its worker's heartbeat says so.
+                    row.heartbeat_at = now
+                if row.span_id in reported:
+                    row.properties = {**row.properties, "reportedInterrupted": True}
             if generations:
                 Generation.objects.bulk_create(
-                    [r.to_row() for r in generations],
+                    rows,
                     update_conflicts=True,
                     unique_fields=["span_id"],
-                    update_fields=_FINAL_FIELDS,
+                    update_fields=FINAL_FIELDS,
                 )
             if spans:
                 Span.objects.bulk_create([r.to_row() for r in spans])
@@ -207,18 +204,20 @@ class Recorder:
                     UnpricedModel.objects.get_or_create(
                         model=model, defaults={"provider": provider, "calls": calls}
                     )
+        return reported
 
-    @staticmethod
-    def _write_heartbeats(beating: dict[str, int]) -> None:
-        if not beating:
-            return
-        tokens = models.Case(
-            *(models.When(span_id=span, then=models.Value(n)) for span, n in beating.items()),
-            output_field=models.PositiveIntegerField(),
-        )
-        Generation.objects.filter(span_id__in=list(beating), in_flight=True).update(
-            output_tokens=tokens, heartbeat_at=timezone.now()
-        )
+
+def _reported_as_interrupted(generations: list[GenerationRecord]) -> set[str]:
+    """The calls among these ends whose rows another worker completed as interrupted (it took
+    them for dead, iridium.ai.recovery) and reported to PostHog. Their rows are locked until the
+    batch is written: a worker about to take one for dead finds it complete."""
+    ended = [record.span_id for record in generations if not record.in_flight]
+    if not ended:
+        return set()
+    found = Generation.objects.select_for_update().filter(
+        span_id__in=ended, in_flight=False, finish_reason=INTERRUPTED_FINISH
+    )
+    return set(found.values_list("span_id", flat=True))
 
 
 def _urgent(item) -> bool:

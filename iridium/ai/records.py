@@ -17,6 +17,9 @@ from .models import Generation, Span
 from .pseudonyms import pseudonym
 from .types import Cost, Usage
 
+# The finish of a call completed by iridium.ai.recovery: its worker was taken for dead.
+INTERRUPTED_FINISH = "interrupted"
+
 
 @dataclass
 class Caller:
@@ -85,6 +88,8 @@ class GenerationRecord:
     exception: BaseException | None = field(default=None, repr=False)
     # The browser's PostHog session id (iridium.ai.replay), sent as `$session_id`.
     replay_session_id: str = ""
+    # Its row is written already (iridium.ai.recovery): the recorder only sends its event.
+    row_written: bool = False
 
     def to_row(self) -> Generation:
         cost = self.cost

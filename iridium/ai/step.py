@@ -16,7 +16,7 @@ import openai
 from django.conf import settings
 from django.utils import timezone
 
-from . import budgets, errors, pricing, provider, wire
+from . import budgets, errors, pricing, provider, recovery, wire
 from .call import Call, new_span_id
 from .recorder import recorder
 from .types import Cost, TextDelta, Usage
@@ -59,24 +59,29 @@ async def provider_step(call: Call, conversation: list[dict], step: int, parent_
     answer = wire.Answer(started)
     most = _most_cost(call, body)
     start = _start_record(call, created_at, span_id, parent_id, step, body, answer, most)
+    # Beaten by this worker's heartbeat from now until it ends, whether or not tokens arrive.
+    recovery.alive(span_id, lambda: wire.estimate_tokens(answer.characters))
     try:
         reservation = await budgets.reserve(
             call.caller, span_id=span_id, first=step == 1, amount=most, start_row=start.to_row
         )
     except errors.LimitReached as refusal:
+        recovery.forget(span_id)  # not admitted: no call
         if step == 1:
             raise
         # Between two steps of an answer: it ends here, keeping what it has.
         raise errors.StoppedByLimit(
             errors.BUDGET_REACHED_DURING_ANSWER, detail=str(refusal)
         ) from refusal
+    except BaseException:
+        recovery.forget(span_id)
+        raise
     call.span_ids.append(span_id)
     if reservation is None or not reservation.row_written:
         recorder.submit(start)  # the call's row exists from now on, whatever happens to us
     attempts: list[dict] = []
     token = provider.current_attempts.set(attempts)
     outcome, error_text, failure = "error", "", None
-    beat = time.monotonic()
     try:
         completions = provider.client().chat.completions
         if call.streaming:
@@ -96,9 +101,6 @@ async def provider_step(call: Call, conversation: list[dict], step: int, parent_
                         break
                     delta_text = answer.take(chunk)
                     if delta_text:
-                        if time.monotonic() - beat > heartbeat_seconds():
-                            beat = time.monotonic()
-                            recorder.heartbeat(span_id, wire.estimate_tokens(answer.length))
                         yield TextDelta(delta_text)
             if answer.finish_reason is None:
                 raise wire.CutStream()
@@ -126,7 +128,14 @@ async def provider_step(call: Call, conversation: list[dict], step: int, parent_
             usage = wire.estimate_usage(conversation, answer.text) if estimated else Usage()
         cost = pricing.price(provider=settings.AI_PROVIDER, model=call.model, usage=usage)
         call.add_spent(cost)
-        if outcome == "error" and step == 1 and not answer.answering:
+        spent = cost.total_usd if cost is not None else None
+        seconds = time.perf_counter() - started
+        charged = await recovery.ended(span_id, seconds=seconds, cost=spent)
+        if charged is not None:
+            # Another worker took the call for dead and charged its estimate: only the
+            # difference is spent now (iridium.ai.recovery).
+            await budgets.settle(reservation, (spent or Decimal(0)) - charged)
+        elif outcome == "error" and step == 1 and not answer.answering:
             await budgets.release(reservation)  # no answer: nothing spent, and not a request
         else:
             await budgets.settle(reservation, cost.total_usd if cost is not None else None)
@@ -162,12 +171,6 @@ def error_detail(error: BaseException, *, private: bool) -> str:
     if private:
         return type(error).__name__ + (f" (HTTP {status})" if status else "")
     return f"{type(error).__name__}: {error}"
-
-
-def heartbeat_seconds() -> float:
-    """How often a call in flight tells the recorder it is alive: well within the time after
-    which it would be taken for dead."""
-    return min(5.0, settings.AI_CALL_STALE_SECONDS / 3)
 
 
 def _most_cost(call: Call, body: dict) -> Decimal | None:

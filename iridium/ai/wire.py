@@ -129,6 +129,12 @@ class Answer:
         return sum(len(part) for part in self.parts)
 
     @property
+    def characters(self) -> int:
+        """How much has arrived so far: the text and the tool calls' arguments."""
+        arguments = sum(len(a) for slot in self.tool_fragments.values() for a in slot["arguments"])
+        return self.length + arguments
+
+    @property
     def produced(self) -> bool:
         return bool(self.parts or self.tool_fragments)
 

@@ -1,14 +1,38 @@
+from collections import defaultdict
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from iridium.infra.heartbeat import Kind
+
 from . import protocol, runs
 
-# A message still "being written" whose run has not been heard of for this long was interrupted
-# (its worker stopped): it is marked failed, so that it can be retried. Progress is saved every
-# second while an answer streams, so a live answer is never this quiet.
-INTERRUPTED_AFTER = timedelta(seconds=15)
+
+def interrupted_after() -> timedelta:
+    """A message still "being written" whose run has not been heard of for this long
+    (ANSWER_STALE_SECONDS) was interrupted (its worker stopped): it is marked failed, so that it
+    can be retried. Its worker's heartbeat touches it every `heartbeat_seconds()` while it is
+    written, whether or not tokens arrive, so a live answer is never this quiet."""
+    return timedelta(seconds=settings.ANSWER_STALE_SECONDS)
+
+
+def heartbeat_seconds() -> float:
+    return min(5.0, settings.ANSWER_STALE_SECONDS / 3)
+
+
+def _beat(answers: dict[tuple[type, int], None]) -> None:
+    by_model = defaultdict(list)
+    for model, pk in answers:
+        by_model[model].append(pk)
+    now = timezone.now()
+    for model, pks in by_model.items():
+        model.objects.filter(pk__in=pks, status=model.Status.STREAMING).update(updated_at=now)
+
+
+# Answers being written by this worker (iridium.infra.heartbeat): one UPDATE per kind of answer.
+ANSWERS = Kind("answer(s) being written", _beat, heartbeat_seconds)
 
 
 class StreamedAnswer(models.Model):
@@ -103,7 +127,7 @@ class StreamedAnswer(models.Model):
         ones (with Retry). Not while this process is writing one of them (under `key`)."""
         if runs.running(key):
             return 0
-        stale = timezone.now() - INTERRUPTED_AFTER
+        stale = timezone.now() - interrupted_after()
         return answers.filter(status=cls.Status.STREAMING, updated_at__lt=stale).update(
             status=cls.Status.ERROR, error=cls.INTERRUPTED
         )

@@ -16,9 +16,10 @@ from django.urls import reverse
 
 from iridium import ai
 from iridium.infra.db import on_kept_connection_async
+from iridium.infra.heartbeat import heartbeat
 
 from . import progress, protocol, runs, tool_notes
-from .models import StreamedAnswer
+from .models import ANSWERS, StreamedAnswer
 from .rendering import message_html, render_markdown
 
 logger = logging.getLogger(__name__)
@@ -35,15 +36,22 @@ def start(key: str, answer: StreamedAnswer, *, ask: Ask, on_refused: OnRefused) 
     so its database reads are off the caller's path); `on_refused(refusal)` cleans up after a
     refusal and returns what to add to the `refused` frame."""
     run = runs.Run(key=key, message_id=answer.pk)
+    alive = (type(answer), answer.pk)
 
     async def produce(run):
+        # Touched by this worker's heartbeat while it is written, whether or not tokens arrive:
+        # no other worker takes it for interrupted meanwhile.
+        heartbeat().add(ANSWERS, alive)
         try:
-            request = await ask()
-        except Exception:
-            logger.exception("could not prepare the answer %s of %s", answer.pk, key)
-            await finish(run, answer, "", answer.Status.ERROR, error=COULD_NOT_START)
-            return
-        await write(run, answer, request=request, on_refused=on_refused)
+            try:
+                request = await ask()
+            except Exception:
+                logger.exception("could not prepare the answer %s of %s", answer.pk, key)
+                await finish(run, answer, "", answer.Status.ERROR, error=COULD_NOT_START)
+                return
+            await write(run, answer, request=request, on_refused=on_refused)
+        finally:
+            heartbeat().remove(ANSWERS, alive)
 
     return runs.start(run, produce)
 
