@@ -1,6 +1,8 @@
 """Two workers of the production set-up (DEBUG off, PostgreSQL through the pool, Redis): a Stop
-pressed when nothing runs stops nothing later, and however many sockets send at once across
-workers, one question and one answer are written."""
+pressed when nothing runs stops nothing later; a Stop on a ticket, by its customer or a member
+of staff, stops that ticket's answer and nothing else of either; and however many sockets send
+at once across workers, a conversation writes one question and one answer, a ticket one answer
+at a time."""
 
 import asyncio
 import json
@@ -10,6 +12,8 @@ import websockets
 from asgiref.sync import sync_to_async
 
 from chat.models import Conversation, Message
+from support.models import TicketMessage
+from tests import factories
 from tests.helpers.production import (
     Server,
     origin_of,
@@ -38,8 +42,16 @@ def workers(ai_settings):
 
 
 async def connect(server, conversation_id, cookie):
+    return await connect_to(server, f"/ws/chat/{conversation_id}/", cookie)
+
+
+async def connect_to_ticket(server, ticket_id, cookie):
+    return await connect_to(server, f"/ws/support/tickets/{ticket_id}/", cookie)
+
+
+async def connect_to(server, path, cookie):
     socket = await websockets.connect(
-        f"ws://127.0.0.1:{server.port}/ws/chat/{conversation_id}/",
+        f"ws://127.0.0.1:{server.port}{path}",
         additional_headers={"Cookie": f"sessionid={cookie}"},
         origin=origin_of(server.url),
         max_queue=None,  # tabs read one after the other: the others' frames wait meanwhile
@@ -106,3 +118,110 @@ async def test_sockets_sending_at_once_across_workers_write_one_answer(workers, 
 
 def _accepted(frames):
     return frames[-1]["type"] == "answer_finished"
+
+
+# --- Tickets ----------------------------------------------------------------------------------
+
+LONG = "Tell me more [[demo:slow=0.05]] [[demo:words=60]]"
+
+
+@sync_to_async
+def answered_ticket(owner):
+    """A ticket of `owner` whose first answer is written (opening it starts none)."""
+    ticket = factories.ticket(owner)
+    TicketMessage.objects.create(ticket=ticket, kind="assistant", content="Hello.")
+    return ticket
+
+
+@pytest.fixture
+def agent(plans):
+    return factories.support_agent("dana")
+
+
+@pytest.fixture
+def busy_plans(plans):
+    plans["free"].max_answers_in_flight = 10
+    plans["free"].save()
+
+
+async def answering(socket, content):
+    """Send `content` and wait until its answer has begun streaming."""
+    await socket.send(json.dumps({"type": "send", "content": content}))
+    await until(socket, "delta")
+
+
+async def ended(socket):
+    return (await until(socket, "answer_finished"))[-1]["message"]["status"]
+
+
+@pytest.mark.parametrize("stopped_by", ["agent", "customer"])
+async def test_a_stop_on_a_ticket_stops_its_answer_and_nothing_else_of_either(
+    workers, user, agent, busy_plans, stopped_by
+):
+    """The customer's other ticket and conversation, and the agent's own conversation, answer
+    on worker A beside the ticket; the Stop is pressed on worker B, by the agent or the
+    customer."""
+    customer_cookie = await sync_to_async(session_cookie)(user)
+    agent_cookie = await sync_to_async(session_cookie)(agent)
+    ticket, other_ticket = await answered_ticket(user), await answered_ticket(user)
+    conversation = await Conversation.objects.acreate(user=user)
+    agents_conversation = await Conversation.objects.acreate(user=agent)
+    tab = await connect_to_ticket(workers[0], ticket.pk, customer_cookie)
+    others = [
+        await connect_to_ticket(workers[0], other_ticket.pk, customer_cookie),
+        await connect(workers[0], conversation.pk, customer_cookie),
+        await connect(workers[0], agents_conversation.pk, agent_cookie),
+    ]
+    for socket in [tab, *others]:
+        await answering(socket, LONG)
+
+    cookie = agent_cookie if stopped_by == "agent" else customer_cookie
+    stopper = await connect_to_ticket(workers[1], ticket.pk, cookie)
+    await stopper.send(json.dumps({"type": "stop"}))
+    assert await ended(tab) == "stopped"
+    assert [await ended(socket) for socket in others] == ["complete"] * 3
+    statuses = [
+        m.status async for m in TicketMessage.objects.filter(ticket=ticket, kind="assistant")
+    ]
+    assert statuses == ["complete", "stopped"]
+    for socket in [tab, stopper, *others]:
+        await socket.close()
+
+
+async def test_an_agents_stop_when_nothing_runs_stops_no_later_answer(workers, user, agent):
+    ticket = await answered_ticket(user)
+    customer = await connect_to_ticket(
+        workers[0], ticket.pk, await sync_to_async(session_cookie)(user)
+    )
+    staff = await connect_to_ticket(
+        workers[1], ticket.pk, await sync_to_async(session_cookie)(agent)
+    )
+    await staff.send(json.dumps({"type": "stop"}))  # nothing is being written
+    await asyncio.sleep(0.3)
+    await customer.send(json.dumps({"type": "send", "content": "Hello [[demo:slow=0.05]]"}))
+    assert await ended(customer) == "complete"
+    await customer.close()
+    await staff.close()
+
+
+async def test_a_ticket_sent_to_at_once_across_workers_writes_one_answer_at_a_time(workers, user):
+    ticket = await answered_ticket(user)
+    cookie = await sync_to_async(session_cookie)(user)
+    tabs = [await connect_to_ticket(workers[index % 2], ticket.pk, cookie) for index in range(6)]
+    await asyncio.gather(
+        *(
+            tab.send(json.dumps({"type": "send", "content": f"Question {index} {LONG}"}))
+            for index, tab in enumerate(tabs)
+        )
+    )
+    # Every message is kept; one answer is written (the others found the ticket busy), and
+    # every tab sees it end.
+    finished = [(await until(tab, "answer_finished"))[-1]["message"] for tab in tabs]
+    assert {message["id"] for message in finished} == {finished[0]["id"]}
+    assert finished[0]["status"] == "complete"
+    customer = TicketMessage.objects.filter(ticket=ticket, kind="customer")
+    assert await customer.acount() == 1 + 6
+    answers = [m async for m in TicketMessage.objects.filter(ticket=ticket, kind="assistant")]
+    assert [m.status for m in answers] == ["complete", "complete"]
+    for tab in tabs:
+        await tab.close()
