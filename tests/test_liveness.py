@@ -146,10 +146,10 @@ async def test_a_call_taken_for_dead_that_ends_after_all_is_recorded_and_charged
     assert not row.in_flight and row.finish_reason == "stop" and not row.is_error
     assert row.output_tokens == completion.usage.output_tokens > 0
     assert row.total_cost_usd == completion.cost.total_usd != estimate
-    assert row.properties["reportedInterrupted"] is True
     events = await generation_events(fake_posthog, row.span_id)
     assert [e["properties"]["$ai_is_error"] for e in events] == [True]
     assert spent(redis_client, user) == before + row.total_cost_usd
+    assert row.properties["reportedInterrupted"] is True
     month = datetime.now(UTC).strftime("%Y-%m")
     assert not redis_client.hlen(f"{KEY_PREFIX}held:user:{user.pk}:{month}")
 
