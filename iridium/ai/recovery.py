@@ -98,6 +98,9 @@ async def ended(span_id: str, *, seconds: float, cost: Decimal | None) -> Decima
         if seconds < settings.AI_CALL_STALE_SECONDS / 2:
             return None
         return await on_kept_connection_async(_end, span_id, cost)
+    except Exception as error:  # the database away: the call's end is recorded all the same
+        logger.warning("could not end AI call %s in its row: %r", span_id, error)
+        return None
     finally:
         forget(span_id)
 
