@@ -3,7 +3,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.helpers.browser import log_in
+from tests.helpers.browser import log_in, wait_until_connected
 
 pytestmark = pytest.mark.browser
 
@@ -14,6 +14,7 @@ def test_chat_stream_stop_reload_rename_delete(live_url, ai_settings, user, brow
     log_in(page, live_url, user)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Chat").click()
     page.get_by_role("button", name="New conversation").click()
+    wait_until_connected(page)
 
     box = page.get_by_label("Message")
     box.fill("Tell me a long story [[demo:slow=0.05]] [[demo:words=400]]")
@@ -31,6 +32,7 @@ def test_chat_stream_stop_reload_rename_delete(live_url, ai_settings, user, brow
     expect(page.get_by_role("button", name="Stop")).to_be_hidden()
 
     page.reload()
+    wait_until_connected(page)
     expect(page.locator(".message.user").first).to_contain_text("Tell me a long story")
     expect(page.locator(".message.assistant .status-note")).to_have_text("Stopped")
 

@@ -18,6 +18,12 @@ def log_in(page, live_url, user, password=DEFAULT_PASSWORD):
     expect(page.get_by_test_id("plan-badge")).to_be_visible()
 
 
+def wait_until_connected(page):
+    """Until the stream page's script has run and its socket is open (it marks the page
+    `data-connected`): keys pressed before would reach a composer no script listens to yet."""
+    page.wait_for_selector("[data-connected]", state="attached")
+
+
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 SIZES = {"desktop": DESKTOP, "phone": PHONE}
