@@ -7,14 +7,11 @@ Nothing is deleted to make room for a new answer (chat.versions): Regenerate kee
 it replaces as an earlier version of its turn (a failed one as replaced), and editing a question
 keeps the question and everything after it as replaced. A refused request puts them back."""
 
-from contextlib import contextmanager
-
 from asgiref.sync import sync_to_async
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from iridium import ai
-from iridium.infra.db import on_kept_connection_async
 from iridium.infra.errors import Busy, DomainError
 from iridium.live import fanout, protocol, runs, writer
 from iridium.live.consumers import Target
@@ -61,7 +58,7 @@ async def send(*, conversation: Conversation, user, content: str, client_id: str
     """Save `content` as the user's message and start the answer. Raises Busy (with the text
     given back) while an answer is being written."""
     runs.refuse_if_draining()
-    question, answer = await sync_to_async(_save_question)(conversation, content)
+    question, answer, history = await sync_to_async(_save_question)(conversation, content)
     await fanout.group_send(
         run_key(conversation.pk),
         {
@@ -71,15 +68,15 @@ async def send(*, conversation: Conversation, user, content: str, client_id: str
             "title": conversation.title,
         },
     )
-    _start(conversation, user, answer, question=question, client_id=client_id)
+    _start(conversation, user, answer, history, question=question, client_id=client_id)
 
 
 async def regenerate(*, conversation: Conversation, user) -> None:
     """A new answer to the last question: the last answer, if any, becomes an earlier version
     of the turn (a failed one is replaced)."""
     runs.refuse_if_draining()
-    answer, put_aside = await sync_to_async(_replace_last_answer)(conversation)
-    _start(conversation, user, answer, question=None, client_id="", put_aside=put_aside)
+    answer, put_aside, history = await sync_to_async(_replace_last_answer)(conversation)
+    _start(conversation, user, answer, history, question=None, client_id="", put_aside=put_aside)
 
 
 async def edit(
@@ -88,7 +85,7 @@ async def edit(
     """Replace the person's question `message_id` with `content`, and what followed it with a
     new answer. Raises Busy (with the text given back) while an answer is being written."""
     runs.refuse_if_draining()
-    question, answer, put_aside = await sync_to_async(_edit_question)(
+    question, answer, put_aside, history = await sync_to_async(_edit_question)(
         conversation, message_id, content
     )
     await fanout.group_send(
@@ -104,6 +101,7 @@ async def edit(
         conversation,
         user,
         answer,
+        history,
         question=question,
         client_id=client_id,
         put_aside=put_aside,
@@ -111,11 +109,12 @@ async def edit(
     )
 
 
-def _start(conversation, user, answer, *, question, client_id, put_aside=(), edited_id=None):
+def _start(
+    conversation, user, answer, messages, *, question, client_id, put_aside=(), edited_id=None
+):
     replay_session_id = ai.replay.current()  # of the frame that starts it
 
     async def ask():
-        messages = await on_kept_connection_async(_history, conversation, answer)
         return ai.Request(
             user=user,
             feature="chat",
@@ -149,8 +148,7 @@ def _start(conversation, user, answer, *, question, client_id, put_aside=(), edi
 
 
 def _save_question(conversation: Conversation, content: str):
-    with _one_answer_at_a_time(text=content), transaction.atomic():
-        _check_not_busy(conversation, text=content)
+    def write():
         question = Message.objects.create(
             conversation=conversation, role=Message.Role.USER, content=content.strip()
         )
@@ -158,12 +156,13 @@ def _save_question(conversation: Conversation, content: str):
         if conversation.title == Conversation._meta.get_field("title").default:
             conversation.title = _title_from(content)
         conversation.save(update_fields=["title", "updated_at"])
-    return question, answer
+        return question, answer, _history(conversation, answer)
+
+    return _one_answer_at_a_time(conversation, write, text=content)
 
 
-def _replace_last_answer(conversation: Conversation) -> tuple[Message, PutAside]:
-    with _one_answer_at_a_time(), transaction.atomic():
-        _check_not_busy(conversation)
+def _replace_last_answer(conversation: Conversation) -> tuple[Message, PutAside, list[dict]]:
+    def write():
         latest = conversation.messages.filter(version=Message.Version.LATEST)
         last = latest.order_by("-created_at", "-pk").first()
         if last is None:
@@ -181,14 +180,15 @@ def _replace_last_answer(conversation: Conversation) -> tuple[Message, PutAside]
         answer = _new_answer(conversation, version_of=turn)
         answer.replaced_ids = replaced
         conversation.save(update_fields=["updated_at"])
-    return answer, put_aside
+        return answer, put_aside, _history(conversation, answer)
+
+    return _one_answer_at_a_time(conversation, write)
 
 
 def _edit_question(
     conversation: Conversation, message_id: int, content: str
-) -> tuple[Message, Message, PutAside]:
-    with _one_answer_at_a_time(text=content), transaction.atomic():
-        _check_not_busy(conversation, text=content)
+) -> tuple[Message, Message, PutAside, list[dict]]:
+    def write():
         old = conversation.messages.filter(
             pk=message_id, role=Message.Role.USER, version=Message.Version.LATEST
         ).first()
@@ -207,7 +207,9 @@ def _edit_question(
         )
         answer = _new_answer(conversation)
         conversation.save(update_fields=["updated_at"])
-    return question, answer, put_aside
+        return question, answer, put_aside, _history(conversation, answer)
+
+    return _one_answer_at_a_time(conversation, write, text=content)
 
 
 def _new_answer(conversation: Conversation, version_of: int | None = None) -> Message:
@@ -222,31 +224,31 @@ def _new_answer(conversation: Conversation, version_of: int | None = None) -> Me
     return answer
 
 
-@contextmanager
-def _one_answer_at_a_time(**given_back):
-    """Two workers taking a "send" at once both find the conversation free; the database lets
-    one of them write its answer (one_answer_being_written_per_conversation), the other is busy."""
-    try:
-        yield
-    except IntegrityError as error:
-        if "one_answer_being_written" not in str(error):
-            raise
-        raise Busy(BUSY, **given_back) from error
-
-
-def _check_not_busy(conversation: Conversation, **given_back) -> None:
-    """Busy while an answer is being written, here or by another worker; answers a stopped
-    worker left are marked interrupted first (StreamedAnswer's rule)."""
+def _one_answer_at_a_time(conversation: Conversation, write, **given_back):
+    """Run `write()`, which saves a new answer "being written" (and whatever goes with it), in
+    one transaction. Busy (with `given_back`) while another answer is being written, by this
+    worker or by another: the database keeps one per conversation
+    (one_answer_being_written_per_conversation), so two workers taking a "send" at once cannot
+    both write one. An answer left "being written" by a worker that stopped is marked
+    interrupted (StreamedAnswer's rule) and `write()` tried once more."""
     if runs.running(run_key(conversation.pk)):
         raise Busy(BUSY, **given_back)
-    mark_interrupted(conversation)
-    if conversation.messages.filter(status=Message.Status.STREAMING).exists():
-        raise Busy(BUSY, **given_back)  # being written by another worker
+    for last_try in (False, True):
+        try:
+            with transaction.atomic():
+                return write()
+        except IntegrityError as error:
+            if "one_answer_being_written" not in str(error):
+                raise
+            if last_try or not mark_interrupted(conversation):
+                raise Busy(BUSY, **given_back) from error
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
-def mark_interrupted(conversation: Conversation) -> None:
-    """Answers left "being written" by a worker that stopped become failed ones (with Retry)."""
-    Message.mark_interrupted(conversation.messages.all(), key=run_key(conversation.pk))
+def mark_interrupted(conversation: Conversation) -> int:
+    """Answers left "being written" by a worker that stopped become failed ones (with Retry);
+    how many there were."""
+    return Message.mark_interrupted(conversation.messages.all(), key=run_key(conversation.pk))
 
 
 def _title_from(content: str) -> str:

@@ -170,14 +170,19 @@ class StreamConsumer(FrameConsumer):
 
     def _answer_in_progress(self) -> dict | None:
         answers = self.answers()
-        answers.model.mark_interrupted(answers, key=self.key)
         run = runs.running(self.key)
         if run is not None:
             answer = answers.filter(pk=run.message_id).first()
             text = run.text
         else:
-            # Perhaps being written by another worker: its progress, saved every second.
+            # Perhaps being written by another worker (its progress is saved every second), or
+            # left by a worker that stopped: then it is marked interrupted, and none is.
             answer = answers.filter(status=StreamedAnswer.Status.STREAMING).first()
+            left = answer and answers.model.mark_interrupted(
+                answers.filter(pk=answer.pk), key=self.key
+            )
+            if left:
+                answer = None
             text = answer.content if answer else ""
         if answer is None:
             return None
