@@ -5,6 +5,11 @@ the attempts of the current call through a context variable so that every retry 
 HTTP goes through the SDK's aiohttp transport: its C parser reads a streamed answer for less CPU
 than the default transport's pure-Python one (see docs/performance.md). `close()` closes the
 running loop's client; the ASGI application does it when the server shuts down.
+
+The service builds each request's body as the API takes it (iridium.ai.wire), so `stream()` and
+`complete()` send it through the SDK's own `post`: auth, retries, errors and transport are the
+SDK's, without `chat.completions.create`'s transformation of every parameter, which took more CPU
+than the rest of the request at the start of an answer (docs/performance.md).
 """
 
 import asyncio
@@ -15,6 +20,8 @@ import openai
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from openai import AsyncStream
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI]" = (
     weakref.WeakKeyDictionary()
@@ -53,6 +60,33 @@ def client() -> openai.AsyncOpenAI:
         existing = _clients[loop] = _new_client()
         _close_at_loop_shutdown(loop, existing)
     return existing
+
+
+# Chat Completions' path, and the SDK's header that asks for the response unread (streamed).
+COMPLETIONS_PATH = "/chat/completions"
+UNREAD = {"X-Stainless-Raw-Response": "stream"}
+BEARER_AUTH = {"bearer_auth": True}  # as `chat.completions.create` authenticates
+
+
+async def stream(body: dict):
+    """Send a streamed request; the SDK's response, whose lines are read as they arrive
+    (`iter_lines()`), to be closed (`close()`) when done."""
+    return await client().post(
+        COMPLETIONS_PATH,
+        body=body,
+        cast_to=ChatCompletion,
+        options={"headers": UNREAD, "security": BEARER_AUTH},
+        stream=True,
+        stream_cls=AsyncStream[ChatCompletionChunk],
+    )
+
+
+async def complete(body: dict) -> dict:
+    """Send a request for a whole answer; the completion as the API returned it."""
+    completion = await client().post(
+        COMPLETIONS_PATH, body=body, cast_to=ChatCompletion, options={"security": BEARER_AUTH}
+    )
+    return completion.model_dump()
 
 
 def _close_at_loop_shutdown(loop, opened: openai.AsyncOpenAI) -> None:

@@ -83,15 +83,13 @@ async def provider_step(call: Call, conversation: list[dict], step: int, parent_
     token = provider.current_attempts.set(attempts)
     outcome, error_text, failure = "error", "", None
     try:
-        completions = provider.client().chat.completions
         if call.streaming:
             # The SDK makes the request (auth, retries, errors); the event stream is read line
             # by line (iridium.ai.wire).
             async with contextlib.AsyncExitStack() as stack:
                 async with asyncio.timeout(settings.AI_DEADLINE_SECONDS):
-                    response = await stack.enter_async_context(
-                        completions.with_streaming_response.create(**body)
-                    )
+                    response = await provider.stream(body)
+                stack.push_async_callback(response.close)
                 answer.answering = True
                 async for line in response.iter_lines():
                     chunk = wire.event_data(line)
@@ -106,8 +104,8 @@ async def provider_step(call: Call, conversation: list[dict], step: int, parent_
                 raise wire.CutStream()
         else:
             async with asyncio.timeout(settings.AI_DEADLINE_SECONDS):
-                completion = await completions.create(**body)
-            answer.take_whole(completion.model_dump())
+                completion = await provider.complete(body)
+            answer.take_whole(completion)
         outcome = "ok"
     except (GeneratorExit, asyncio.CancelledError):
         outcome = "cancelled"
