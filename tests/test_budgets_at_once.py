@@ -8,17 +8,17 @@ import json
 from decimal import Decimal
 
 import pytest
-import websockets
 from asgiref.sync import sync_to_async
 from django.db.models import Max, Sum
 
 from chat.models import Conversation
 from iridium.ai.models import Generation, PriceOverride
 from tests.helpers.production import (
-    Server,
-    origin_of,
+    frames_until,
+    open_chat,
     production_environment,
     require_production_services,
+    running,
     session_cookie,
 )
 
@@ -33,10 +33,10 @@ def workers(ai_settings, private_redis):
     environment = production_environment(
         ai_base_url=ai_settings.AI_BASE_URL, REDIS_URL=private_redis.url, REDIS_RETRY_SECONDS=30
     )
-    servers = [Server(environment), Server(environment)]
-    yield servers
-    for server in servers:
-        server.stop()
+    # A test of its own for each pair, with a Redis of its own: Redis killed, a worker would not
+    # try it again for REDIS_RETRY_SECONDS.
+    with running(environment, 2) as servers:
+        yield servers
 
 
 async def ask_at_once(workers, user, count, content):
@@ -46,24 +46,16 @@ async def ask_at_once(workers, user, count, content):
     sockets = []
     for index in range(count):
         conversation = await Conversation.objects.acreate(user=user)
-        socket = await websockets.connect(
-            f"ws://127.0.0.1:{workers[index % 2].port}/ws/chat/{conversation.pk}/",
-            additional_headers={"Cookie": f"sessionid={cookie}"},
-            origin=origin_of(workers[index % 2].url),
-            max_queue=None,
-        )
-        assert json.loads(await socket.recv())["type"] == "ready"
+        socket, _ = await open_chat(workers[index % 2], conversation.pk, cookie)
         sockets.append(socket)
     await asyncio.gather(
         *(socket.send(json.dumps({"type": "send", "content": content})) for socket in sockets)
     )
 
     async def outcome(socket):
-        while True:
-            frame = json.loads(await asyncio.wait_for(socket.recv(), 60))
-            if frame["type"] in ("answer_finished", "refused", "error"):
-                await socket.close()
-                return frame
+        frames = await frames_until(socket, "answer_finished", "refused", "error", timeout=60)
+        await socket.close()
+        return frames[-1]
 
     return await asyncio.gather(*(outcome(socket) for socket in sockets))
 

@@ -8,65 +8,42 @@ import asyncio
 import json
 
 import pytest
-import websockets
 from asgiref.sync import sync_to_async
 
 from chat.models import Conversation, Message
 from support.models import TicketMessage
 from tests import factories
 from tests.helpers.production import (
-    Server,
-    origin_of,
+    ai_base_url,
+    frames_until,
+    open_chat,
+    open_ticket,
     production_environment,
     require_production_services,
+    running,
     session_cookie,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def workers(ai_settings):
+@pytest.fixture(scope="module")
+def workers(django_db_setup, demo_provider_server):
+    """Two workers for the module's tests, none of which stops or reconfigures them (each test
+    has users, conversations and tickets of its own); stopped with SIGTERM at the end, each must
+    exit in time."""
     require_production_services()
-    environment = production_environment(ai_base_url=ai_settings.AI_BASE_URL)
-    servers = [Server(environment) for _ in range(2)]
-    yield servers
-    stops = [server.stop for server in servers]
-    for stop in stops[:-1]:
-        try:
-            stop()
-        except Exception:
-            stops[-1]()
-            raise
-    stops[-1]()
+    environment = production_environment(ai_base_url=ai_base_url(demo_provider_server))
+    with running(environment, 2) as servers:
+        yield servers
 
 
 async def connect(server, conversation_id, cookie):
-    return await connect_to(server, f"/ws/chat/{conversation_id}/", cookie)
+    return (await open_chat(server, conversation_id, cookie))[0]
 
 
 async def connect_to_ticket(server, ticket_id, cookie):
-    return await connect_to(server, f"/ws/support/tickets/{ticket_id}/", cookie)
-
-
-async def connect_to(server, path, cookie):
-    socket = await websockets.connect(
-        f"ws://127.0.0.1:{server.port}{path}",
-        additional_headers={"Cookie": f"sessionid={cookie}"},
-        origin=origin_of(server.url),
-        max_queue=None,  # tabs read one after the other: the others' frames wait meanwhile
-    )
-    assert json.loads(await socket.recv())["type"] == "ready"
-    return socket
-
-
-async def until(socket, frame_type, timeout=20):
-    frames = []
-    while True:
-        frame = json.loads(await asyncio.wait_for(socket.recv(), timeout))
-        frames.append(frame)
-        if frame["type"] == frame_type:
-            return frames
+    return (await open_ticket(server, ticket_id, cookie))[0]
 
 
 async def test_a_stop_pressed_when_nothing_runs_stops_no_later_answer(workers, user):
@@ -77,7 +54,7 @@ async def test_a_stop_pressed_when_nothing_runs_stops_no_later_answer(workers, u
     await tab_b.send(json.dumps({"type": "stop"}))  # nothing is being written
     await asyncio.sleep(0.3)
     await tab_a.send(json.dumps({"type": "send", "content": "Hello [[demo:slow=0.05]]"}))
-    finished = (await until(tab_a, "answer_finished"))[-1]["message"]
+    finished = (await frames_until(tab_a, "answer_finished"))[-1]["message"]
     assert finished["status"] == "complete"
     await tab_a.close()
     await tab_b.close()
@@ -95,15 +72,7 @@ async def test_sockets_sending_at_once_across_workers_write_one_answer(workers, 
             for index, tab in enumerate(tabs)
         )
     )
-    outcomes = []
-    for tab in tabs:
-        frames = []
-        while True:
-            frame = json.loads(await asyncio.wait_for(tab.recv(), 20))
-            frames.append(frame)
-            if frame["type"] in ("error", "answer_finished"):
-                break
-        outcomes.append(frames)
+    outcomes = [await frames_until(tab, "error", "answer_finished") for tab in tabs]
     errors = [frames[-1] for frames in outcomes if frames[-1]["type"] == "error"]
     assert all(error["code"] == "busy" for error in errors)
     # Every refused tab got its own text back.
@@ -147,11 +116,11 @@ def busy_plans(plans):
 async def answering(socket, content):
     """Send `content` and wait until its answer has begun streaming."""
     await socket.send(json.dumps({"type": "send", "content": content}))
-    await until(socket, "delta")
+    await frames_until(socket, "delta")
 
 
 async def ended(socket):
-    return (await until(socket, "answer_finished"))[-1]["message"]["status"]
+    return (await frames_until(socket, "answer_finished"))[-1]["message"]["status"]
 
 
 @pytest.mark.parametrize("stopped_by", ["agent", "customer"])
@@ -216,7 +185,7 @@ async def test_a_ticket_sent_to_at_once_across_workers_writes_one_answer_at_a_ti
     )
     # Every message is kept; one answer is written (the others found the ticket busy), and
     # every tab sees it end.
-    finished = [(await until(tab, "answer_finished"))[-1]["message"] for tab in tabs]
+    finished = [(await frames_until(tab, "answer_finished"))[-1]["message"] for tab in tabs]
     assert {message["id"] for message in finished} == {finished[0]["id"]}
     assert finished[0]["status"] == "complete"
     customer = TicketMessage.objects.filter(ticket=ticket, kind="customer")

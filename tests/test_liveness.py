@@ -14,7 +14,6 @@ from decimal import Decimal
 
 import pytest
 import redis
-import websockets
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
@@ -27,10 +26,11 @@ from iridium.ai.recorder import recorder
 from iridium.ai.recovery import recover_interrupted_calls
 from tests.conftest import require
 from tests.helpers.production import (
-    Server,
-    origin_of,
+    frames_until,
+    open_chat,
     production_environment,
     require_production_services,
+    running,
     session_cookie,
 )
 
@@ -169,29 +169,12 @@ def workers(ai_settings, posthog_server, fake_posthog):
         ANSWER_STALE_SECONDS=2,
         AI_READ_TIMEOUT=30,
     )
-    servers = [Server(environment) for _ in range(2)]
-    yield servers
-    for server in servers:
-        server.kill_all()
-
-
-async def open_tab(server, conversation_id, cookie):
-    socket = await websockets.connect(
-        f"ws://127.0.0.1:{server.port}/ws/chat/{conversation_id}/",
-        additional_headers={"Cookie": f"sessionid={cookie}"},
-        origin=origin_of(server.url),
-        max_queue=None,
-    )
-    ready = json.loads(await socket.recv())
-    assert ready["type"] == "ready"
-    return socket, ready
+    with running(environment, 2, graceful=False) as servers:
+        yield servers
 
 
 async def until(socket, *frame_types, timeout=30):
-    while True:
-        frame = json.loads(await asyncio.wait_for(socket.recv(), timeout))
-        if frame["type"] in frame_types:
-            return frame
+    return (await frames_until(socket, *frame_types, timeout=timeout))[-1]
 
 
 async def test_an_answer_waiting_for_its_first_token_is_neither_interrupted_nor_doubled(
@@ -199,13 +182,13 @@ async def test_an_answer_waiting_for_its_first_token_is_neither_interrupted_nor_
 ):
     conversation = await Conversation.objects.acreate(user=user)
     cookie = await sync_to_async(session_cookie)(user)
-    tab_a, _ = await open_tab(workers[0], conversation.pk, cookie)
+    tab_a, _ = await open_chat(workers[0], conversation.pk, cookie)
     await tab_a.send(json.dumps({"type": "send", "content": "Think first [[demo:first=7]]"}))
     await until(tab_a, "answer_started")
     await asyncio.sleep(4.5)  # more than twice the time after which it would be taken for dead
 
     # Another worker's tab opens the conversation (which marks interrupted answers) and sends.
-    tab_b, ready = await open_tab(workers[1], conversation.pk, cookie)
+    tab_b, ready = await open_chat(workers[1], conversation.pk, cookie)
     answer = await Message.objects.aget(conversation=conversation, role="assistant")
     assert answer.status == "streaming"
     assert ready["in_progress"]["message_id"] == answer.pk

@@ -13,11 +13,14 @@ from codegen.models import Creation
 from support.models import Ticket, TicketMessage
 from tests.helpers.production import (
     Browser,
-    Server,
+    ai_base_url,
     production_environment,
     require_production_services,
+    running,
     session_cookie,
 )
+
+pytestmark = pytest.mark.django_db(transaction=True)
 
 POOL_SIZE = 3
 REQUESTS = 3 * POOL_SIZE  # each would keep a connection if the answers leaked them
@@ -48,17 +51,20 @@ def wait_until(predicate, timeout=30):
         time.sleep(0.1)
 
 
-@pytest.fixture
-def production_worker(request, ai_settings):
+@pytest.fixture(scope="module")
+def production_worker(request, django_db_setup, demo_provider_server):
+    """A worker with a pool of POOL_SIZE connections, or none; each is shared by the tests of
+    its kind, so that what it holds at the end of one is also what it held on to from the
+    others."""
     require_production_services()
-    application_name = f"iridium-test-{request.node.name}"[:60]
     pooled = request.param
+    application_name = f"iridium-test-connections-{'pool' if pooled else 'no-pool'}"
     extra = {"PGAPPNAME": application_name}
     extra.update({"DB_POOL_MAX_SIZE": POOL_SIZE} if pooled else {"DB_POOL": "false"})
-    server = Server(production_environment(ai_base_url=ai_settings.AI_BASE_URL, **extra))
-    server.application_name = application_name
-    yield server
-    server.stop()
+    environment = production_environment(ai_base_url=ai_base_url(demo_provider_server), **extra)
+    with running(environment) as [server]:
+        server.application_name = application_name
+        yield server
 
 
 FEATURES = {

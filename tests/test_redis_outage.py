@@ -9,16 +9,16 @@ import time
 
 import httpx
 import pytest
-import websockets
 from asgiref.sync import sync_to_async
 
 from chat.models import Conversation
 from tests.helpers.production import (
     Browser,
-    Server,
-    origin_of,
+    frames_until,
+    open_chat,
     production_environment,
     require_production_services,
+    running,
     session_cookie,
 )
 
@@ -33,32 +33,13 @@ def workers(ai_settings, private_redis):
     environment = production_environment(
         ai_base_url=ai_settings.AI_BASE_URL, REDIS_URL=private_redis.url, REDIS_RETRY_SECONDS=1
     )
-    servers = [Server(environment), Server(environment)]
-    yield servers
-    private_redis.resume()
-    for server in servers:
-        server.stop()
+    with running(environment, 2) as servers:
+        yield servers
+        private_redis.resume()
 
 
 async def connect(server, conversation_id, cookie):
-    socket = await websockets.connect(
-        f"ws://127.0.0.1:{server.port}/ws/chat/{conversation_id}/",
-        additional_headers={"Cookie": f"sessionid={cookie}"},
-        origin=origin_of(server.url),
-        max_queue=None,
-        open_timeout=5,
-    )
-    assert json.loads(await socket.recv())["type"] == "ready"
-    return socket
-
-
-async def until(socket, frame_type, timeout=20):
-    frames = []
-    while True:
-        frame = json.loads(await asyncio.wait_for(socket.recv(), timeout))
-        frames.append(frame)
-        if frame["type"] == frame_type:
-            return frames
+    return (await open_chat(server, conversation_id, cookie, open_timeout=5))[0]
 
 
 async def test_streams_survive_redis_going_away_and_coming_back(workers, private_redis, user):
@@ -66,11 +47,11 @@ async def test_streams_survive_redis_going_away_and_coming_back(workers, private
     first = await Conversation.objects.acreate(user=user)
     tab = await connect(workers[0], first.pk, cookie)
     await tab.send(json.dumps({"type": "send", "content": LONG}))
-    await until(tab, "delta")
+    await frames_until(tab, "delta")
 
     private_redis.kill()  # mid-answer
     # The open socket keeps its answer to the end.
-    finished = (await until(tab, "answer_finished"))[-1]["message"]
+    finished = (await frames_until(tab, "answer_finished"))[-1]["message"]
     assert finished["status"] == "complete" and len(finished["content"].split()) >= 60
 
     # A new socket connects while Redis is away, and streams what its worker writes.
@@ -79,7 +60,7 @@ async def test_streams_survive_redis_going_away_and_coming_back(workers, private
     other_tab = await connect(workers[1], second.pk, cookie)
     assert time.monotonic() - started < 5
     await other_tab.send(json.dumps({"type": "send", "content": "Hello [[demo:slow=0.02]]"}))
-    assert (await until(other_tab, "answer_finished"))[-1]["message"]["status"] == "complete"
+    assert (await frames_until(other_tab, "answer_finished"))[-1]["message"]["status"] == "complete"
 
     # Redis comes back: a stream written by worker 0 is seen live by a tab on worker 1.
     private_redis.start()
@@ -87,8 +68,8 @@ async def test_streams_survive_redis_going_away_and_coming_back(workers, private
     deadline = time.monotonic() + 20
     while True:
         await tab.send(json.dumps({"type": "send", "content": "Again [[demo:slow=0.05]]"}))
-        frames = await until(watcher, "answer_finished")
-        await until(tab, "answer_finished")
+        frames = await frames_until(watcher, "answer_finished")
+        await frames_until(tab, "answer_finished")
         if sum(frame["type"] == "delta" for frame in frames) > 3:
             break  # token by token, through Redis again
         assert time.monotonic() < deadline, "the workers never relayed again"

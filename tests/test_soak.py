@@ -34,7 +34,7 @@ from support.models import Ticket, TicketMessage
 from tests.helpers.production import (
     Browser,
     Server,
-    origin_of,
+    open_chat,
     production_environment,
     require_production_services,
     session_cookie,
@@ -89,18 +89,11 @@ class Load:
 async def chat(server, user, load: Load, rng: random.Random):
     cookie = await sync_to_async(session_cookie)(user)
     conversation = await Conversation.objects.acreate(user=user)
-    url = f"ws://127.0.0.1:{server.port}/ws/chat/{conversation.pk}/"
     words = rng.randint(10, 40)
     content = f"Question {rng.random()} [[demo:slow=0.01]] [[demo:words={words}]]"
     try:
-        async with websockets.connect(
-            url,
-            additional_headers={"Cookie": f"sessionid={cookie}"},
-            origin=origin_of(url),
-            max_queue=None,
-            open_timeout=10,
-        ) as socket:
-            json.loads(await asyncio.wait_for(socket.recv(), 10))
+        socket, _ = await open_chat(server, conversation.pk, cookie, open_timeout=10)
+        async with socket:
             await socket.send(json.dumps({"type": "send", "content": content}))
             while True:
                 frame = json.loads(await asyncio.wait_for(socket.recv(), 30))

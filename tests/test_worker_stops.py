@@ -14,7 +14,6 @@ import time
 from decimal import Decimal
 
 import pytest
-import websockets
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 
@@ -22,7 +21,8 @@ from chat.models import Conversation, Message
 from iridium.ai.models import Generation
 from tests.helpers.production import (
     Server,
-    origin_of,
+    frames_until,
+    open_chat,
     production_environment,
     require_production_services,
     session_cookie,
@@ -63,18 +63,11 @@ async def start_answers(server, user, count, content):
     sockets = []
     for _ in range(count):
         conversation = await Conversation.objects.acreate(user=user)
-        socket = await websockets.connect(
-            f"ws://127.0.0.1:{server.port}/ws/chat/{conversation.pk}/",
-            additional_headers={"Cookie": f"sessionid={cookie}"},
-            origin=origin_of(server.url),
-            max_queue=None,
-        )
-        assert json.loads(await socket.recv())["type"] == "ready"
+        socket, _ = await open_chat(server, conversation.pk, cookie)
         await socket.send(json.dumps({"type": "send", "content": content}))
         sockets.append(socket)
     for socket in sockets:
-        while json.loads(await asyncio.wait_for(socket.recv(), 20))["type"] != "delta":
-            pass
+        await frames_until(socket, "delta")
     return sockets
 
 
@@ -126,7 +119,8 @@ async def test_sigkill_leaves_calls_that_another_worker_completes_and_budgets_co
 ):
     server = servers(environment)
     await start_answers(server, user, 3, "A long story [[demo:slow=0.05]] [[demo:words=400]]")
-    await asyncio.sleep(1.5)  # a heartbeat or two: what they wrote so far is known
+    # A heartbeat has written what each has written so far (every 2/3 s).
+    await wait_for_rows(user, 3, in_flight=True, output_tokens__gt=0)
     await sync_to_async(server.stop)(signal.SIGKILL)
     in_flight = await wait_for_rows(user, 3, in_flight=True)
     assert all(row.reserved_cost_usd > 0 for row in in_flight)
@@ -144,7 +138,8 @@ async def test_sigkill_leaves_calls_that_another_worker_completes_and_budgets_co
     free = plans["free"]
     free.monthly_budget_usd = spent.quantize(Decimal("0.01"))
     await free.asave()
-    await asyncio.sleep(5.5)  # the successor's caller cache (5 s) sees the new budget
+    # The successor has made no call for this user: nothing it keeps (its callers, for 5 s)
+    # holds the old budget.
     [socket] = await start_answers_refused(successor, user)
     assert socket["type"] == "refused" and socket["code"] == "limit_reached"
 
@@ -152,18 +147,11 @@ async def test_sigkill_leaves_calls_that_another_worker_completes_and_budgets_co
 async def start_answers_refused(server, user):
     cookie = await sync_to_async(session_cookie)(user)
     conversation = await Conversation.objects.acreate(user=user)
-    socket = await websockets.connect(
-        f"ws://127.0.0.1:{server.port}/ws/chat/{conversation.pk}/",
-        additional_headers={"Cookie": f"sessionid={cookie}"},
-        origin=origin_of(server.url),
-    )
-    await socket.recv()
+    socket, _ = await open_chat(server, conversation.pk, cookie)
     await socket.send(json.dumps({"type": "send", "content": "One more"}))
-    while True:
-        frame = json.loads(await asyncio.wait_for(socket.recv(), 20))
-        if frame["type"] in ("refused", "answer_finished"):
-            await socket.close()
-            return [frame]
+    frames = await frames_until(socket, "refused", "answer_finished")
+    await socket.close()
+    return frames[-1:]
 
 
 async def test_while_a_worker_stops_no_answer_starts_and_nothing_is_left_half_begun(

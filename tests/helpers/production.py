@@ -2,9 +2,14 @@
 PostgreSQL through the pool, Redis, the demo provider and the loopback PostHog server.
 
 Tests that need it call `require_production_services()` first; in CI a missing service fails.
+A server takes seconds to start: `start_servers` starts several at once, and a module whose
+tests do not stop, kill or reconfigure their servers shares them (`running`, in a fixture of
+scope "module"). `open_socket`/`open_chat` connect to a server's websockets as a page does.
 """
 
+import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -15,6 +20,7 @@ import time
 from pathlib import Path
 
 import httpx
+import websockets
 from django.conf import settings
 from django.test import Client
 
@@ -88,10 +94,25 @@ def production_environment(*, ai_base_url: str, posthog_url: str = "", **extra) 
     return environment
 
 
-class Server:
-    """`uvicorn iridium.asgi:application` with `workers` worker processes, as README runs it."""
+def ai_base_url(demo_provider_server) -> str:
+    """The demo provider's address as OPENAI_BASE_URL (what `ai_settings` points the tests at),
+    for servers started outside a test (in a fixture of a wider scope)."""
+    return demo_provider_server.url + "/v1"
 
-    def __init__(self, environment: dict, *, workers: int = 1, log_level="warning", output=None):
+
+class Server:
+    """`uvicorn iridium.asgi:application` with `workers` worker processes, as README runs it.
+    Listening once made, unless `wait` is false (then `wait_until_listening()`)."""
+
+    def __init__(
+        self,
+        environment: dict,
+        *,
+        workers: int = 1,
+        log_level="warning",
+        output=None,
+        wait: bool = True,
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-m", "uvicorn", "iridium.asgi:application", "--host"]
@@ -109,7 +130,15 @@ class Server:
             stdout=output,
             stderr=subprocess.STDOUT if output is not None else None,
         )
-        wait_for_port(self.port, process=self.process)
+        if wait:
+            self.wait_until_listening()
+
+    def wait_until_listening(self) -> None:
+        try:
+            wait_for_port(self.port, process=self.process)
+        except BaseException:
+            self.kill_all()
+            raise
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 30) -> int:
         """Stop the server with `sig`; it must exit within `timeout` (it is killed if not, and
@@ -130,6 +159,42 @@ class Server:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
+
+
+def start_servers(environment: dict, count: int, **options) -> list[Server]:
+    """`count` servers of `environment`, started at once: their starts overlap."""
+    servers = [Server(environment, wait=False, **options) for _ in range(count)]
+    try:
+        for server in servers:
+            server.wait_until_listening()
+    except BaseException:
+        for server in servers:
+            server.kill_all()
+        raise
+    return servers
+
+
+@contextlib.contextmanager
+def running(environment: dict, count: int = 1, *, graceful: bool = True, **options):
+    """`count` servers (started at once) while the block runs. Then, if `graceful`, each is
+    stopped with SIGTERM and must exit in time (a failure of the test, or of the last test of a
+    module that shares them, if not; the others are stopped all the same); else they are
+    killed."""
+    servers = start_servers(environment, count, **options)
+    try:
+        yield servers
+    finally:
+        failure = None
+        for server in servers:
+            try:
+                if graceful:
+                    server.stop()
+                else:
+                    server.kill_all()
+            except BaseException as error:  # stop the others first
+                failure = failure or error
+        if failure is not None:
+            raise failure
 
 
 def session_cookie(user) -> str:
@@ -170,3 +235,48 @@ def connections_to(database_name: str) -> int:
             [database_name],
         )
         return cursor.fetchone()[0]
+
+
+# --- Websockets to a server, as a page opens them ----------------------------------------------
+
+
+async def open_socket(server, path: str, cookie: str | None, **options):
+    """Connect to websocket `path` of `server` as a page served by it does (its origin; the
+    session `cookie`, a value of `session_cookie`, if any) and read the first frame, "ready".
+    Returns the socket and that frame. `options` go to `websockets.connect`; frames queue
+    without limit unless `max_queue` says otherwise (tabs are read one after the other)."""
+    headers = {"Cookie": f"{settings.SESSION_COOKIE_NAME}={cookie}"} if cookie else {}
+    socket = await websockets.connect(
+        f"ws://127.0.0.1:{server.port}{path}",
+        additional_headers=headers,
+        origin=origin_of(server.url),
+        **{"max_queue": None, **options},
+    )
+    try:
+        ready = json.loads(await asyncio.wait_for(socket.recv(), 20))
+        assert ready["type"] == "ready", ready
+    except BaseException:
+        await socket.close()
+        raise
+    return socket, ready
+
+
+async def open_chat(server, conversation_id: int, cookie: str | None, **options):
+    """`open_socket` for the chat page of conversation `conversation_id`."""
+    return await open_socket(server, f"/ws/chat/{conversation_id}/", cookie, **options)
+
+
+async def open_ticket(server, ticket_id: int, cookie: str | None, **options):
+    """`open_socket` for the page of support ticket `ticket_id`."""
+    return await open_socket(server, f"/ws/support/tickets/{ticket_id}/", cookie, **options)
+
+
+async def frames_until(socket, *frame_types: str, timeout: float = 20) -> list[dict]:
+    """The frames `socket` receives up to and including the first of one of `frame_types`;
+    each must come within `timeout` seconds."""
+    frames = []
+    while True:
+        frame = json.loads(await asyncio.wait_for(socket.recv(), timeout))
+        frames.append(frame)
+        if frame["type"] in frame_types:
+            return frames
