@@ -12,10 +12,11 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 
+from asgiref.sync import sync_to_async
 from django.urls import reverse
 
 from iridium import ai
-from iridium.infra.db import on_kept_connection_async
+from iridium.infra.db import on_kept_connection
 from iridium.infra.heartbeat import heartbeat
 
 from . import progress, protocol, runs, tool_notes
@@ -115,18 +116,19 @@ async def finish(run, answer, text, status, *, completion=None, error=""):
         answer.cost_usd = completion.cost.total_usd if completion.cost else None
         answer.from_cache = completion.from_cache
     # Rendering (pygments, the template) takes milliseconds of CPU: off the event loop, so that
-    # the other answers' tokens are not held up behind it.
-    html = await asyncio.to_thread(_render, answer)
+    # the other answers' tokens are not held up behind it, in the same hop as the save.
+    html = await sync_to_async(_render_and_save)(run, answer)
+    await run.send(protocol.answer_finished(answer.pk, answer.frame(), html))
+
+
+def _render_and_save(run: runs.Run, answer: StreamedAnswer) -> str:
+    answer.html = render_markdown(answer.content) if answer.content else ""
+    html = message_html(answer)
     try:
         # On a fresh connection if the kept one was ended meanwhile (the database restarted).
-        await on_kept_connection_async(answer.save)
+        on_kept_connection(answer.save)
     except Exception:
         # The page still gets the answer; the saved progress stays, and the answer is marked
         # interrupted (with Retry) when its page is opened again.
         logger.exception("could not save the answer %s of %s", answer.pk, run.key)
-    await run.send(protocol.answer_finished(answer.pk, answer.frame(), html))
-
-
-def _render(answer: StreamedAnswer) -> str:
-    answer.html = render_markdown(answer.content) if answer.content else ""
-    return message_html(answer)
+    return html
