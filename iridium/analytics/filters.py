@@ -67,6 +67,14 @@ class Filters:
         assert self.rollups_ok
         return queryset.filter(**self._lookups())
 
+    def seen_lookups(self) -> dict:
+        """The lookups of ConversationSeenBy rows that pass the filters (errors only included:
+        it keeps whether the calls failed)."""
+        lookups = self._lookups()
+        if self.errors:
+            lookups["is_error"] = True
+        return lookups
+
     def latency(self, queryset):
         """DailyLatency rows that pass the filters (only when `latency_rollups_ok`)."""
         assert self.latency_rollups_ok

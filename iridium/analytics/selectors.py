@@ -15,8 +15,8 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Aggregate, Count, FloatField, Max, Min, Q, Sum, Value
-from django.db.models.functions import Coalesce, NullIf, TruncDay, TruncHour
+from django.db.models import Aggregate, Count, FloatField, Max, Min, Q, Sum
+from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from iridium.ai.models import Generation, Span
@@ -28,7 +28,7 @@ from .models import DailyLatency
 __all__ = ["DEFAULT_PERIOD", "PERIODS"]
 
 # A conversation, ticket or creation: its session, or the trace of a call that stands alone.
-SESSION_OR_TRACE = Coalesce(NullIf("session_id", Value("")), "trace_id")
+SESSION_OR_TRACE = rollups.SESSION_OR_TRACE
 
 
 def period_start(period: str, now: datetime | None = None) -> datetime:
