@@ -6,7 +6,7 @@ the last rolled-up day, so every figure is exact."""
 from collections import Counter
 from datetime import date, datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Max, Q, Sum, Value
 from django.db.models.functions import Coalesce, NullIf, TruncDate
 from django.utils import timezone
@@ -135,29 +135,40 @@ def rollup_day(day: date) -> int:
 
 
 def _see_conversations(day: date, rows) -> None:
-    """Mark the conversations of `rows` (the day's) as last seen on `day`, unless seen later."""
-    seen = set(rows.annotate(key=SESSION_OR_TRACE).values_list(*SEEN_KEYS).order_by().distinct())
-    for model, names, tuples in [
-        (ConversationSeenBy, SEEN_KEYS, seen),
-        (ConversationSeen, ["feature", "key"], {row[:2] for row in seen}),
-    ]:
-        ordered = sorted(tuples, key=lambda row: (row[1], row[0]))
-        for start in range(0, len(ordered), CHUNK):
-            chunk = ordered[start : start + CHUNK]
-            found: dict[tuple, list] = {}
-            for pk, last_day, *row in model.objects.filter(
-                key__in={row[1] for row in chunk}
-            ).values_list("pk", "last_day", *names):
-                found.setdefault(tuple(row), []).append((pk, last_day))
-            older, new = [], []
-            for row in chunk:
-                known = found.get(row)
-                if known is None:
-                    new.append(model(last_day=day, **dict(zip(names, row, strict=True))))
-                elif all(last_day < day for _, last_day in known):
-                    older += [pk for pk, _ in known]
-            model.objects.filter(pk__in=older).update(last_day=day)
-            model.objects.bulk_create(new, batch_size=1000)
+    """Mark the conversations of `rows` (the day's) as last seen on `day`, unless seen later:
+    in the database, two statements a table (rows seen before moved to `day`, the others
+    added)."""
+    for model, names in [(ConversationSeenBy, SEEN_KEYS), (ConversationSeen, SEEN_KEYS[:2])]:
+        seen, params = (
+            rows.annotate(key=SESSION_OR_TRACE).values(*names).order_by().distinct()
+        ).query.sql_with_params()
+        table = model._meta.db_table
+        columns = ", ".join(f'"{name}"' for name in names)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f'UPDATE "{table}" SET "last_day" = %s WHERE "{table}"."last_day" < %s'
+                f" AND EXISTS (SELECT 1 FROM ({seen}) AS found WHERE {_same(table, names)})",
+                [day, day, *params],
+            )
+            cursor.execute(
+                f'INSERT INTO "{table}" ({columns}, "last_day") SELECT {columns}, %s'
+                f' FROM ({seen}) AS found WHERE NOT EXISTS (SELECT 1 FROM "{table}"'
+                f" WHERE {_same(table, names)})",
+                [day, *params],
+            )
+
+
+def _same(table: str, names: list[str]) -> str:
+    """SQL: the row of `table` has the values of `found` in columns `names` (NULL, no plan,
+    organization or user, matches NULL)."""
+    out = []
+    for name in names:
+        ours, theirs = f'"{table}"."{name}"', f'found."{name}"'
+        if name.endswith("_id"):
+            out.append(f"({ours} = {theirs} OR ({ours} IS NULL AND {theirs} IS NULL))")
+        else:
+            out.append(f"{ours} = {theirs}")
+    return " AND ".join(out)
 
 
 def forget_conversations(keys: set[tuple[str, str]]) -> None:
