@@ -92,6 +92,38 @@ def test_variants_side_by_side(experiment, filtered, rolled_up):
     assert got["test"]["models"] == ["gpt-4.1-mini"]
 
 
+@pytest.mark.parametrize("rolled_up", [False, True], ids=["raw rows", "rolled up"])
+def test_variants_of_errors_only(experiment, rolled_up):
+    """Errors only: the failed calls by variant, with their models; no latency (no failed call
+    is a successful one)."""
+    if rolled_up:
+        rollups.rollup()
+    since = selectors.period_start("30d")
+    got = {
+        row["variant"]: row
+        for row in comparisons.variants(since=since, filters=Filters(errors=True))
+    }
+    expected = sql(
+        "SELECT variant, COUNT(*), SUM(CASE WHEN cache_hit THEN 0 ELSE 1 END), SUM(total_cost_usd)"
+        " FROM {table} WHERE created_at >= %s AND variant <> '' AND is_error GROUP BY variant",
+        [since],
+    )
+    assert set(got) == {variant for variant, *_ in expected}
+    for variant, requests, calls, spend in expected:
+        row = got[variant]
+        assert (row["requests"], row["calls"], row["errors"]) == (requests, calls, requests)
+        assert dec(row["spend"]) == dec(spend)
+        assert (row["p50"], row["p95"]) == (None, None)
+        assert row["models"] == [
+            model
+            for (model,) in sql(
+                "SELECT DISTINCT model FROM {table} WHERE created_at >= %s AND variant = %s"
+                " AND is_error ORDER BY model",
+                [since, variant],
+            )
+        ]
+
+
 def test_cost_per_trace_per_feature(experiment):
     since = selectors.period_start("7d")
     expected = {

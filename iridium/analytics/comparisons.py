@@ -42,24 +42,31 @@ def variants(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
         for name in ("requests", "calls", "errors"):
             into[name] += row[name] or 0
         into["spend"] += Decimal(row["spend"] or 0)
+        into["models"].add(row["model"])
 
-    for row in raw.values("variant").annotate(
-        requests=Count("id"),
-        calls=Count("id", filter=Q(cache_hit=False)),
-        errors=Count("id", filter=Q(is_error=True)),
-        spend=Sum("total_cost_usd"),
+    # One read of each, by variant and model.
+    for row in (
+        raw.values("variant", "model")
+        .annotate(
+            requests=Count("id"),
+            calls=Count("id", filter=Q(cache_hit=False)),
+            errors=Count("id", filter=Q(is_error=True)),
+            spend=Sum("total_cost_usd"),
+        )
+        .order_by()
     ):
         add(row)
-    pairs = set(raw.values_list("variant", "model").order_by().distinct())
     if rolled is not None:
-        rolled = rolled.exclude(variant="")
-        for row in rolled.values("variant").annotate(
-            requests=Sum("requests"), calls=Sum("calls"), errors=Sum("errors"), spend=Sum("spend")
-        ):
+        for row in (
+            rolled.exclude(variant="")
+            .values("variant", "model")
+            .annotate(
+                requests=Sum("requests"), calls=Sum("calls"), errors=Sum("errors"),
+                spend=Sum("spend"),
+            )
+            .order_by()
+        ):  # fmt: skip
             add(row)
-        pairs |= set(rolled.values_list("variant", "model").order_by().distinct())
-    for variant, model in pairs:
-        found[variant]["models"].add(model)
     latency = selectors.latency_by("variant", since=since, filters=filters)
     out = []
     for variant in sorted(found):

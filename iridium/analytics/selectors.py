@@ -317,6 +317,8 @@ def latency_by_model(*, since: datetime, filters: Filters = NO_FILTERS) -> list[
 def latency_by(column: str, *, since: datetime, filters: Filters = NO_FILTERS) -> dict:
     """`latency_by_model`'s figures keyed by `column` ("model", "feature" or "variant": what
     the latency roll-ups keep), in the order of the keys."""
+    if filters.errors:  # no successful call is an error: nothing to read
+        return {}
     at_midnight = since == since.replace(hour=0, minute=0, second=0, microsecond=0)
     through, raw_since = (
         rollups.split(since) if filters.latency_rollups_ok and at_midnight else (None, since)
