@@ -98,8 +98,8 @@ class FiredAlert(models.Model):
 
 
 class DailyUsage(models.Model):
-    """The generation record summed by UTC day, feature, model, plan, organization, user and
-    experiment variant.
+    """The generation record summed by UTC day, feature, model, plan, organization, user,
+    experiment variant and whether the calls failed (the console's "errors only").
 
     Written by `manage.py rollup_generations` for complete days; the console reads it for those
     days and the raw rows for the days after, so its figures stay exact and fast.
@@ -118,6 +118,7 @@ class DailyUsage(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
     variant = models.CharField(max_length=100, blank=True, default="")
+    is_error = models.BooleanField(default=False, help_text="The calls failed.")
     requests = models.PositiveIntegerField(default=0)
     calls = models.PositiveIntegerField(default=0)
     errors = models.PositiveIntegerField(default=0)

@@ -35,7 +35,7 @@ USAGE_SUMS = {
         "input_tokens", filter=Q(cache_hit=False, is_error=False, estimated_input_tokens__gt=0)
     ),
 }
-USAGE_KEYS = ["feature", "model", "plan_id", "organization_id", "user_id", "variant"]
+USAGE_KEYS = ["feature", "model", "plan_id", "organization_id", "user_id", "variant", "is_error"]
 # A conversation, ticket or creation: its session, or the trace of a call that stands alone.
 SESSION_OR_TRACE = Coalesce(NullIf("session_id", Value("")), "trace_id")
 SEEN_KEYS = ["feature", "key", "model", "plan_id", "organization_id", "user_id", "variant",

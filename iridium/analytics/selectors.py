@@ -5,8 +5,9 @@ provider calls, "requests" both. Percentiles are continuous (PostgreSQL's percen
 computed the same way in Python on other databases).
 
 Every figure takes the console's filters (iridium.analytics.filters). Whole days before the
-last roll-up are read from the daily roll-ups when the filters allow it (they keep feature,
-model, plan, organization and user); otherwise, and for the days after, from the raw rows.
+last roll-up are read from the daily roll-ups (they keep feature, model, plan, organization,
+user, variant and whether the calls failed; latency when the filters allow it); the days after
+from the raw rows.
 """
 
 import math
@@ -49,9 +50,7 @@ def in_period(since: datetime):
 def period_parts(since: datetime, filters: Filters):
     """The period as (roll-up rows or None, raw rows), both filtered."""
     at_midnight = since == since.replace(hour=0, minute=0, second=0, microsecond=0)
-    through, raw_since = (
-        rollups.split(since) if filters.rollups_ok and at_midnight else (None, since)
-    )
+    through, raw_since = rollups.split(since) if at_midnight else (None, since)
     rolled = filters.usage(rollups.usage(since, through)) if through is not None else None
     return rolled, filters.rows(in_period(raw_since)), through
 
@@ -186,6 +185,8 @@ def rolled_latencies(rows, column: str) -> dict:
 
 
 def _latency_series(since, hourly, filters, through) -> dict:
+    if filters.errors:  # no successful call is an error: nothing to read
+        return {}
     truncate = TruncHour if hourly else TruncDay
     if through is not None and filters.latency_rollups_ok:
         out = {}
