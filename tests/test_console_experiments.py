@@ -12,6 +12,7 @@ from django.utils import timezone
 from iridium.ai.models import Generation
 from iridium.analytics import comparisons, rollups, selectors
 from iridium.analytics.filters import Filters
+from iridium.analytics.models import ConversationSeen, ConversationSeenBy
 from support.models import Ticket, TicketMessage
 from tests import factories
 
@@ -89,6 +90,38 @@ def test_variants_side_by_side(experiment, filtered, rolled_up):
             statistics.quantiles(latencies, n=20, method="inclusive")[18]
         )
     assert got["test"]["models"] == ["gpt-4.1-mini"]
+
+
+@pytest.mark.parametrize("rolled_up", [False, True], ids=["raw rows", "rolled up"])
+def test_variants_of_errors_only(experiment, rolled_up):
+    """Errors only: the failed calls by variant, with their models; no latency (no failed call
+    is a successful one)."""
+    if rolled_up:
+        rollups.rollup()
+    since = selectors.period_start("30d")
+    got = {
+        row["variant"]: row
+        for row in comparisons.variants(since=since, filters=Filters(errors=True))
+    }
+    expected = sql(
+        "SELECT variant, COUNT(*), SUM(CASE WHEN cache_hit THEN 0 ELSE 1 END), SUM(total_cost_usd)"
+        " FROM {table} WHERE created_at >= %s AND variant <> '' AND is_error GROUP BY variant",
+        [since],
+    )
+    assert set(got) == {variant for variant, *_ in expected}
+    for variant, requests, calls, spend in expected:
+        row = got[variant]
+        assert (row["requests"], row["calls"], row["errors"]) == (requests, calls, requests)
+        assert dec(row["spend"]) == dec(spend)
+        assert (row["p50"], row["p95"]) == (None, None)
+        assert row["models"] == [
+            model
+            for (model,) in sql(
+                "SELECT DISTINCT model FROM {table} WHERE created_at >= %s AND variant = %s"
+                " AND is_error ORDER BY model",
+                [since, variant],
+            )
+        ]
 
 
 def test_cost_per_trace_per_feature(experiment):
@@ -175,3 +208,149 @@ def test_the_page(client, staff, experiment, tickets):
     assert 'data-testid="variants"' in html and ">control</a>" in html and ">test</a>" in html
     assert 'data-testid="deflection">40.0%<' in html
     assert "Resolved by the assistant alone" in html
+
+
+@pytest.fixture
+def conversations(make_user):
+    """Conversations, tickets and stand-alone traces over the last nine days and today, most
+    of them with calls on several days (and some across features, users, models, variants)."""
+    alice, bob = make_user("alice"), make_user("bob", plan="pro")
+    midnight = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = []
+    for index in range(120):
+        day = index % 10  # 0 is today
+        session = "" if index % 5 == 0 else f"session-{index % 13}"
+        rows.append(
+            {
+                "created_at": midnight - timedelta(days=day) + timedelta(seconds=1 + index * 60),
+                "session_id": session,
+                "trace_id": f"trace-{index % 7}" if not session else f"{session}-{index}",
+                "user": [alice, bob, None][index % 3],
+                "plan": [alice.plan, bob.plan, None][index % 3],
+                "feature": ["chat", "customer-support", "code-generation"][
+                    (index % 13 if session else index) % 3
+                ],
+                "model": ["gpt-4o-mini", "gpt-4.1-mini"][index % 2],
+                "variant": ["", "control", "test"][index % 4 % 3],
+                "is_error": index % 6 == 0,
+                "total_cost_usd": Decimal(index % 7 + 1) / 1000,
+            }
+        )
+    # A conversation across two days, both rolled up; one across yesterday and today.
+    for day, session in [(3, "two-days"), (2, "two-days"), (1, "into-today"), (0, "into-today")]:
+        rows.append({"created_at": midnight - timedelta(days=day) + timedelta(hours=5),
+                     "session_id": session, "trace_id": f"{session}-{day}", "user": alice,
+                     "plan": alice.plan, "total_cost_usd": Decimal("0.01")})  # fmt: skip
+    factories.create_generations(rows)
+    return {"alice": alice, "bob": bob, "midnight": midnight}
+
+
+def expected_per_feature(since, condition="TRUE"):
+    return {
+        feature: (dec(spend), traces)
+        for feature, spend, traces in sql(
+            "SELECT feature, SUM(total_cost_usd),"
+            " COUNT(DISTINCT COALESCE(NULLIF(session_id, ''), trace_id)) FROM {table}"
+            f" WHERE created_at >= %s AND {condition} GROUP BY feature",
+            [since],
+        )
+    }
+
+
+def got_per_feature(since, filters=None):
+    return {
+        row["feature"]: (dec(row["spend"]), row["traces"])
+        for row in comparisons.per_feature(since=since, filters=filters or Filters())
+    }
+
+
+@pytest.mark.parametrize(
+    "filtered",
+    ["none", "user", "feature", "model", "variant", "plan", "errors", "feature and errors"],
+)
+def test_conversations_per_feature_from_the_roll_ups(conversations, filtered):
+    """Complete days from the roll-ups, today from the raw rows: a conversation counts once
+    in a period, whatever days of it are rolled up."""
+    rollups.rollup()
+    bob = conversations["bob"]
+    filters, condition = {
+        "none": (Filters(), "TRUE"),
+        "user": (Filters(user=bob.pk), f"user_id = {bob.pk}"),
+        "feature": (Filters(feature="chat"), "feature = 'chat'"),
+        "model": (Filters(model="gpt-4.1-mini"), "model = 'gpt-4.1-mini'"),
+        "variant": (Filters(variant="control"), "variant = 'control'"),
+        "plan": (Filters(plan=bob.plan_id), f"plan_id = {bob.plan_id}"),
+        "errors": (Filters(errors=True), "is_error"),
+        "feature and errors": (
+            Filters(feature="chat", errors=True),
+            "feature = 'chat' AND is_error",
+        ),
+    }[filtered]
+    midnight = conversations["midnight"]
+    for days in (0, 1, 2, 3, 5, 9, 30):
+        since = midnight - timedelta(days=days)
+        assert got_per_feature(since, filters) == expected_per_feature(since, condition), days
+    since = selectors.period_start("24h")  # not at midnight: the raw rows
+    assert got_per_feature(since, filters) == expected_per_feature(since, condition)
+
+
+def test_the_roll_ups_keep_the_last_day_a_conversation_was_seen(conversations):
+    midnight = conversations["midnight"]
+    rollups.rollup()
+    seen = {key: day for key, day in ConversationSeen.objects.values_list("key", "last_day")}
+    assert seen["two-days"] == (midnight - timedelta(days=2)).date()
+    assert seen["into-today"] == (midnight - timedelta(days=1)).date()
+    # Rolling up an earlier day again does not take a conversation back to it.
+    rollups.rollup_day((midnight - timedelta(days=3)).date())
+    assert ConversationSeen.objects.get(key="two-days").last_day == seen["two-days"]
+    assert not ConversationSeenBy.objects.filter(last_day__gte=midnight.date()).exists()
+
+
+def test_the_periodic_job_rolls_up_conversations_day_by_day(conversations):
+    """Day after day, as the periodic job runs: the same roll-ups as all at once."""
+    today = conversations["midnight"].date()
+    for offset in range(12, -1, -1):
+        rollups.rollup_new_days(today=today - timedelta(days=offset))
+    columns = ["feature", "key", "model", "plan_id", "organization_id", "user_id", "variant",
+               "is_error", "last_day"]  # fmt: skip
+    daily = sorted(ConversationSeenBy.objects.values_list(*columns), key=str)
+    coarse = sorted(ConversationSeen.objects.values_list("feature", "key", "last_day"))
+    for offset in (0, 1, 2, 3, 8):
+        since = conversations["midnight"] - timedelta(days=offset)
+        assert got_per_feature(since) == expected_per_feature(since)
+    rollups.rollup()
+    assert sorted(ConversationSeenBy.objects.values_list(*columns), key=str) == daily
+    assert sorted(ConversationSeen.objects.values_list("feature", "key", "last_day")) == coarse
+
+
+def test_a_deleted_users_conversations_leave_the_roll_ups(conversations):
+    rollups.rollup()
+    alice = conversations["alice"]
+    assert ConversationSeen.objects.filter(key="two-days").exists()
+    pk = alice.pk
+    alice.delete()
+    assert not ConversationSeenBy.objects.filter(user_id=pk).exists()
+    assert not ConversationSeen.objects.filter(key="two-days").exists()
+    for offset in (0, 2, 9):
+        since = conversations["midnight"] - timedelta(days=offset)
+        assert got_per_feature(since) == expected_per_feature(since)
+        bob = conversations["bob"]
+        assert got_per_feature(since, Filters(user=bob.pk)) == expected_per_feature(
+            since, f"user_id = {bob.pk}"
+        )
+
+
+@pytest.mark.parametrize(
+    "filters", [Filters(), Filters(errors=True), Filters(feature="chat", errors=True)],
+    ids=["none", "errors", "feature and errors"],
+)  # fmt: skip
+def test_complete_days_are_read_from_the_roll_ups_alone(conversations, filters):
+    """Once rolled up, the raw rows of complete days are not read (errors only included): the
+    figures stay the same when those rows are gone."""
+    rollups.rollup()
+    since = conversations["midnight"] - timedelta(days=9)
+    before = (got_per_feature(since, filters), comparisons.variants(since=since, filters=filters))
+    assert before[0]
+    Generation.objects.filter(created_at__lt=conversations["midnight"]).delete()
+    after = (got_per_feature(since, filters), comparisons.variants(since=since, filters=filters))
+    assert after == before

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Exists, OuterRef, Q, Sum
 
-from . import selectors
+from . import rollups, selectors
 from .filters import NO_FILTERS, Filters
 
 Outcomes = Callable[[datetime], list[dict]]
@@ -42,24 +42,31 @@ def variants(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
         for name in ("requests", "calls", "errors"):
             into[name] += row[name] or 0
         into["spend"] += Decimal(row["spend"] or 0)
+        into["models"].add(row["model"])
 
-    for row in raw.values("variant").annotate(
-        requests=Count("id"),
-        calls=Count("id", filter=Q(cache_hit=False)),
-        errors=Count("id", filter=Q(is_error=True)),
-        spend=Sum("total_cost_usd"),
+    # One read of each, by variant and model.
+    for row in (
+        raw.values("variant", "model")
+        .annotate(
+            requests=Count("id"),
+            calls=Count("id", filter=Q(cache_hit=False)),
+            errors=Count("id", filter=Q(is_error=True)),
+            spend=Sum("total_cost_usd"),
+        )
+        .order_by()
     ):
         add(row)
-    pairs = set(raw.values_list("variant", "model").order_by().distinct())
     if rolled is not None:
-        rolled = rolled.exclude(variant="")
-        for row in rolled.values("variant").annotate(
-            requests=Sum("requests"), calls=Sum("calls"), errors=Sum("errors"), spend=Sum("spend")
-        ):
+        for row in (
+            rolled.exclude(variant="")
+            .values("variant", "model")
+            .annotate(
+                requests=Sum("requests"), calls=Sum("calls"), errors=Sum("errors"),
+                spend=Sum("spend"),
+            )
+            .order_by()
+        ):  # fmt: skip
             add(row)
-        pairs |= set(rolled.values_list("variant", "model").order_by().distinct())
-    for variant, model in pairs:
-        found[variant]["models"].add(model)
     latency = selectors.latency_by("variant", since=since, filters=filters)
     out = []
     for variant in sorted(found):
@@ -75,19 +82,52 @@ def variants(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
 
 def per_feature(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
     """Per feature: spend, conversations, tickets or creations (`traces`: a session, or a
-    trace that stands alone) and cost per one."""
-    rows = filters.rows(selectors.in_period(since))
+    trace that stands alone) and cost per one. Complete days come from the roll-ups (spend from
+    DailyUsage, the conversations last seen from ConversationSeen), the days after from the raw
+    rows; a conversation seen in both counts once."""
+    rolled, raw, _ = selectors.period_parts(since, filters)
+    spends: dict[str, Decimal] = {}
+    traces: dict[str, int] = {}
+    at_midnight = since == since.replace(hour=0, minute=0, second=0, microsecond=0)
+    through, raw_since = rollups.split(since) if at_midnight else (None, since)
+    sums = {"spend": Sum("total_cost_usd")}
+    if through is None:
+        sums["traces"] = Count(selectors.SESSION_OR_TRACE, distinct=True)
+    else:
+        seen = rollups.seen(since.date(), filters)
+        raw_keys = filters.rows(selectors.in_period(raw_since)).annotate(
+            key=selectors.SESSION_OR_TRACE
+        )
+        for row in (
+            raw_keys.exclude(Exists(seen.filter(feature=OuterRef("feature"), key=OuterRef("key"))))
+            .values("feature")
+            .annotate(traces=Count("key", distinct=True))
+            .order_by()
+        ):
+            traces[row["feature"]] = row["traces"]
+        # ConversationSeen has one row to a conversation, ConversationSeenBy several.
+        for row in (
+            seen.values("feature").annotate(traces=Count("key", distinct=bool(filters))).order_by()
+        ):
+            traces[row["feature"]] = traces.get(row["feature"], 0) + row["traces"]
+    for row in raw.values("feature").annotate(**sums).order_by():
+        spends[row["feature"]] = Decimal(row["spend"] or 0)
+        if through is None:
+            traces[row["feature"]] = row["traces"]
+    if rolled is not None:
+        for row in rolled.values("feature").annotate(spend=Sum("spend")).order_by():
+            spends[row["feature"]] = spends.get(row["feature"], Decimal(0)) + Decimal(
+                row["spend"] or 0
+            )
     out = []
-    for row in rows.values("feature").annotate(
-        spend=Sum("total_cost_usd"), traces=Count(selectors.SESSION_OR_TRACE, distinct=True)
-    ):
-        spend = Decimal(row["spend"] or 0)
+    for feature, spend in spends.items():
+        count = traces.get(feature, 0)
         out.append(
             {
-                "feature": row["feature"],
+                "feature": feature,
                 "spend": spend,
-                "traces": row["traces"],
-                "per_trace": spend / row["traces"] if row["traces"] else None,
+                "traces": count,
+                "per_trace": spend / count if count else None,
             }
         )
     return sorted(out, key=lambda row: (-row["spend"], row["feature"]))

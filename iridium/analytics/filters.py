@@ -35,17 +35,12 @@ class Filters:
         return any(getattr(self, f.name) for f in fields(self))
 
     @property
-    def rollups_ok(self) -> bool:
-        """The daily roll-ups keep feature, model, plan, organization, user and variant, not
-        the single error rows."""
-        return not self.errors
-
-    @property
     def latency_rollups_ok(self) -> bool:
-        """The latency roll-ups are kept per model, feature and variant."""
-        return self.rollups_ok and not (self.plan or self.organization or self.user)
+        """The latency roll-ups are kept per model, feature and variant (of successful calls:
+        errors only leaves none)."""
+        return not (self.plan or self.organization or self.user or self.errors)
 
-    def _lookups(self) -> dict:
+    def _lookups(self, *, errors: bool = True) -> dict:
         lookups = {}
         for name, column in [("feature", "feature"), ("model", "model"), ("plan", "plan_id"),
                              ("organization", "organization_id"), ("user", "user_id"),
@@ -53,19 +48,22 @@ class Filters:
             value = getattr(self, name)
             if value:
                 lookups[column] = value
+        if errors and self.errors:
+            lookups["is_error"] = True
         return lookups
 
     def rows(self, queryset):
         """Generation rows that pass the filters."""
-        lookups = self._lookups()
-        if self.errors:
-            lookups["is_error"] = True
-        return queryset.filter(**lookups)
+        return queryset.filter(**self._lookups())
 
     def usage(self, queryset):
-        """DailyUsage rows that pass the filters (only when `rollups_ok`)."""
-        assert self.rollups_ok
+        """DailyUsage rows that pass the filters (they keep whether the calls failed)."""
         return queryset.filter(**self._lookups())
+
+    def seen_lookups(self) -> dict:
+        """The lookups of ConversationSeenBy rows that pass the filters (they keep whether the
+        calls failed)."""
+        return self._lookups()
 
     def latency(self, queryset):
         """DailyLatency rows that pass the filters (only when `latency_rollups_ok`)."""

@@ -98,8 +98,8 @@ class FiredAlert(models.Model):
 
 
 class DailyUsage(models.Model):
-    """The generation record summed by UTC day, feature, model, plan, organization, user and
-    experiment variant.
+    """The generation record summed by UTC day, feature, model, plan, organization, user,
+    experiment variant and whether the calls failed (the console's "errors only").
 
     Written by `manage.py rollup_generations` for complete days; the console reads it for those
     days and the raw rows for the days after, so its figures stay exact and fast.
@@ -118,6 +118,7 @@ class DailyUsage(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
     variant = models.CharField(max_length=100, blank=True, default="")
+    is_error = models.BooleanField(default=False, help_text="The calls failed.")
     requests = models.PositiveIntegerField(default=0)
     calls = models.PositiveIntegerField(default=0)
     errors = models.PositiveIntegerField(default=0)
@@ -156,3 +157,56 @@ class RollupMark(models.Model):
 
     def __str__(self):
         return f"rolled up through {self.rolled_through}"
+
+
+class ConversationSeen(models.Model):
+    """Each conversation, ticket or creation of a feature (its session, or the trace of a call
+    that stands alone), and the last complete UTC day it had a call.
+
+    Conversations span days, so a period's count cannot be summed from per-day counts; the
+    conversations of a period that starts on day D are those last seen on D or after, plus those
+    of the raw rows after the roll-ups. Read when no filter applies; ConversationSeenBy when one
+    does. Written with the daily roll-ups.
+    """
+
+    feature = models.CharField(max_length=50)
+    key = models.CharField(max_length=200, help_text="The session id, or the trace id.")
+    last_day = models.DateField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["key", "feature"], name="conversationseen_unique")
+        ]
+        indexes = [models.Index(fields=["last_day", "feature"])]
+
+    def __str__(self):
+        return f"{self.feature} {self.key} {self.last_day}"
+
+
+class ConversationSeenBy(models.Model):
+    """ConversationSeen per model, plan, organization, user, experiment variant and whether the
+    calls failed: what the console's filters select. A conversation has a row for each such
+    combination it had calls with, and the last complete day of those calls. Deleting a user
+    deletes their rows."""
+
+    feature = models.CharField(max_length=50)
+    key = models.CharField(max_length=200, help_text="The session id, or the trace id.")
+    model = models.CharField(max_length=100)
+    plan = models.ForeignKey(
+        "accounts.Plan", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    variant = models.CharField(max_length=100, blank=True, default="")
+    is_error = models.BooleanField(default=False)
+    last_day = models.DateField()
+
+    class Meta:
+        indexes = [models.Index(fields=["key"]), models.Index(fields=["last_day", "feature"])]
+
+    def __str__(self):
+        return f"{self.feature} {self.key} {self.last_day}"

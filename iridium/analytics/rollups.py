@@ -6,14 +6,14 @@ the last rolled-up day, so every figure is exact."""
 from collections import Counter
 from datetime import date, datetime, timedelta
 
-from django.db import transaction
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import TruncDate
+from django.db import connection, transaction
+from django.db.models import Count, Max, Q, Sum, Value
+from django.db.models.functions import Coalesce, NullIf, TruncDate
 from django.utils import timezone
 
 from iridium.ai.models import Generation
 
-from .models import DailyLatency, DailyUsage, RollupMark
+from .models import ConversationSeen, ConversationSeenBy, DailyLatency, DailyUsage, RollupMark
 
 KEEP_DAYS = 90
 
@@ -35,7 +35,12 @@ USAGE_SUMS = {
         "input_tokens", filter=Q(cache_hit=False, is_error=False, estimated_input_tokens__gt=0)
     ),
 }
-USAGE_KEYS = ["feature", "model", "plan_id", "organization_id", "user_id", "variant"]
+USAGE_KEYS = ["feature", "model", "plan_id", "organization_id", "user_id", "variant", "is_error"]
+# A conversation, ticket or creation: its session, or the trace of a call that stands alone.
+SESSION_OR_TRACE = Coalesce(NullIf("session_id", Value("")), "trace_id")
+SEEN_KEYS = ["feature", "key", "model", "plan_id", "organization_id", "user_id", "variant",
+             "is_error"]  # fmt: skip
+CHUNK = 2000
 
 
 def rolled_through() -> date | None:
@@ -47,6 +52,9 @@ def rollup(*, days: int = KEEP_DAYS, today: date | None = None) -> int:
     """Rebuild the roll-ups of the last `days` complete days. Returns the rows written."""
     today = today or timezone.now().date()
     written = 0
+    # The conversations last seen in these days are seen again as each day is rolled up.
+    ConversationSeen.objects.filter(last_day__gte=today - timedelta(days=days)).delete()
+    ConversationSeenBy.objects.filter(last_day__gte=today - timedelta(days=days)).delete()
     for offset in range(days, 0, -1):
         written += rollup_day(today - timedelta(days=offset))
     with transaction.atomic():
@@ -54,6 +62,8 @@ def rollup(*, days: int = KEEP_DAYS, today: date | None = None) -> int:
         RollupMark.objects.create(rolled_through=today - timedelta(days=1))
     DailyUsage.objects.filter(day__lt=today - timedelta(days=days)).delete()
     DailyLatency.objects.filter(day__lt=today - timedelta(days=days)).delete()
+    ConversationSeen.objects.filter(last_day__lt=today - timedelta(days=days)).delete()
+    ConversationSeenBy.objects.filter(last_day__lt=today - timedelta(days=days)).delete()
     return written
 
 
@@ -76,6 +86,8 @@ def rollup_new_days(*, today: date | None = None) -> int:
         RollupMark.objects.create(rolled_through=yesterday)
     DailyUsage.objects.filter(day__lt=oldest).delete()
     DailyLatency.objects.filter(day__lt=oldest).delete()
+    ConversationSeen.objects.filter(last_day__lt=oldest).delete()
+    ConversationSeenBy.objects.filter(last_day__lt=oldest).delete()
     return written
 
 
@@ -118,7 +130,75 @@ def rollup_day(day: date) -> int:
         )
         for (model, feature, variant), (lat, ttft) in latencies.items()
     )
+    _see_conversations(day, rows)
     return len(usage)
+
+
+def _see_conversations(day: date, rows) -> None:
+    """Mark the conversations of `rows` (the day's) as last seen on `day`, unless seen later:
+    in the database, two statements a table (rows seen before moved to `day`, the others
+    added)."""
+    for model, names in [(ConversationSeenBy, SEEN_KEYS), (ConversationSeen, SEEN_KEYS[:2])]:
+        seen, params = (
+            rows.annotate(key=SESSION_OR_TRACE).values(*names).order_by().distinct()
+        ).query.sql_with_params()
+        table = model._meta.db_table
+        columns = ", ".join(f'"{name}"' for name in names)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f'UPDATE "{table}" SET "last_day" = %s WHERE "{table}"."last_day" < %s'
+                f" AND EXISTS (SELECT 1 FROM ({seen}) AS found WHERE {_same(table, names)})",
+                [day, day, *params],
+            )
+            cursor.execute(
+                f'INSERT INTO "{table}" ({columns}, "last_day") SELECT {columns}, %s'
+                f' FROM ({seen}) AS found WHERE NOT EXISTS (SELECT 1 FROM "{table}"'
+                f" WHERE {_same(table, names)})",
+                [day, *params],
+            )
+
+
+def _same(table: str, names: list[str]) -> str:
+    """SQL: the row of `table` has the values of `found` in columns `names` (NULL, no plan,
+    organization or user, matches NULL)."""
+    out = []
+    for name in names:
+        ours, theirs = f'"{table}"."{name}"', f'found."{name}"'
+        if name.endswith("_id"):
+            out.append(f"({ours} = {theirs} OR ({ours} IS NULL AND {theirs} IS NULL))")
+        else:
+            out.append(f"{ours} = {theirs}")
+    return " AND ".join(out)
+
+
+def forget_conversations(keys: set[tuple[str, str]]) -> None:
+    """Make the conversations `keys` ((feature, key)) agree with ConversationSeenBy again, after
+    some of its rows went with a deleted user."""
+    keys = sorted(keys)
+    for start in range(0, len(keys), CHUNK):
+        chunk = keys[start : start + CHUNK]
+        wanted = Q()
+        for feature, key in chunk:
+            wanted |= Q(feature=feature, key=key)
+        ConversationSeen.objects.filter(wanted).delete()
+        ConversationSeen.objects.bulk_create(
+            ConversationSeen(**row)
+            for row in ConversationSeenBy.objects.filter(wanted)
+            .values("feature", "key")
+            .annotate(last_day=Max("last_day"))
+            .order_by()
+        )
+
+
+def seen(since: date, filters):
+    """The rolled-up conversations last seen on `since` or later that pass `filters` (the
+    errors filter included): ConversationSeen rows without filters, ConversationSeenBy rows
+    (several to a conversation) with them."""
+    if not filters:
+        rows = ConversationSeen.objects.all()
+    else:
+        rows = ConversationSeenBy.objects.filter(**filters.seen_lookups())
+    return rows.filter(last_day__gte=since)
 
 
 def split(since: datetime) -> tuple[date | None, datetime]:
@@ -137,3 +217,19 @@ def usage(since: datetime, through: date):
 
 def raw_days(queryset):
     return queryset.annotate(day=TruncDate("created_at"))
+
+
+def user_deleting(sender, instance, **kwargs):
+    """Before a user's deletion: the conversations they had calls in (their ConversationSeenBy
+    rows go with them; ConversationSeen is made to agree once they are gone)."""
+    instance._conversations_seen = set(
+        ConversationSeenBy.objects.filter(user_id=instance.pk)
+        .values_list("feature", "key")
+        .distinct()
+    )
+
+
+def user_deleted(sender, instance, **kwargs):
+    keys = getattr(instance, "_conversations_seen", None)
+    if keys:
+        forget_conversations(keys)

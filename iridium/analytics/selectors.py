@@ -5,8 +5,9 @@ provider calls, "requests" both. Percentiles are continuous (PostgreSQL's percen
 computed the same way in Python on other databases).
 
 Every figure takes the console's filters (iridium.analytics.filters). Whole days before the
-last roll-up are read from the daily roll-ups when the filters allow it (they keep feature,
-model, plan, organization and user); otherwise, and for the days after, from the raw rows.
+last roll-up are read from the daily roll-ups (they keep feature, model, plan, organization,
+user, variant and whether the calls failed; latency when the filters allow it); the days after
+from the raw rows.
 """
 
 import math
@@ -15,8 +16,8 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Aggregate, Count, FloatField, Max, Min, Q, Sum, Value
-from django.db.models.functions import Coalesce, NullIf, TruncDay, TruncHour
+from django.db.models import Aggregate, Count, FloatField, Max, Min, Q, Sum
+from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from iridium.ai.models import Generation, Span
@@ -28,7 +29,7 @@ from .models import DailyLatency
 __all__ = ["DEFAULT_PERIOD", "PERIODS"]
 
 # A conversation, ticket or creation: its session, or the trace of a call that stands alone.
-SESSION_OR_TRACE = Coalesce(NullIf("session_id", Value("")), "trace_id")
+SESSION_OR_TRACE = rollups.SESSION_OR_TRACE
 
 
 def period_start(period: str, now: datetime | None = None) -> datetime:
@@ -49,9 +50,7 @@ def in_period(since: datetime):
 def period_parts(since: datetime, filters: Filters):
     """The period as (roll-up rows or None, raw rows), both filtered."""
     at_midnight = since == since.replace(hour=0, minute=0, second=0, microsecond=0)
-    through, raw_since = (
-        rollups.split(since) if filters.rollups_ok and at_midnight else (None, since)
-    )
+    through, raw_since = rollups.split(since) if at_midnight else (None, since)
     rolled = filters.usage(rollups.usage(since, through)) if through is not None else None
     return rolled, filters.rows(in_period(raw_since)), through
 
@@ -186,6 +185,8 @@ def rolled_latencies(rows, column: str) -> dict:
 
 
 def _latency_series(since, hourly, filters, through) -> dict:
+    if filters.errors:  # no successful call is an error: nothing to read
+        return {}
     truncate = TruncHour if hourly else TruncDay
     if through is not None and filters.latency_rollups_ok:
         out = {}
@@ -317,6 +318,8 @@ def latency_by_model(*, since: datetime, filters: Filters = NO_FILTERS) -> list[
 def latency_by(column: str, *, since: datetime, filters: Filters = NO_FILTERS) -> dict:
     """`latency_by_model`'s figures keyed by `column` ("model", "feature" or "variant": what
     the latency roll-ups keep), in the order of the keys."""
+    if filters.errors:  # no successful call is an error: nothing to read
+        return {}
     at_midnight = since == since.replace(hour=0, minute=0, second=0, microsecond=0)
     through, raw_since = (
         rollups.split(since) if filters.latency_rollups_ok and at_midnight else (None, since)
