@@ -11,7 +11,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "iridium.settings")
 # Django must be set up before anything imports models (the websocket routes do).
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
@@ -19,7 +18,7 @@ import iridium.ai.service  # noqa: E402, F401  (loaded now, not during the first
 from iridium.infra.serving import settle_garbage_collector  # noqa: E402
 from iridium.routing import websocket_urlpatterns  # noqa: E402
 from iridium.web.lifespan import lifespan  # noqa: E402
-from iridium.web.sockets import SameOriginValidator  # noqa: E402
+from iridium.web.sockets import SameOriginValidator, socket_auth  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -27,7 +26,7 @@ application = ProtocolTypeRouter(
         # two-command set-up whole. A reverse proxy or CDN may serve STATIC_ROOT instead.
         "http": ASGIStaticFilesHandler(django_asgi_app),
         "lifespan": lifespan,
-        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": SameOriginValidator(socket_auth(URLRouter(websocket_urlpatterns))),
     }
 )
 

@@ -91,7 +91,7 @@ async def provider_step(call: Call, conversation: list[dict], step: int, parent_
                     response = await provider.stream(body)
                 stack.push_async_callback(response.close)
                 answer.answering = True
-                async for line in response.iter_lines():
+                async for line in provider.lines(response):
                     chunk = wire.event_data(line)
                     if chunk is None:
                         continue

@@ -47,13 +47,13 @@ def parameters(*, temperature: float | None, max_output_tokens: int | None) -> d
     return found
 
 
-def event_data(line: str):
-    """The JSON object of one server-sent-events line; DONE at the end; None for other lines.
-    An error event mid-stream raises StreamError, as the SDK does."""
-    if not line.startswith("data:"):
+def event_data(line: bytes):
+    """The JSON object of one server-sent-events line (bytes, as read); DONE at the end; None
+    for other lines. An error event mid-stream raises StreamError, as the SDK does."""
+    if not line.startswith(b"data:"):
         return None
     data = line[5:].strip()
-    if data == "[DONE]":
+    if data == b"[DONE]":
         return DONE
     chunk = json.loads(data)
     if isinstance(chunk, dict) and chunk.get("error"):

@@ -1,4 +1,5 @@
-"""The websocket edge: which pages may open a socket, and what an unknown socket path gets.
+"""The websocket edge: which pages may open a socket, who is on it, and what an unknown socket
+path gets.
 
 Browsers send an Origin header with every websocket; a socket is accepted only from a page of
 this very site (the same scheme, host and port as the socket's own address, the rule Django's
@@ -6,8 +7,10 @@ CSRF check applies to forms) or from an origin listed in CSRF_TRUSTED_ORIGINS. C
 AllowedHostsOriginValidator compares host names only, so a page on another port or over plain
 http of the same host would pass it."""
 
+from channels.auth import AuthMiddleware
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.security.websocket import WebsocketDenier
+from channels.sessions import CookieMiddleware, InstanceSessionWrapper, SessionMiddleware
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
@@ -59,6 +62,22 @@ class SameOriginValidator:
         if allowed_origin(scope):
             return await self.application(scope, receive, send)
         return await WebsocketDenier()(scope, receive, send)
+
+
+class SocketSessionMiddleware(SessionMiddleware):
+    """Channels' session middleware for sockets, without its wrapper around `send`: that wrapper
+    saves a session only on an HTTP response, never on a socket, but reads the session on every
+    frame sent (a token of an answer is one). The session is loaded as Channels loads it."""
+
+    async def __call__(self, scope, receive, send):
+        wrapper = InstanceSessionWrapper(scope, send)
+        await wrapper.resolve_session()
+        return await self.inner(wrapper.scope, receive, send)
+
+
+def socket_auth(inner):
+    """Channels' `AuthMiddlewareStack` (cookies, session, user in the scope) for sockets."""
+    return CookieMiddleware(SocketSessionMiddleware(AuthMiddleware(inner)))
 
 
 class NoSuchSocket(AsyncWebsocketConsumer):
