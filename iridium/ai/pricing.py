@@ -156,6 +156,11 @@ def price(*, provider: str, model: str, usage: Usage) -> Cost | None:
     return _catalogue_price(provider, model, usage)
 
 
+def load_catalogue() -> None:
+    """Load the catalogue of prices now (it takes a moment), not at the first call's price."""
+    _catalogue_price(settings.AI_PROVIDER, "", Usage())
+
+
 @lru_cache(maxsize=4096)
 def _catalogue_price(provider: str, model: str, usage: Usage) -> Cost | None:
     # genai-prices takes about 0.3 ms per calculation; identical usages are common (cached

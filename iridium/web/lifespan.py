@@ -1,8 +1,9 @@
 """The ASGI lifespan of the application: what a worker does when it starts and stops.
 
-At start: calls left in flight by a worker that died are completed (and again now and then, for
-workers that die while this one runs); `kill -USR1` dumps the worker's
-tasks.
+At start: what the first answer would otherwise load (the AI provider's client and its HTTP
+modules, the catalogue of prices: most of a second) is loaded; calls left in flight by a worker
+that died are completed (and again now and then, for workers that die while this one runs);
+`kill -USR1` dumps the worker's tasks.
 
 At stop (SIGTERM): uvicorn first stops taking connections and closes the sockets; then no
 answer may start, the answers being written get AI_SHUTDOWN_GRACE_SECONDS to finish and are
@@ -16,7 +17,7 @@ import logging
 
 from django.conf import settings
 
-from iridium.ai import posthog, provider
+from iridium.ai import posthog, pricing, provider
 from iridium.ai.recorder import recorder
 from iridium.ai.recovery import recover_interrupted_calls, recovery_seconds
 from iridium.infra.serving import dump_tasks_on_signal
@@ -31,6 +32,8 @@ async def lifespan(scope, receive, send) -> None:
         message = await receive()
         if message["type"] == "lifespan.startup":
             dump_tasks_on_signal()
+            provider.client()  # this loop's, made now
+            await asyncio.to_thread(pricing.load_catalogue)
             recovering = asyncio.create_task(_recover_now_and_then(), name="call recovery")
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
