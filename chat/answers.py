@@ -7,14 +7,16 @@ Nothing is deleted to make room for a new answer (chat.versions): Regenerate kee
 it replaces as an earlier version of its turn (a failed one as replaced), and editing a question
 keeps the question and everything after it as replaced. A refused request puts them back."""
 
+from dataclasses import dataclass, field
+
 from asgiref.sync import sync_to_async
-from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from iridium import ai
 from iridium.infra.errors import Busy, DomainError
 from iridium.live import fanout, protocol, runs, writer
 from iridium.live.consumers import Target
+from iridium.live.models import AnswerBeingWritten
 from iridium.live.rendering import message_html
 
 from .models import Conversation, Message
@@ -54,29 +56,44 @@ def run_key(conversation_id: int) -> str:
 # --- Starting answers -------------------------------------------------------------------------
 
 
+@dataclass
+class Start:
+    """A new answer saved "being written", with what went with it: the question (unless it
+    is regenerated), the history the model is sent and what was set aside (put back if the
+    request is refused). The messages' HTML is rendered in the thread that saved them, never
+    on the event loop, where it would hold up other answers' tokens."""
+
+    answer: Message
+    history: list[dict]
+    question: Message | None = None
+    put_aside: PutAside = field(default_factory=list)
+    answer_html: str = ""
+    question_html: str = ""
+
+
 async def send(*, conversation: Conversation, user, content: str, client_id: str = "") -> None:
     """Save `content` as the user's message and start the answer. Raises Busy (with the text
     given back) while an answer is being written."""
     runs.refuse_if_draining()
-    question, answer, history = await sync_to_async(_save_question)(conversation, content)
+    start = await sync_to_async(_save_question)(conversation, content)
     await fanout.group_send(
         run_key(conversation.pk),
         {
             "type": protocol.USER_MESSAGE,
-            "message": question.frame(),
-            "html": message_html(question),
+            "message": start.question.frame(),
+            "html": start.question_html,
             "title": conversation.title,
         },
     )
-    _start(conversation, user, answer, history, question=question, client_id=client_id)
+    _start(conversation, user, start, client_id=client_id)
 
 
 async def regenerate(*, conversation: Conversation, user) -> None:
     """A new answer to the last question: the last answer, if any, becomes an earlier version
     of the turn (a failed one is replaced)."""
     runs.refuse_if_draining()
-    answer, put_aside, history = await sync_to_async(_replace_last_answer)(conversation)
-    _start(conversation, user, answer, history, question=None, client_id="", put_aside=put_aside)
+    start = await sync_to_async(_replace_last_answer)(conversation)
+    _start(conversation, user, start, client_id="")
 
 
 async def edit(
@@ -85,34 +102,22 @@ async def edit(
     """Replace the person's question `message_id` with `content`, and what followed it with a
     new answer. Raises Busy (with the text given back) while an answer is being written."""
     runs.refuse_if_draining()
-    question, answer, put_aside, history = await sync_to_async(_edit_question)(
-        conversation, message_id, content
-    )
+    start = await sync_to_async(_edit_question)(conversation, message_id, content)
     await fanout.group_send(
         run_key(conversation.pk),
         {
             "type": protocol.USER_MESSAGE,
-            "message": question.frame(),
-            "html": message_html(question),
+            "message": start.question.frame(),
+            "html": start.question_html,
             "replaces": message_id,
         },
     )
-    _start(
-        conversation,
-        user,
-        answer,
-        history,
-        question=question,
-        client_id=client_id,
-        put_aside=put_aside,
-        edited_id=message_id,
-    )
+    _start(conversation, user, start, client_id=client_id, edited_id=message_id)
 
 
-def _start(
-    conversation, user, answer, messages, *, question, client_id, put_aside=(), edited_id=None
-):
+def _start(conversation, user, start: Start, *, client_id, edited_id=None):
     replay_session_id = ai.replay.current()  # of the frame that starts it
+    answer, question, messages = start.answer, start.question, start.history
 
     async def ask():
         return ai.Request(
@@ -132,22 +137,30 @@ def _start(
 
     async def on_refused(refusal):
         question_id = question.pk if question else None
-        title, restored = await sync_to_async(_forget)(conversation, answer, question, put_aside)
+        title, restored = await sync_to_async(_forget)(
+            conversation, answer, question, start.put_aside
+        )
         refused = {
             "text": question.content if question else "",
             "client_id": client_id,
             "question_id": question_id,
             "title": title,
-            "restored": [message_html(message) for message in restored],
+            "restored": restored,
         }
         if edited_id is not None:
             refused["edited_id"] = edited_id
         return refused
 
-    writer.start(run_key(conversation.pk), answer, ask=ask, on_refused=on_refused)
+    writer.start(
+        run_key(conversation.pk),
+        answer,
+        html=start.answer_html,
+        ask=ask,
+        on_refused=on_refused,
+    )
 
 
-def _save_question(conversation: Conversation, content: str):
+def _save_question(conversation: Conversation, content: str) -> Start:
     def write():
         question = Message.objects.create(
             conversation=conversation, role=Message.Role.USER, content=content.strip()
@@ -156,12 +169,12 @@ def _save_question(conversation: Conversation, content: str):
         if conversation.title == Conversation._meta.get_field("title").default:
             conversation.title = _title_from(content)
         conversation.save(update_fields=["title", "updated_at"])
-        return question, answer, _history(conversation, answer)
+        return Start(answer, _history(conversation, answer), question=question)
 
     return _one_answer_at_a_time(conversation, write, text=content)
 
 
-def _replace_last_answer(conversation: Conversation) -> tuple[Message, PutAside, list[dict]]:
+def _replace_last_answer(conversation: Conversation) -> Start:
     def write():
         latest = conversation.messages.filter(version=Message.Version.LATEST)
         last = latest.order_by("-created_at", "-pk").first()
@@ -180,14 +193,12 @@ def _replace_last_answer(conversation: Conversation) -> tuple[Message, PutAside,
         answer = _new_answer(conversation, version_of=turn)
         answer.replaced_ids = replaced
         conversation.save(update_fields=["updated_at"])
-        return answer, put_aside, _history(conversation, answer)
+        return Start(answer, _history(conversation, answer), put_aside=put_aside)
 
     return _one_answer_at_a_time(conversation, write)
 
 
-def _edit_question(
-    conversation: Conversation, message_id: int, content: str
-) -> tuple[Message, Message, PutAside, list[dict]]:
+def _edit_question(conversation: Conversation, message_id: int, content: str) -> Start:
     def write():
         old = conversation.messages.filter(
             pk=message_id, role=Message.Role.USER, version=Message.Version.LATEST
@@ -207,7 +218,7 @@ def _edit_question(
         )
         answer = _new_answer(conversation)
         conversation.save(update_fields=["updated_at"])
-        return question, answer, put_aside, _history(conversation, answer)
+        return Start(answer, _history(conversation, answer), question=question, put_aside=put_aside)
 
     return _one_answer_at_a_time(conversation, write, text=content)
 
@@ -224,25 +235,22 @@ def _new_answer(conversation: Conversation, version_of: int | None = None) -> Me
     return answer
 
 
-def _one_answer_at_a_time(conversation: Conversation, write, **given_back):
+def _one_answer_at_a_time(conversation: Conversation, write, **given_back) -> Start:
     """Run `write()`, which saves a new answer "being written" (and whatever goes with it), in
-    one transaction. Busy (with `given_back`) while another answer is being written, by this
-    worker or by another: the database keeps one per conversation
-    (one_answer_being_written_per_conversation), so two workers taking a "send" at once cannot
-    both write one. An answer left "being written" by a worker that stopped is marked
-    interrupted (StreamedAnswer's rule) and `write()` tried once more."""
+    one transaction (StreamedAnswer.start_one_at_a_time), then render its messages. Busy (with
+    `given_back`) while another answer is being written, by this worker or by another."""
     if runs.running(run_key(conversation.pk)):
         raise Busy(BUSY, **given_back)
-    for last_try in (False, True):
-        try:
-            with transaction.atomic():
-                return write()
-        except IntegrityError as error:
-            if "one_answer_being_written" not in str(error):
-                raise
-            if last_try or not mark_interrupted(conversation):
-                raise Busy(BUSY, **given_back) from error
-    raise AssertionError("unreachable")  # pragma: no cover
+    try:
+        start = Message.start_one_at_a_time(
+            write, conversation.messages.all(), key=run_key(conversation.pk)
+        )
+    except AnswerBeingWritten as error:
+        raise Busy(BUSY, **given_back) from error
+    start.answer_html = message_html(start.answer)
+    if start.question is not None:
+        start.question_html = message_html(start.question)
+    return start
 
 
 def mark_interrupted(conversation: Conversation) -> int:
@@ -268,10 +276,10 @@ def _history(conversation: Conversation, answer: Message) -> list[dict]:
 
 def _forget(
     conversation: Conversation, answer: Message, question: Message | None, put_aside: PutAside
-) -> tuple[str, list[Message]]:
+) -> tuple[str, list[str]]:
     """Remove what a refused request left and put back what it had set aside; a title taken
-    from the refused question goes too. Returns the conversation's title and the messages put
-    back (as the page shows them, with their turns' earlier versions)."""
+    from the refused question goes too. Returns the conversation's title and the HTML of the
+    messages put back (as the page shows them, with their turns' earlier versions)."""
     answer.delete()
     for version in {version for _, version in put_aside}:
         ids = [pk for pk, was in put_aside if was == version]
@@ -280,6 +288,7 @@ def _forget(
     restored = with_versions(
         conversation, list(conversation.messages.filter(pk__in=back).order_by("created_at", "pk"))
     )
+    restored = [message_html(message) for message in restored]
     if question is not None:
         question.delete()
         default = Conversation._meta.get_field("title").default

@@ -1,10 +1,14 @@
 """Generating code and content through iridium.ai, streamed to the creation's page."""
 
 import time
+from dataclasses import dataclass
+
+from django import forms
 
 from iridium import ai
 from iridium.live import runs, writer
 from iridium.live.consumers import Target
+from iridium.live.rendering import message_html
 
 from .models import Creation
 
@@ -77,8 +81,31 @@ def _request(creation: Creation, user, replay_session_id: str) -> ai.Request:
     )
 
 
-def start(creation: Creation, user) -> runs.Run | None:
+@dataclass
+class Start:
+    """A new creation saved "being written", the form it came from, and its HTML as its page
+    shows it meanwhile, rendered in the thread that saved it (not on the event loop)."""
+
+    creation: Creation
+    form: forms.Form | None = None
+    html: str = ""
+
+
+def written_again(creation: Creation) -> Start | None:
+    """A failed creation made ready to be written again (its Retry), in one step off the event
+    loop; None unless it has failed."""
+    creation.refresh_from_db()
+    if creation.status != Creation.Status.ERROR:
+        return None
+    creation.status = Creation.Status.STREAMING
+    creation.content = creation.html = creation.error = ""
+    creation.save()
+    return Start(creation, html=message_html(creation))
+
+
+def start(start: Start, user) -> runs.Run | None:
     """Start writing the creation unless it is already being written here."""
+    creation = start.creation
     if runs.running(run_key(creation.pk)):
         return None
     replay_session_id = ai.replay.current()  # of the request or frame that starts it
@@ -90,4 +117,6 @@ def start(creation: Creation, user) -> runs.Run | None:
         await creation.adelete()
         return {}
 
-    return writer.start(run_key(creation.pk), creation, ask=ask, on_refused=on_refused)
+    return writer.start(
+        run_key(creation.pk), creation, html=start.html, ask=ask, on_refused=on_refused
+    )

@@ -1,3 +1,5 @@
+from asgiref.sync import sync_to_async
+
 from iridium.live import protocol
 from iridium.live.consumers import StreamConsumer
 
@@ -18,10 +20,6 @@ class CreationConsumer(StreamConsumer):
         return Creation.objects.filter(pk=self.object_id)
 
     async def on_retry(self, frame):
-        await self.object.arefresh_from_db()
-        if self.object.status != Creation.Status.ERROR:
-            return
-        self.object.status = Creation.Status.STREAMING
-        self.object.content = self.object.html = self.object.error = ""
-        await self.object.asave()
-        answers.start(self.object, self.user)
+        start = await sync_to_async(answers.written_again)(self.object)
+        if start is not None:
+            answers.start(start, self.user)

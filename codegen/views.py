@@ -6,9 +6,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from iridium import ai
+from iridium.infra.auth import load_user
 from iridium.infra.db import give_back_connection
 from iridium.live import runs
-from iridium.live.rendering import attach_feedback
+from iridium.live.rendering import attach_feedback, message_html
 
 from . import access, answers
 from .forms import CodeForm, ContentForm
@@ -35,34 +36,48 @@ def index(request):
     return _page(request)
 
 
-@login_required
 @require_POST
 async def create(request, kind):
     """Start a generation; a refusal (limit, budget, kill switch) is shown on the form, which
-    keeps what was typed. Otherwise the result's page shows it streaming in."""
+    keeps what was typed. Otherwise the result's page shows it streaming in.
+
+    What needs the database (the session and user, the form, the new creation) is done in one
+    step off the event loop (`_new_creation`); this waits for the answer's first output."""
     if kind not in FORMS:
         raise Http404
-    user = await request.auser()
-    form = FORMS[kind](request.POST)
-    forms = {"code_form": None, "content_form": None, f"{kind}_form": form}
-    if not await sync_to_async(form.is_valid)():
-        return await sync_to_async(_page)(request, **forms, status=400)
+    await load_user(request)  # for `login_required` and the step below, without another read
     runs.refuse_if_draining()
-    creation = await Creation.objects.acreate(
-        user=user,
-        kind=kind,
-        trace_id=answers.new_trace_id(user.pk),
-        status=Creation.Status.STREAMING,
-        **form.cleaned_data,
-    )
-    run = answers.start(creation, user)
-    await give_back_connection()  # the answer needs one while this request waits for it
+    made = await sync_to_async(_new_creation)(request, kind)
+    if not isinstance(made, answers.Start):
+        return made  # the log-in page, or the form and what is wrong with it
+    run = answers.start(made, request.user)
     try:
         await run.started(timeout=settings.AI_DEADLINE_SECONDS)
     except ai.Refused as refusal:
-        await sync_to_async(form.add_error)(None, refusal.message)
-        return await sync_to_async(_page)(request, **forms, status=refusal.http_status)
-    return redirect("codegen:creation", pk=creation.pk)
+        return await sync_to_async(_refused)(request, kind, made.form, refusal)
+    return redirect("codegen:creation", pk=made.creation.pk)
+
+
+@login_required
+def _new_creation(request, kind) -> answers.Start | HttpResponse:
+    form = FORMS[kind](request.POST)
+    if not form.is_valid():
+        return _page(request, **{f"{kind}_form": form}, status=400)
+    creation = Creation.objects.create(
+        user=request.user,
+        kind=kind,
+        trace_id=answers.new_trace_id(request.user.pk),
+        status=Creation.Status.STREAMING,
+        **form.cleaned_data,
+    )
+    start = answers.Start(creation, form, html=message_html(creation))
+    give_back_connection()  # the answer needs one while this request waits for it
+    return start
+
+
+def _refused(request, kind, form, refusal: ai.Refused) -> HttpResponse:
+    form.add_error(None, refusal.message)
+    return _page(request, **{f"{kind}_form": form}, status=refusal.http_status)
 
 
 @login_required

@@ -1,13 +1,15 @@
 """The support assistant: answers a new ticket first and the customer's follow-ups, streamed into
 the ticket's thread, until a person takes over. It acts for the ticket's owner only."""
 
+from dataclasses import dataclass
+
 from asgiref.sync import sync_to_async
-from django.db import IntegrityError, transaction
 
 from iridium import ai
-from iridium.infra.db import on_kept_connection_async
 from iridium.live import fanout, protocol, runs, writer
 from iridium.live.consumers import Target
+from iridium.live.models import AnswerBeingWritten
+from iridium.live.rendering import message_html
 from iridium.live.tool_notes import ToolNote
 
 from . import services
@@ -53,31 +55,47 @@ def _hand_over_tool(ticket_id: int) -> ai.Tool:
     )
 
 
-def _prepare(ticket_id: int):
-    """The ticket and its new answer, or (None, None) when the assistant should not answer now
-    (a person took over, or an answer is being written here or by another worker)."""
+@dataclass
+class Start:
+    """The ticket, its new answer saved "being written", the thread the model is sent (and
+    whether this is the first answer), and the answer's HTML, rendered in the thread that
+    saved it: never on the event loop, where it would hold up other answers' tokens."""
+
+    ticket: Ticket
+    answer: TicketMessage
+    thread: list[dict]
+    first_response: bool
+    answer_html: str
+
+
+def prepare(ticket_id: int) -> Start | None:
+    """A new answer and what the model is sent, written and read in one transaction (one trip
+    to the database's thread); None when the assistant should not answer now (a person took
+    over, or an answer is being written here or by another worker)."""
+    key = run_key(ticket_id)
+
+    def write():
+        ticket = (
+            Ticket.objects.select_for_update(of=("self",))
+            .select_related("user", "assigned_to")
+            .get(pk=ticket_id)
+        )
+        if runs.running(key) or not ticket.ai_answers:
+            return None
+        answer = TicketMessage.objects.create(
+            ticket=ticket, kind=TicketMessage.Kind.ASSISTANT, status=TicketMessage.Status.STREAMING
+        )
+        thread, first_response = _thread(ticket, answer)
+        return Start(ticket, answer, thread, first_response, answer_html="")
+
+    answers = TicketMessage.objects.filter(ticket_id=ticket_id, kind=TicketMessage.Kind.ASSISTANT)
     try:
-        with transaction.atomic():
-            ticket = (
-                Ticket.objects.select_for_update(of=("self",))
-                .select_related("user", "assigned_to")
-                .get(pk=ticket_id)
-            )
-            if runs.running(run_key(ticket.pk)) or not ticket.ai_answers:
-                return None, None
-            TicketMessage.mark_interrupted(
-                ticket.messages.filter(kind=TicketMessage.Kind.ASSISTANT), key=run_key(ticket.pk)
-            )
-            answer = TicketMessage.objects.create(
-                ticket=ticket,
-                kind=TicketMessage.Kind.ASSISTANT,
-                status=TicketMessage.Status.STREAMING,
-            )
-    except IntegrityError as error:  # one_answer_being_written_per_ticket: another worker's
-        if "one_answer_being_written" not in str(error):
-            raise
-        return None, None
-    return ticket, answer
+        start = TicketMessage.start_one_at_a_time(write, answers, key=key)
+    except AnswerBeingWritten:
+        return None
+    if start is not None:
+        start.answer_html = message_html(start.answer)
+    return start
 
 
 def _thread(ticket: Ticket, answer: TicketMessage) -> tuple[list[dict], bool]:
@@ -102,17 +120,21 @@ async def start_answer(ticket_id: int) -> bool:
     while this worker stops: it answers when the ticket is opened on another)."""
     if runs.draining():
         return False
-    ticket, answer = await sync_to_async(_prepare)(ticket_id)
-    if ticket is None:
+    return begin(await sync_to_async(prepare)(ticket_id))
+
+
+def begin(start: Start | None) -> bool:
+    """Start writing the answer `prepare` saved, if it saved one (on the event loop)."""
+    if start is None or runs.draining():
         return False
+    ticket, answer = start.ticket, start.answer
     replay_session_id = ai.replay.current()  # of the request or frame that starts it
 
     async def ask():
-        thread, first_response = await on_kept_connection_async(_thread, ticket, answer)
         return ai.Request(
             user=ticket.user,  # the AI acts for the ticket's owner, whoever watches
             feature="customer-support",
-            messages=thread,
+            messages=start.thread,
             trace_id=answer.trace_id,
             ai_session_id=ticket.ai_session_id,
             properties={
@@ -122,7 +144,7 @@ async def start_answer(ticket_id: int) -> bool:
                 "agentAssigned": (
                     ticket.assigned_to.get_username() if ticket.assigned_to else "ai-only"
                 ),
-                "firstResponse": first_response,
+                "firstResponse": start.first_response,
             },
             tools=[SEARCH_KNOWLEDGE_BASE, _hand_over_tool(ticket.pk)],
             replay_session_id=replay_session_id,
@@ -132,7 +154,7 @@ async def start_answer(ticket_id: int) -> bool:
         await answer.adelete()
         return {}
 
-    writer.start(run_key(ticket.pk), answer, ask=ask, on_refused=on_refused)
+    writer.start(run_key(ticket.pk), answer, html=start.answer_html, ask=ask, on_refused=on_refused)
     return True
 
 

@@ -1,13 +1,15 @@
 from asgiref.sync import async_to_sync, sync_to_async
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from iridium.accounts import audit
+from iridium.infra.auth import load_user
+from iridium.infra.db import give_back_connection
 from iridium.infra.text import query_text
-from iridium.live import fanout, protocol
+from iridium.live import fanout, protocol, runs
 from iridium.live.rendering import attach_feedback, message_html, render_markdown
 
 from . import access, answers, selectors, services
@@ -28,26 +30,34 @@ def index(request):
     )
 
 
-@login_required
 @require_POST
 async def new(request):
-    """File a ticket; the assistant starts answering it at once, in this server's event loop."""
-    user = await request.auser()
+    """File a ticket; the assistant starts answering it at once, in this server's event loop.
+    What needs the database (the session and user, the form, the ticket and the answer's first
+    row) is done in one step off the event loop (`_new_ticket`)."""
+    await load_user(request)  # for `login_required` and the step below, without another read
+    # While this worker stops no answer starts: the ticket is answered when opened on another.
+    made = await sync_to_async(_new_ticket)(request, answer=not runs.draining())
+    if not isinstance(made, Ticket):
+        return made  # the log-in page, or the form and what is wrong with it
+    answers.begin(made.first_answer)
+    return redirect("support:ticket", pk=made.pk)
+
+
+@login_required
+def _new_ticket(request, *, answer: bool) -> Ticket | HttpResponse:
     form = TicketForm(request.POST)
-    if not await sync_to_async(form.is_valid)():
-        tickets = [t async for t in Ticket.objects.filter(user=user)]
-        return await sync_to_async(render)(
-            request, "support/index.html", {"tickets": tickets, "form": form}, status=400
-        )
-    try:
-        ticket = await sync_to_async(services.create_ticket)(user=user, **form.cleaned_data)
-    except services.InvalidTicket as error:  # what the form does not check itself
-        form.add_error(None, error.message)
-        return await sync_to_async(render)(
-            request, "support/index.html", {"tickets": [], "form": form}, status=400
-        )
-    await answers.start_answer(ticket.pk)
-    return redirect("support:ticket", pk=ticket.pk)
+    if form.is_valid():
+        try:
+            ticket = services.create_ticket(user=request.user, **form.cleaned_data)
+        except services.InvalidTicket as error:  # what the form does not check itself
+            form.add_error(None, error.message)
+        else:
+            ticket.first_answer = answers.prepare(ticket.pk) if answer else None
+            give_back_connection()
+            return ticket
+    tickets = Ticket.objects.filter(user=request.user)
+    return render(request, "support/index.html", {"tickets": tickets, "form": form}, status=400)
 
 
 @login_required

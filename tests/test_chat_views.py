@@ -112,6 +112,19 @@ def test_markdown_rendering_is_sanitised():
     assert '<span class="nb">print</span>' in html
 
 
+def test_a_text_rendered_again_is_kept_once_and_a_long_one_is_not_kept():
+    from iridium.infra import markdown
+
+    short = "Short **answer** with `code`, the same each time it is served from the cache."
+    first, again = markdown.render(short), markdown.render(short)
+    assert first is again  # kept: the second is not rendered anew
+    assert first == markdown._render(short)
+    long = "word " * (markdown.RENDERED_CHARS // 5 + 1)
+    assert len(long) > markdown.RENDERED_CHARS
+    assert markdown.render(long) == markdown._render(long)
+    assert markdown.render(long) is not markdown.render(long)  # too long to keep
+
+
 def test_a_long_conversation_pages_its_earlier_messages(client, user, make_user):
     from chat.views import PAGE_MESSAGES
 

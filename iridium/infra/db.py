@@ -54,14 +54,15 @@ async def reading_again_if_dropped(read):
         return await read()
 
 
-async def give_back_connection() -> None:
+def give_back_connection() -> None:
     """Before a request waits for work that needs a connection of its own (the answer it
-    started, in asgiref's thread): hand this request's connection back to the pool. Held while
-    waiting, as many such requests at once as the pool has connections would leave none for
-    their answers, and each would wait out the pool's timeout. The request takes one again if it
-    needs one after. Without a pool nothing waits for connections, and nothing is done."""
+    started, in asgiref's thread): hand the connection of this thread (the request's) back to
+    the pool, at the end of the request's last synchronous step. Held while waiting, as many
+    such requests at once as the pool has connections would leave none for their answers, and
+    each would wait out the pool's timeout. The request takes one again if it needs one after.
+    Without a pool nothing waits for connections, and nothing is done."""
     if pooled():
-        await sync_to_async(_close_connection)()
+        connection.close()
 
 
 def _close_connection():

@@ -4,6 +4,7 @@ the text stays text), pygments for code blocks, nh3 to keep only harmless tags a
 static/js/markdown.js renders an answer the same way in the browser while it streams (same
 options, same tags, table alignment as classes): keep the two in step."""
 
+import functools
 import re
 
 import nh3
@@ -56,7 +57,21 @@ def code_blocks(text: str) -> list[str]:
     ]
 
 
+# The same text always renders the same. An answer served from the response cache is the text
+# of an earlier one, so it is rendered once per process, not again on every hit; so are
+# people's repeated questions. The HTML of at most RENDERED_KEPT texts of up to RENDERED_CHARS
+# each is kept (a few MB at most).
+RENDERED_KEPT = 256
+RENDERED_CHARS = 16_000
+
+
 def render(text: str) -> str:
+    if len(text) <= RENDERED_CHARS:
+        return _render_kept(text)
+    return _render(text)
+
+
+def _render(text: str) -> str:
     html = _ALIGNMENT.sub(r' class="align-\1"', _markdown.render(text))
     return nh3.clean(
         html,
@@ -65,3 +80,6 @@ def render(text: str) -> str:
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
     )
+
+
+_render_kept = functools.lru_cache(maxsize=RENDERED_KEPT)(_render)

@@ -2,7 +2,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from iridium.infra.heartbeat import Kind
@@ -131,3 +131,27 @@ class StreamedAnswer(models.Model):
         return answers.filter(status=cls.Status.STREAMING, updated_at__lt=stale).update(
             status=cls.Status.ERROR, error=cls.INTERRUPTED
         )
+
+    @classmethod
+    def start_one_at_a_time(cls, write, answers: models.QuerySet, *, key: str):
+        """`write()` in one transaction; it saves a new answer "being written" among `answers`
+        (those of one conversation or ticket), with whatever goes with it, and its result is
+        returned. The database keeps one answer being written per conversation or ticket (the
+        `one_answer_being_written_per_…` constraints), so two workers starting one at once
+        cannot both write it: the second gets AnswerBeingWritten. An answer left "being
+        written" by a worker that stopped is marked interrupted and `write()` tried once more,
+        so a start costs no more than its own writes unless there is one to mark."""
+        for last_try in (False, True):
+            try:
+                with transaction.atomic():
+                    return write()
+            except IntegrityError as error:
+                if "one_answer_being_written" not in str(error):
+                    raise
+                if last_try or not cls.mark_interrupted(answers, key=key):
+                    raise AnswerBeingWritten from error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+class AnswerBeingWritten(Exception):
+    """Another answer of the same conversation or ticket is being written."""

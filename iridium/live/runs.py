@@ -62,8 +62,9 @@ class Run:
     async def started(self, timeout: float) -> None:
         """Wait until the answer has produced something (a token, a tool, its end) or `timeout`
         passed; raise the refusal if the service refused it."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self.first_output), timeout)
+        # `asyncio.wait` never cancels what it waits for, and wakes this task one turn of the
+        # loop after the answer's first output (wait_for around a shield takes three).
+        await asyncio.wait([self.first_output], timeout=timeout)
         if self.refusal is not None:
             raise self.refusal
 

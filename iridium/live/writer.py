@@ -32,10 +32,15 @@ Ask = Callable[[], Awaitable[ai.Request]]
 OnRefused = Callable[[ai.Refused], Awaitable[dict]]
 
 
-def start(key: str, answer: StreamedAnswer, *, ask: Ask, on_refused: OnRefused) -> runs.Run:
-    """Write `answer` in a run of its own under `key`: `ask()` builds the request (in the run,
-    so its database reads are off the caller's path); `on_refused(refusal)` cleans up after a
-    refusal and returns what to add to the `refused` frame."""
+def start(
+    key: str, answer: StreamedAnswer, *, html: str, ask: Ask, on_refused: OnRefused
+) -> runs.Run:
+    """Write `answer` in a run of its own under `key`. `html` is the answer as its pages show
+    it while it is written (`message_html(answer)`), rendered by the caller in the thread that
+    saved it: never on the event loop, where it would hold up other answers' tokens. `ask()`
+    builds the request (in the run, so its work is off the caller's path);
+    `on_refused(refusal)` cleans up after a refusal and returns what to add to the `refused`
+    frame."""
     run = runs.Run(key=key, message_id=answer.pk)
     alive = (type(answer), answer.pk)
 
@@ -50,7 +55,7 @@ def start(key: str, answer: StreamedAnswer, *, ask: Ask, on_refused: OnRefused) 
                 logger.exception("could not prepare the answer %s of %s", answer.pk, key)
                 await finish(run, answer, "", answer.Status.ERROR, error=COULD_NOT_START)
                 return
-            await write(run, answer, request=request, on_refused=on_refused)
+            await write(run, answer, html=html, request=request, on_refused=on_refused)
         finally:
             heartbeat().remove(ANSWERS, alive)
 
@@ -58,10 +63,10 @@ def start(key: str, answer: StreamedAnswer, *, ask: Ask, on_refused: OnRefused) 
 
 
 async def write(
-    run: runs.Run, answer: StreamedAnswer, *, request: ai.Request, on_refused: OnRefused
+    run: runs.Run, answer: StreamedAnswer, *, html: str, request: ai.Request, on_refused: OnRefused
 ) -> None:
-    """Stream `request` into `answer`, however it ends."""
-    await run.send(protocol.answer_started(answer.pk, message_html(answer)))
+    """Stream `request` into `answer` (shown as `html` until it ends), however it ends."""
+    await run.send(protocol.answer_started(answer.pk, html))
     run.last_snapshot = time.monotonic()
     try:
         async with aclosing(ai.stream(request)) as events:
