@@ -1,6 +1,9 @@
-"""bench.overhead: the time iridium.ai adds to a call, against the bare openai SDK calling the
-same loopback upstream in the same run (non-streamed and streamed; p50 and p99); and a cache hit,
-in the service alone and end to end through an HTTP request to a server.
+"""bench.overhead: the time iridium.ai adds to a call, against the bare openai SDK sending the
+same request to the same loopback upstream in the same run (non-streamed and streamed; p50 and
+p99); and a cache hit, in the service alone and end to end through an HTTP request to a server.
+
+Both sides send the same body by the same SDK call (`post`, as iridium.ai.provider does); the
+bare side reads a streamed answer as bytes and decodes each event, as little as a caller can.
 
 Both sides talk to the demo provider in another process; the service does everything it does in
 production: resolves the user and plan, picks the model, prices the usage, queues the generation
@@ -9,12 +12,14 @@ server). The calls alternate, so drift on a noisy machine hits both sides alike.
 """
 
 import asyncio
+import json
 import os
 import time
 
 import httpx
 import openai
 import uvloop
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from bench.common import (
     asgi_server,
@@ -35,16 +40,45 @@ MESSAGES = [
 ]
 
 
-async def bare_call(client, model):
-    await client.chat.completions.create(model=model, messages=MESSAGES)
+def bare_body(model, *, streaming):
+    """The body the service sends for MESSAGES (the same builder), so that both sides send the
+    same request."""
+    from iridium.ai import wire
 
-
-async def bare_stream(client, model):
-    stream = await client.chat.completions.create(
-        model=model, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    return wire.build_request(
+        model=model,
+        messages=MESSAGES,
+        parameters={},
+        tools=[],
+        allow_tools=False,
+        streaming=streaming,
     )
-    async for _ in stream:
-        pass
+
+
+async def bare_call(client, body):
+    await client.post("/chat/completions", body=body, cast_to=ChatCompletion)
+
+
+async def bare_stream(client, body):
+    """The SDK's request, its event stream read as bytes and each event's JSON decoded: the
+    least a caller of the SDK does with a streamed answer."""
+    response = await client.post(
+        "/chat/completions",
+        body=body,
+        cast_to=ChatCompletion,
+        options={"headers": {"X-Stainless-Raw-Response": "stream"}},  # the response unread
+        stream=True,
+        stream_cls=openai.AsyncStream[ChatCompletionChunk],
+    )
+    try:
+        pending = b""
+        async for chunk in response.http_response.aiter_bytes():
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                if line.startswith(b"data:") and line[5:].strip() != b"[DONE]":
+                    json.loads(line[5:])
+    finally:
+        await response.close()
 
 
 async def service_call(ai, user, index):
@@ -81,15 +115,16 @@ async def measure(user, model):
     from iridium import ai
 
     bare = openai.AsyncOpenAI(api_key="not-needed", base_url=settings.AI_BASE_URL)
+    body, stream_body = bare_body(model, streaming=False), bare_body(model, streaming=True)
     results = {
         name: [] for name in ("bare", "service", "bare_stream", "service_stream", "cache_hit")
     }
     for index in range(WARMUP + ITERATIONS):
         samples = {
-            "bare": await timed(bare_call(bare, model)),
+            "bare": await timed(bare_call(bare, body)),
             "service": await timed(service_call(ai, user, index)),
             "service_stream": await timed(service_stream(ai, user, index)),
-            "bare_stream": await timed(bare_stream(bare, model)),
+            "bare_stream": await timed(bare_stream(bare, stream_body)),
             "cache_hit": await timed(service_cache_hit(ai, user, index)),
         }
         if index >= WARMUP:

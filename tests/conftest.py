@@ -13,7 +13,12 @@ from iridium.accounts.models import Organization, Plan
 from iridium.accounts.services import ensure_default_plans
 from tests import factories
 
-pytest_plugins = ["tests.live", "tests.fixtures_ai", "tests.helpers.redis_server"]
+pytest_plugins = [
+    "tests.live",
+    "tests.fixtures_ai",
+    "tests.helpers.redis_server",
+    "tests.helpers.production",
+]
 
 
 def services_required() -> bool:

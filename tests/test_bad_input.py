@@ -112,6 +112,8 @@ def test_any_frame_gets_an_answer_and_never_drops_the_socket(ai_settings, user, 
         loop.run_until_complete(socket.disconnect())
     finally:
         loop.run_until_complete(cancel_the_rest())
+        # As asyncio.run does: closes what the loop's AI client opened (iridium.ai.provider).
+        loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
 
 

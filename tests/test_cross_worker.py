@@ -1,7 +1,7 @@
 """Two workers of the production set-up (DEBUG off, PostgreSQL through the pool, Redis): a Stop
 pressed when nothing runs stops nothing later; a Stop on a ticket, by its customer or a member
 of staff, stops that ticket's answer and nothing else of either; and however many sockets send
-at once across workers, a conversation writes one question and one answer, a ticket one answer
+at once across two_workers, a conversation writes one question and one answer, a ticket one answer
 at a time."""
 
 import asyncio
@@ -14,28 +14,13 @@ from chat.models import Conversation, Message
 from support.models import TicketMessage
 from tests import factories
 from tests.helpers.production import (
-    ai_base_url,
     frames_until,
     open_chat,
     open_ticket,
-    production_environment,
-    require_production_services,
-    running,
     session_cookie,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(scope="module")
-def workers(django_db_setup, demo_provider_server):
-    """Two workers for the module's tests, none of which stops or reconfigures them (each test
-    has users, conversations and tickets of its own); stopped with SIGTERM at the end, each must
-    exit in time."""
-    require_production_services()
-    environment = production_environment(ai_base_url=ai_base_url(demo_provider_server))
-    with running(environment, 2) as servers:
-        yield servers
 
 
 async def connect(server, conversation_id, cookie):
@@ -46,11 +31,11 @@ async def connect_to_ticket(server, ticket_id, cookie):
     return (await open_ticket(server, ticket_id, cookie))[0]
 
 
-async def test_a_stop_pressed_when_nothing_runs_stops_no_later_answer(workers, user):
+async def test_a_stop_pressed_when_nothing_runs_stops_no_later_answer(two_workers, user):
     conversation = await Conversation.objects.acreate(user=user)
     cookie = await sync_to_async(session_cookie)(user)
-    tab_a = await connect(workers[0], conversation.pk, cookie)
-    tab_b = await connect(workers[1], conversation.pk, cookie)
+    tab_a = await connect(two_workers[0], conversation.pk, cookie)
+    tab_b = await connect(two_workers[1], conversation.pk, cookie)
     await tab_b.send(json.dumps({"type": "stop"}))  # nothing is being written
     await asyncio.sleep(0.3)
     await tab_a.send(json.dumps({"type": "send", "content": "Hello [[demo:slow=0.05]]"}))
@@ -60,10 +45,10 @@ async def test_a_stop_pressed_when_nothing_runs_stops_no_later_answer(workers, u
     await tab_b.close()
 
 
-async def test_sockets_sending_at_once_across_workers_write_one_answer(workers, user):
+async def test_sockets_sending_at_once_across_workers_write_one_answer(two_workers, user):
     conversation = await Conversation.objects.acreate(user=user)
     cookie = await sync_to_async(session_cookie)(user)
-    tabs = [await connect(workers[index % 2], conversation.pk, cookie) for index in range(6)]
+    tabs = [await connect(two_workers[index % 2], conversation.pk, cookie) for index in range(6)]
     await asyncio.gather(
         *(
             tab.send(
@@ -125,7 +110,7 @@ async def ended(socket):
 
 @pytest.mark.parametrize("stopped_by", ["agent", "customer"])
 async def test_a_stop_on_a_ticket_stops_its_answer_and_nothing_else_of_either(
-    workers, user, agent, busy_plans, stopped_by
+    two_workers, user, agent, busy_plans, stopped_by
 ):
     """The customer's other ticket and conversation, and the agent's own conversation, answer
     on worker A beside the ticket; the Stop is pressed on worker B, by the agent or the
@@ -135,17 +120,17 @@ async def test_a_stop_on_a_ticket_stops_its_answer_and_nothing_else_of_either(
     ticket, other_ticket = await answered_ticket(user), await answered_ticket(user)
     conversation = await Conversation.objects.acreate(user=user)
     agents_conversation = await Conversation.objects.acreate(user=agent)
-    tab = await connect_to_ticket(workers[0], ticket.pk, customer_cookie)
+    tab = await connect_to_ticket(two_workers[0], ticket.pk, customer_cookie)
     others = [
-        await connect_to_ticket(workers[0], other_ticket.pk, customer_cookie),
-        await connect(workers[0], conversation.pk, customer_cookie),
-        await connect(workers[0], agents_conversation.pk, agent_cookie),
+        await connect_to_ticket(two_workers[0], other_ticket.pk, customer_cookie),
+        await connect(two_workers[0], conversation.pk, customer_cookie),
+        await connect(two_workers[0], agents_conversation.pk, agent_cookie),
     ]
     for socket in [tab, *others]:
         await answering(socket, LONG)
 
     cookie = agent_cookie if stopped_by == "agent" else customer_cookie
-    stopper = await connect_to_ticket(workers[1], ticket.pk, cookie)
+    stopper = await connect_to_ticket(two_workers[1], ticket.pk, cookie)
     await stopper.send(json.dumps({"type": "stop"}))
     assert await ended(tab) == "stopped"
     assert [await ended(socket) for socket in others] == ["complete"] * 3
@@ -157,13 +142,13 @@ async def test_a_stop_on_a_ticket_stops_its_answer_and_nothing_else_of_either(
         await socket.close()
 
 
-async def test_an_agents_stop_when_nothing_runs_stops_no_later_answer(workers, user, agent):
+async def test_an_agents_stop_when_nothing_runs_stops_no_later_answer(two_workers, user, agent):
     ticket = await answered_ticket(user)
     customer = await connect_to_ticket(
-        workers[0], ticket.pk, await sync_to_async(session_cookie)(user)
+        two_workers[0], ticket.pk, await sync_to_async(session_cookie)(user)
     )
     staff = await connect_to_ticket(
-        workers[1], ticket.pk, await sync_to_async(session_cookie)(agent)
+        two_workers[1], ticket.pk, await sync_to_async(session_cookie)(agent)
     )
     await staff.send(json.dumps({"type": "stop"}))  # nothing is being written
     await asyncio.sleep(0.3)
@@ -173,10 +158,14 @@ async def test_an_agents_stop_when_nothing_runs_stops_no_later_answer(workers, u
     await staff.close()
 
 
-async def test_a_ticket_sent_to_at_once_across_workers_writes_one_answer_at_a_time(workers, user):
+async def test_a_ticket_sent_to_at_once_across_workers_writes_one_answer_at_a_time(
+    two_workers, user
+):
     ticket = await answered_ticket(user)
     cookie = await sync_to_async(session_cookie)(user)
-    tabs = [await connect_to_ticket(workers[index % 2], ticket.pk, cookie) for index in range(6)]
+    tabs = [
+        await connect_to_ticket(two_workers[index % 2], ticket.pk, cookie) for index in range(6)
+    ]
     await asyncio.gather(
         *(
             tab.send(json.dumps({"type": "send", "content": f"Question {index} {LONG}"}))

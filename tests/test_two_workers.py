@@ -8,36 +8,23 @@ from asgiref.sync import sync_to_async
 
 from chat.models import Conversation
 from tests.helpers.production import (
-    ai_base_url,
     frames_until,
     open_chat,
-    production_environment,
-    require_production_services,
-    running,
     session_cookie,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(scope="module")
-def workers(django_db_setup, demo_provider_server):
-    """Two workers for the module's tests (none stops or reconfigures them)."""
-    require_production_services()
-    environment = production_environment(ai_base_url=ai_base_url(demo_provider_server))
-    with running(environment, 2) as servers:
-        yield servers
-
-
 async def connect(worker, conversation_id, cookie):
     return (await open_chat(worker, conversation_id, cookie))[0]
 
 
-async def test_a_stream_from_worker_a_is_seen_live_on_worker_b(workers, user):
+async def test_a_stream_from_worker_a_is_seen_live_on_worker_b(two_workers, user):
     conversation = await Conversation.objects.acreate(user=user)
     cookie = await sync_to_async(session_cookie)(user)
-    tab_a = await connect(workers[0], conversation.pk, cookie)
-    tab_b = await connect(workers[1], conversation.pk, cookie)
+    tab_a = await connect(two_workers[0], conversation.pk, cookie)
+    tab_b = await connect(two_workers[1], conversation.pk, cookie)
     await tab_a.send(json.dumps({"type": "send", "content": "Hello [[demo:slow=0.02]]"}))
     seen_by_b = await frames_until(tab_b, "answer_finished")
     seen_by_a = await frames_until(tab_a, "answer_finished")
@@ -49,7 +36,7 @@ async def test_a_stream_from_worker_a_is_seen_live_on_worker_b(workers, user):
     await tab_b.close()
 
 
-async def test_limits_hold_across_both_workers(workers, user, plans):
+async def test_limits_hold_across_both_workers(two_workers, user, plans):
     free = plans["free"]
     free.daily_request_limit = 3
     await free.asave()
@@ -57,7 +44,7 @@ async def test_limits_hold_across_both_workers(workers, user, plans):
     outcomes = []
     for index in range(4):
         conversation = await Conversation.objects.acreate(user=user)
-        ws = await connect(workers[index % 2], conversation.pk, cookie)
+        ws = await connect(two_workers[index % 2], conversation.pk, cookie)
         await ws.send(json.dumps({"type": "send", "content": f"question {index}"}))
         frames = await frames_until(ws, "answer_finished" if index < 3 else "refused")
         outcomes.append(frames[-1]["type"])
@@ -65,11 +52,11 @@ async def test_limits_hold_across_both_workers(workers, user, plans):
     assert outcomes == ["answer_finished", "answer_finished", "answer_finished", "refused"]
 
 
-async def test_stop_pressed_on_worker_b_stops_the_answer_on_worker_a(workers, user):
+async def test_stop_pressed_on_worker_b_stops_the_answer_on_worker_a(two_workers, user):
     conversation = await Conversation.objects.acreate(user=user)
     cookie = await sync_to_async(session_cookie)(user)
-    tab_a = await connect(workers[0], conversation.pk, cookie)
-    tab_b = await connect(workers[1], conversation.pk, cookie)
+    tab_a = await connect(two_workers[0], conversation.pk, cookie)
+    tab_b = await connect(two_workers[1], conversation.pk, cookie)
     long_answer = "A long story [[demo:slow=0.05]] [[demo:words=400]]"
     await tab_a.send(json.dumps({"type": "send", "content": long_answer}))
     await frames_until(tab_b, "delta")

@@ -5,7 +5,6 @@ starts and again however it ends (complete, failed or cancelled), when the reser
 settled to what the call cost."""
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -86,10 +85,9 @@ async def provider_step(call: Call, conversation: list[dict], step: int, parent_
         if call.streaming:
             # The SDK makes the request (auth, retries, errors); the event stream is read line
             # by line (iridium.ai.wire).
-            async with contextlib.AsyncExitStack() as stack:
-                async with asyncio.timeout(settings.AI_DEADLINE_SECONDS):
-                    response = await provider.stream(body)
-                stack.push_async_callback(response.close)
+            async with asyncio.timeout(settings.AI_DEADLINE_SECONDS):
+                response = await provider.stream(body)
+            try:
                 answer.answering = True
                 async for line in provider.lines(response):
                     chunk = wire.event_data(line)
@@ -100,6 +98,8 @@ async def provider_step(call: Call, conversation: list[dict], step: int, parent_
                     delta_text = answer.take(chunk)
                     if delta_text:
                         yield TextDelta(delta_text)
+            finally:
+                await response.close()
             if answer.finish_reason is None:
                 raise wire.CutStream()
         else:

@@ -2,9 +2,10 @@
 PostgreSQL through the pool, Redis, the demo provider and the loopback PostHog server.
 
 Tests that need it call `require_production_services()` first; in CI a missing service fails.
-A server takes seconds to start: `start_servers` starts several at once, and a module whose
-tests do not stop, kill or reconfigure their servers shares them (`running`, in a fixture of
-scope "module"). `open_socket`/`open_chat` connect to a server's websockets as a page does.
+A server takes seconds to start: `start_servers` starts several at once; tests that do not
+stop, kill or reconfigure their servers share them (`two_workers`, for the whole run, or
+`running` in a fixture of scope "module"). `open_socket`/`open_chat` connect to a server's
+websockets as a page does.
 """
 
 import asyncio
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 import websockets
 from django.conf import settings
 from django.test import Client
@@ -195,6 +197,17 @@ def running(environment: dict, count: int = 1, *, graceful: bool = True, **optio
                 failure = failure or error
         if failure is not None:
             raise failure
+
+
+@pytest.fixture(scope="session")
+def two_workers(django_db_setup, demo_provider_server):
+    """Two workers shared by every test that neither stops nor reconfigures them (each test has
+    users, conversations and tickets of its own). Stopped with SIGTERM at the end of the run,
+    each must exit in time."""
+    require_production_services()
+    environment = production_environment(ai_base_url=ai_base_url(demo_provider_server))
+    with running(environment, 2) as servers:
+        yield servers
 
 
 def session_cookie(user) -> str:
