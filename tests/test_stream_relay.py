@@ -72,6 +72,51 @@ async def test_frames_reach_another_workers_channel_in_the_group(redis_layer, ai
         await other_worker.flush()
 
 
+async def test_many_groups_members_are_read_together_and_a_late_member_gets_frames(
+    redis_layer, monkeypatch
+):
+    """Fifty answers streaming at once: their groups' members are read in a few rounds a
+    second, not at every group's own time; a tab that opens on another worker mid-answer gets
+    its frames within MEMBERS_SECONDS."""
+    from iridium.live import channels_redis
+
+    rounds = []
+    read = channels_redis.members
+
+    async def counted(layer, groups):
+        rounds.append(len(groups))
+        return await read(layer, groups)
+
+    monkeypatch.setattr(channels_redis, "members", counted)
+    other_worker = RedisChannelLayer(**settings.CHANNEL_LAYERS["default"]["CONFIG"])
+    channel = await other_worker.new_channel()
+    groups = [f"chat-together-{n}" for n in range(50)]
+    try:
+        started = time.monotonic()
+        for tick in range(40):  # 2 s, a frame to each group every 50 ms, as tokens come:
+            frame = {"type": "delta", "offset": tick, "text": "x"}
+            for first in range(0, len(groups), 5):  # to five groups at a time, 5 ms apart
+                batch = groups[first : first + 5]
+                await asyncio.gather(*(fanout.group_send(group, frame) for group in batch))
+                await asyncio.sleep(0.005)
+            if tick == 10:  # after 0.5 s, a tab of another worker opens the last answer
+                await other_worker.group_add(groups[-1], channel)
+        elapsed = time.monotonic() - started
+        first = await asyncio.wait_for(other_worker.receive(channel), 5)
+        assert first["frame"]["type"] == "delta"
+        # Frames from at most MEMBERS_SECONDS (and a round's pause) after the tab joined.
+        missed = first["frame"]["offset"] - 10
+        assert missed * 0.05 <= fanout.MEMBERS_SECONDS + 0.2, missed
+        # 2,000 frames. Each batch of answers starting reads its groups (ten rounds); then each
+        # group is read about every MEMBERS_SECONDS, all of them in the same rounds.
+        starts = len(groups) // 5
+        assert sum(rounds) <= len(groups) * (elapsed / fanout.MEMBERS_SECONDS + 2)
+        assert len(rounds) - starts <= elapsed / fanout.MEMBERS_SECONDS + 2, rounds
+    finally:
+        await other_worker.group_discard(groups[-1], channel)
+        await other_worker.flush()
+
+
 async def test_this_workers_sockets_get_frames_while_redis_is_unreachable(
     redis_layer, caplog, monkeypatch
 ):

@@ -5,6 +5,7 @@ Redis round trip per token, and goes on streaming to them while Redis is unreach
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -51,11 +52,15 @@ async def group_send(group: str, frame: dict) -> None:
         await _send_to_other_workers(group, frame)
 
 
-# Sockets join the channel layer's group too, so that other workers can reach them; the group's
-# members are read at most every MEMBERS_SECONDS per group, and frames go only to members of
-# other workers. A tab that opens on another worker meanwhile misses at most that much, which
-# the snapshot sent every second makes up (deltas carry their offset).
+# Sockets join the channel layer's group too, so that other workers can reach them; frames go
+# only to members of other workers. The members of every group this worker streams to are read
+# for all of them together every MEMBERS_SECONDS, in one round trip, by a task of their own:
+# a frame never waits for Redis, except a group's first (read at once, with any others due). A
+# tab that opens on another worker meanwhile misses at most that much, which the snapshot sent
+# every second makes up (deltas carry their offset).
 MEMBERS_SECONDS = 0.5
+# A group no frame went to for this long is no longer read (its answer has ended).
+FORGET_SECONDS = 5.0
 # When Redis cannot be read, other workers are not tried again for this long: the answer streams
 # on to this worker's sockets without waiting for Redis at every frame.
 RETRY_SECONDS = 5.0
@@ -77,52 +82,80 @@ async def _send_to_other_workers(group: str, frame: dict) -> None:
 
 
 class _Membership:
-    """The channels of other workers in each group, read from Redis at most every
-    MEMBERS_SECONDS per group, and for all groups whose reading is due in one round trip."""
+    """The channels of other workers in each group this worker streams to, read from Redis by
+    one task: every group due within half of MEMBERS_SECONDS is read in the same round (one
+    pipeline per shard), so that with hundreds of answers streaming the groups fall into step
+    and Redis is read a few times a second, not hundreds."""
 
     def __init__(self):
-        self.known: dict[str, tuple[float, list[str]]] = {}  # group -> (until, channels)
-        self.due: dict[str, asyncio.Future] = {}
+        self.known: dict[str, tuple[float, list[str]]] = {}  # group -> (read again at, channels)
+        self.used: dict[str, float] = {}  # group -> when a frame last went to it
+        self.waiting: dict[str, asyncio.Future] = {}  # groups whose first frame waits
+        self.wake = asyncio.Event()
+        self.layer = None
         self.reading: asyncio.Task | None = None
 
     async def others(self, layer, group: str) -> list[str]:
+        self.used[group] = time.monotonic()
+        self.layer = layer
         known = self.known.get(group)
-        if known is not None and time.monotonic() < known[0]:
-            return known[1]
-        future = self.due.get(group)
+        if known is not None:
+            return known[1]  # read again by the reading task when due
+        future = self.waiting.get(group)
         if future is None:
-            future = self.due[group] = asyncio.get_running_loop().create_future()
-            if self.reading is None or self.reading.done():
-                self.reading = asyncio.create_task(self._read_due(layer))
+            future = self.waiting[group] = asyncio.get_running_loop().create_future()
+            self.wake.set()
+        if self.reading is None or self.reading.done():
+            self.reading = asyncio.create_task(self._read_while_used(), name="stream members")
         return await asyncio.shield(future)
 
     def skip(self, group: str) -> None:
         """Other workers are unreachable for now: this group's frames stay here a while."""
         self.known[group] = (time.monotonic() + RETRY_SECONDS, [])
 
-    async def _read_due(self, layer) -> None:
-        await asyncio.sleep(0)  # the other answers of this turn of the loop join the reading
-        while self.due:
-            due, self.due = self.due, {}
-            try:
-                async with asyncio.timeout(settings.REDIS_TIMEOUT):
-                    members = await channels_redis.members(layer, list(due))
-                others = {
-                    group: [n for n in members[group] if not channels_redis.is_own(layer, n)]
-                    for group in due
-                }
-                until = time.monotonic() + MEMBERS_SECONDS
-            except Exception as error:  # the answers stream on to this worker's sockets
-                warn_now_and_then(f"could not read which workers watch a stream: {error!r}")
-                others = {group: [] for group in due}
-                until = time.monotonic() + RETRY_SECONDS
-            for group, future in due.items():
-                self.known[group] = (until, others[group])
-                future.set_result(others[group])
-            if len(self.known) > 10_000:  # groups of answers long finished
-                expired = time.monotonic() - 60
-                for group in [g for g, (until, _) in self.known.items() if until < expired]:
-                    del self.known[group]
+    async def _read_while_used(self) -> None:
+        while True:
+            await asyncio.sleep(0)  # the other answers of this turn of the loop join the round
+            now = time.monotonic()
+            for group in [g for g, last in self.used.items() if now - last > FORGET_SECONDS]:
+                del self.used[group]
+                self.known.pop(group, None)
+            if not self.used and not self.waiting:
+                return
+            soon = now + MEMBERS_SECONDS / 2
+            due = {g for g in self.used if g not in self.known or self.known[g][0] < soon}
+            waiting, self.waiting = self.waiting, {}
+            due |= waiting.keys()
+            if due:
+                found = await self._read(sorted(due))
+                for group, future in waiting.items():
+                    if not future.done():
+                        future.set_result(found.get(group, []))
+            self.wake.clear()
+            if self.waiting:
+                continue
+            next_due = min((self.known[g][0] for g in self.used if g in self.known), default=None)
+            pause = MEMBERS_SECONDS if next_due is None else max(next_due - time.monotonic(), 0)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(pause):
+                    await self.wake.wait()
+
+    async def _read(self, groups: list[str]) -> dict[str, list[str]]:
+        try:
+            async with asyncio.timeout(settings.REDIS_TIMEOUT):
+                members = await channels_redis.members(self.layer, groups)
+            others = {
+                group: [n for n in members[group] if not channels_redis.is_own(self.layer, n)]
+                for group in groups
+            }
+            until = time.monotonic() + MEMBERS_SECONDS
+        except Exception as error:  # the answers stream on to this worker's sockets
+            warn_now_and_then(f"could not read which workers watch a stream: {error!r}")
+            others = {group: [] for group in groups}
+            until = time.monotonic() + RETRY_SECONDS
+        for group in groups:
+            self.known[group] = (until, others[group])
+        return others
 
 
 _memberships = PerLoop(_Membership)
