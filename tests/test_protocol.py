@@ -8,8 +8,13 @@ with `"type": protocol.X` (or a bare constant, or a literal), and calls of the p
 frame builders (`protocol.ready(...)`, ...).
 """
 
+import asyncio
+import json
 import re
 from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chat.consumers import ChatConsumer
 from codegen.consumers import CreationConsumer
@@ -119,3 +124,26 @@ def test_the_page_sends_the_replay_session_with_the_frames_that_start_an_answer(
     assert set(re.findall(r'"([a-z_]+)"', starts.group(1))) == set(protocol.STARTS_AN_ANSWER)
     assert field.group(1) == protocol.REPLAY_SESSION_FIELD
     assert set(protocol.STARTS_AN_ANSWER) <= set(protocol.FROM_PAGE)
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner) | st.dictionaries(st.text() | st.integers(), inner),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300)
+@given(JSON_VALUES)
+def test_a_frame_is_sent_as_the_json_the_standard_library_would_read(frame):
+    """orjson writes the frames; what it refuses (a lone surrogate, an integer beyond 64 bits)
+    goes through the standard library. Either way the page reads what was sent (keys that are
+    numbers become strings, as json.dumps makes them)."""
+    from iridium.live.consumers import FrameConsumer
+
+    text = asyncio.run(FrameConsumer.encode_json(frame))
+    assert json.loads(text) == json.loads(json.dumps(frame))

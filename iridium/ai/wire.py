@@ -7,9 +7,10 @@ objects, which cost about 0.3 ms a token (docs/performance.md); a whole answer i
 same JSON shape (`model_dump()` of the SDK's object), so one parser serves both.
 """
 
-import json
 import math
 import time
+
+import orjson
 
 from .types import Tool, Usage
 
@@ -55,7 +56,7 @@ def event_data(line: bytes):
     data = line[5:].strip()
     if data == b"[DONE]":
         return DONE
-    chunk = json.loads(data)
+    chunk = orjson.loads(data)
     if isinstance(chunk, dict) and chunk.get("error"):
         error = chunk["error"]
         message = error.get("message") if isinstance(error, dict) else str(error)

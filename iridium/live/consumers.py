@@ -22,10 +22,12 @@ views use), the object's answers, and its handlers for frames. The base:
 """
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass
 from typing import ClassVar
 
+import orjson
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -66,6 +68,16 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
 
     # Frame type -> name of the method taking the validated frame.
     handlers: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    async def encode_json(cls, content) -> str:
+        """A frame as JSON text: orjson, several times faster than the standard library at
+        each of a stream's frames; the standard library for what orjson refuses (a lone
+        surrogate in a text)."""
+        try:
+            return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS).decode()
+        except TypeError:
+            return json.dumps(content)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
