@@ -30,8 +30,6 @@ Reaching 80% and 100% of a budget is recorded once per budget and month (`Budget
 """
 
 import asyncio
-import functools
-import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -40,7 +38,6 @@ from decimal import Decimal
 
 import redis
 import redis.asyncio
-import redis.exceptions
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.db import transaction
@@ -49,7 +46,7 @@ from django.dispatch import receiver
 
 from iridium.infra.breaker import Breaker
 from iridium.infra.db import on_kept_connection_async
-from iridium.infra.redis import async_client
+from iridium.infra.redis import async_client, run_script
 
 from . import errors
 from .models import BudgetWarning, Generation
@@ -443,20 +440,6 @@ def _ended_key(subject: Subject, month: str) -> str:
     return f"{KEY_PREFIX}ended:{subject.name}:{month}"
 
 
-async def _eval(client: redis.asyncio.Redis, script: str, keys: list, arguments: list):
-    """Run a script by its SHA1 (EVALSHA), not its text, which Redis would otherwise receive
-    and hash on every call; sent once (EVAL, which keeps it) when Redis does not know it."""
-    try:
-        return await client.evalsha(_sha1(script), len(keys), *keys, *arguments)
-    except redis.exceptions.NoScriptError:
-        return await client.eval(script, len(keys), *keys, *arguments)
-
-
-@functools.cache
-def _sha1(script: str) -> str:
-    return hashlib.sha1(script.encode()).hexdigest()
-
-
 class _RedisStore:
     def __init__(self, client: redis.asyncio.Redis):
         self.client = client
@@ -484,7 +467,7 @@ class _RedisStore:
             *(subject.budget_nanos for subject in reservation.subjects),
         ]
         for _ in range(1 + len(reservation.subjects) + 1):
-            outcome, index = await _eval(self.client, _RESERVE, keys, arguments)
+            outcome, index = await run_script(self.client, _RESERVE, keys, arguments)
             outcome = _text(outcome)
             if outcome == "ok":
                 return
@@ -522,7 +505,7 @@ class _RedisStore:
             # again from the table by then, which has the call's row written.
             until = repr(time.time() + RECONCILE_SECONDS + HOLD_SECONDS)
             arguments = [spent, RECONCILE_SECONDS, HOLD_TTL_SECONDS, until, len(ended), *ended]
-            await _eval(self.client, _START, keys, [*arguments, *in_flight])
+            await run_script(self.client, _START, keys, [*arguments, *in_flight])
 
     async def settle(self, reservation: Reservation, nanos: int) -> list[int | None]:
         await self._reconciled()
@@ -534,7 +517,7 @@ class _RedisStore:
                 _ended_key(subject, reservation.month),
             ]
         arguments = [reservation.span_id, nanos, repr(time.time()), HOLD_SECONDS]
-        totals = await _eval(self.client, _SETTLE, keys, arguments)
+        totals = await run_script(self.client, _SETTLE, keys, arguments)
         return [int(total) if total is not None else None for total in totals]
 
     async def release(self, reservation: Reservation) -> None:
@@ -543,7 +526,7 @@ class _RedisStore:
         for subject in reservation.subjects:
             keys += [_held_key(subject, reservation.month), _ended_key(subject, reservation.month)]
         arguments = [reservation.span_id, 1 if reservation.first else 0, repr(time.time())]
-        await _eval(self.client, _RELEASE, keys, [*arguments, HOLD_SECONDS])
+        await run_script(self.client, _RELEASE, keys, [*arguments, HOLD_SECONDS])
 
 
 class _Reconcile:

@@ -3,6 +3,8 @@ cross loops), one connection pool per address for Django's cache in every thread
 connection class that every async client (ours and channels-redis's) uses."""
 
 import asyncio
+import functools
+import hashlib
 import threading
 import weakref
 from urllib.parse import urlsplit
@@ -37,6 +39,21 @@ def async_client(url: str) -> redis.asyncio.Redis:
         )
         client = by_url[url] = redis.asyncio.Redis(connection_pool=pool)
     return client
+
+
+async def run_script(client: redis.asyncio.Redis, script: str, keys: list, arguments: list):
+    """Run a Lua script by its SHA1 (EVALSHA), not its text, which Redis would otherwise
+    receive and hash on every call; sent once (EVAL, which keeps it) when Redis does not know it
+    (a restarted Redis has forgotten its scripts)."""
+    try:
+        return await client.evalsha(_sha1(script), len(keys), *keys, *arguments)
+    except redis.exceptions.NoScriptError:
+        return await client.eval(script, len(keys), *keys, *arguments)
+
+
+@functools.cache
+def _sha1(script: str) -> str:
+    return hashlib.sha1(script.encode()).hexdigest()
 
 
 class Connection(redis.asyncio.Connection):

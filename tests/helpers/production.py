@@ -3,9 +3,8 @@ PostgreSQL through the pool, Redis, the demo provider and the loopback PostHog s
 
 Tests that need it call `require_production_services()` first; in CI a missing service fails.
 A server takes seconds to start: `start_servers` starts several at once; tests that do not
-stop, kill or reconfigure their servers share them (`two_workers`, for the whole run, or
-`running` in a fixture of scope "module"). `open_socket`/`open_chat` connect to a server's
-websockets as a page does.
+stop, kill or reconfigure their servers share them (`two_workers`, or `running` in a fixture
+of scope "module"). `open_socket`/`open_chat` connect to a server's websockets as a page does.
 """
 
 import asyncio
@@ -199,11 +198,12 @@ def running(environment: dict, count: int = 1, *, graceful: bool = True, **optio
             raise failure
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def two_workers(django_db_setup, demo_provider_server):
-    """Two workers shared by every test that neither stops nor reconfigures them (each test has
-    users, conversations and tickets of its own). Stopped with SIGTERM at the end of the run,
-    each must exit in time."""
+    """Two workers shared by a module's tests, none of which stops or reconfigures them (each
+    test has users, conversations and tickets of its own). Stopped with SIGTERM at the end of
+    the module, each must exit in time. Not kept for the whole run: their periodic work (the
+    heartbeat, recovery) would take locks that later modules' table flushes wait on."""
     require_production_services()
     environment = production_environment(ai_base_url=ai_base_url(demo_provider_server))
     with running(environment, 2) as servers:
