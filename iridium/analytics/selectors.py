@@ -404,19 +404,25 @@ def traces(
         period = period.filter(created_at__lt=until)
     recent: list[str] = []
     seen: set[str] = set()
-    rows = filters.rows(period).order_by("-created_at").values_list("trace_id", flat=True)
-    offset, chunk = 0, 2000
-    while len(recent) < limit:
-        page = list(rows[offset : offset + chunk])
-        if not page:
+    for start, end in _trace_windows(since, until, filters):
+        window = Generation.objects.filter(created_at__gte=start)
+        if end is not None:
+            window = window.filter(created_at__lt=end)
+        rows = filters.rows(window).order_by("-created_at").values_list("trace_id", flat=True)
+        offset, chunk = 0, 2000
+        while len(recent) < limit:
+            page = list(rows[offset : offset + chunk])
+            for trace_id in page:
+                if trace_id not in seen:
+                    seen.add(trace_id)
+                    recent.append(trace_id)
+                    if len(recent) == limit:
+                        break
+            if len(page) < chunk:
+                break
+            offset += chunk
+        if len(recent) == limit:
             break
-        for trace_id in page:
-            if trace_id not in seen:
-                seen.add(trace_id)
-                recent.append(trace_id)
-                if len(recent) == limit:
-                    break
-        offset += chunk
     summed = {
         row["trace_id"]: row
         for row in period.filter(trace_id__in=recent)
@@ -442,6 +448,40 @@ def traces(
         }
         for row in (summed[trace_id] for trace_id in recent)
     ]
+
+
+def _trace_windows(since: datetime, until: datetime | None, filters: Filters) -> list[tuple]:
+    """The parts of a period the trace list reads, newest first, as (start, end or None). With
+    filters, a rolled-up day without a call that passes them (DailyUsage keeps every filtered
+    column) is left out: a filter that matches few rows does not read the period's every row
+    looking for them. Without filters, or before the roll-ups, the period in one part."""
+    from .models import DailyUsage
+
+    mark = rollups.rolled_through()
+    if not filters or mark is None:
+        return [(since, until)]
+    rolled_from = DailyUsage.objects.aggregate(oldest=Min("day"))["oldest"]
+    after, _ = rollups._day_bounds(mark + timedelta(days=1))
+    windows = []
+    if until is None or until > after:
+        windows.append((max(since, after), until))
+    if rolled_from is None:
+        return [*windows, (since, min(after, until or after))]
+    days = (
+        filters.usage(DailyUsage.objects.filter(day__gte=since.date(), day__lte=mark))
+        .values_list("day", flat=True)
+        .distinct()
+        .order_by("-day")
+    )
+    for day in days:
+        start, end = rollups._day_bounds(day)
+        start, end = max(start, since), min(end, until or end)
+        if start < end:
+            windows.append((start, end))
+    oldest, _ = rollups._day_bounds(rolled_from)
+    if since < oldest:  # days the roll-ups no longer keep
+        windows.append((since, min(oldest, until or oldest)))
+    return windows
 
 
 def session(session_id: str) -> list[dict]:
