@@ -57,7 +57,11 @@ def rollup(*, days: int = KEEP_DAYS, today: date | None = None) -> int:
     ConversationSeen.objects.filter(last_day__gte=today - timedelta(days=days)).delete()
     ConversationSeenBy.objects.filter(last_day__gte=today - timedelta(days=days)).delete()
     for offset in range(days, 0, -1):
-        written += rollup_day(today - timedelta(days=offset))
+        written += rollup_day(today - timedelta(days=offset), see=False)
+    # The conversations of all these days at once, each with the last day it had a call: one
+    # pass instead of a day's update of every conversation seen again (which, over 90 days at
+    # once, left millions of dead row versions behind).
+    see_conversations(today - timedelta(days=days), today - timedelta(days=1))
     with transaction.atomic():
         RollupMark.objects.all().delete()
         RollupMark.objects.create(rolled_through=today - timedelta(days=1))
@@ -78,10 +82,11 @@ def rollup_new_days(*, today: date | None = None) -> int:
         return 0
     oldest = today - timedelta(days=KEEP_DAYS)
     day = oldest if through is None else max(through + timedelta(days=1), oldest)
-    written = 0
+    written, first = 0, day
     while day <= yesterday:
-        written += rollup_day(day)
+        written += rollup_day(day, see=False)
         day += timedelta(days=1)
+    see_conversations(first, yesterday)
     with transaction.atomic():
         RollupMark.objects.all().delete()
         RollupMark.objects.create(rolled_through=yesterday)
@@ -98,7 +103,9 @@ def _day_bounds(day: date) -> tuple[datetime, datetime]:
 
 
 @transaction.atomic
-def rollup_day(day: date) -> int:
+def rollup_day(day: date, *, see: bool = True) -> int:
+    """Roll up one complete day; with `see`, its conversations too (rollup and
+    rollup_new_days see those of all the days they roll up at once)."""
     start, end = _day_bounds(day)
     rows = Generation.objects.filter(created_at__gte=start, created_at__lt=end)
     DailyUsage.objects.filter(day=day).delete()
@@ -114,7 +121,8 @@ def rollup_day(day: date) -> int:
     DailyLatency.objects.bulk_create(
         latency_rows(day, rows.filter(cache_hit=False, is_error=False)), batch_size=500
     )
-    _see_conversations(day, rows)
+    if see:
+        see_conversations(day, day)
     return len(usage)
 
 
@@ -150,28 +158,34 @@ def latency_rows(day: date, successful) -> list[DailyLatency]:
     ]  # fmt: skip
 
 
-def _see_conversations(day: date, rows) -> None:
-    """Mark the conversations of `rows` (the day's) as last seen on `day`, unless seen later:
-    one upsert a table, through its unique index (ConversationSeen's key and feature,
-    ConversationSeenBy's every column but the day), so that a day costs what its own
-    conversations cost, not a read of the whole table."""
+def see_conversations(first: date, last: date) -> None:
+    """Mark the conversations of the days `first` to `last` as last seen on the last of those
+    days they had a call, unless seen later: one upsert a table, through its unique index
+    (ConversationSeen's key and feature, ConversationSeenBy's every column but the day), so
+    that it costs what those days' conversations cost, not a read of the whole table."""
+    start, _ = _day_bounds(first)
+    _, end = _day_bounds(last)
+    rows = Generation.objects.filter(created_at__gte=start, created_at__lt=end)
     for model, names, conflict in [
         (ConversationSeenBy, SEEN_KEYS, SEEN_BY_UNIQUE),
         (ConversationSeen, SEEN_KEYS[:2], '"key", "feature"'),
     ]:
-        seen, params = (
-            rows.annotate(key=SESSION_OR_TRACE).values(*names).order_by().distinct()
+        found, params = (
+            rows.annotate(key=SESSION_OR_TRACE)
+            .values(*names)
+            .annotate(last_day=Max(TruncDate("created_at")))
+            .order_by()
         ).query.sql_with_params()
         table = model._meta.db_table
-        columns = ", ".join(f'"{name}"' for name in names)
+        columns = ", ".join(f'"{name}"' for name in [*names, "last_day"])
         # WHERE TRUE: SQLite reads ON CONFLICT after a bare SELECT as a join's ON.
-        with connection.cursor() as cursor:
+        with connection.cursor() as cursor, transaction.atomic():
             cursor.execute(
-                f'INSERT INTO "{table}" ({columns}, "last_day") SELECT {columns}, %s'
-                f" FROM ({seen}) AS found WHERE TRUE ON CONFLICT ({conflict})"
+                f'INSERT INTO "{table}" ({columns}) SELECT {columns}'
+                f" FROM ({found}) AS found WHERE TRUE ON CONFLICT ({conflict})"
                 f' DO UPDATE SET "last_day" = excluded."last_day"'
                 f' WHERE "{table}"."last_day" < excluded."last_day"',
-                [day, *params],
+                params,
             )
 
 
