@@ -390,3 +390,30 @@ def test_no_raw_timedelta_on_the_pages(world, client, staff):
         # A raw timedelta reads "0:00:00.404377"; a time of day such as 00:00:15 is fine.
         assert not re.search(r"(?<![\d:])\d+:\d\d:\d\d\.\d+", html), url
         assert not re.search(r"(?<![\d:])\d:\d\d:\d\d(?!\d)", html), url
+
+
+@pytest.mark.parametrize("period", ["today", "24h", "7d", "30d"])
+def test_the_dashboard_reads_the_same_figures_fewer_times(case, source, period):
+    """`selectors.dashboard` (the page's one call) gives `series`, `breakdowns` and
+    `latency_by_model`'s figures; the latency of the raw rows' days, where the period has
+    rolled-up days, from buckets: to 1%, as the rolled-up days'."""
+    filters = case[0]
+    since = selectors.period_start(period)
+    hourly = period in ("today", "24h")
+    got = selectors.dashboard(since=since, hourly=hourly, filters=filters)
+    rows = selectors.series(since=since, hourly=hourly, filters=filters)
+    latency = ("p50", "p95", "ttft_p50")
+    assert [{k: v for k, v in row.items() if k not in latency} for row in got["rows"]] == [
+        {k: v for k, v in row.items() if k not in latency} for row in rows
+    ]
+    rolled = source == "rolled up" and not hourly
+    for mine, theirs in zip(got["rows"], rows, strict=True):
+        for name in latency:
+            assert mine[name] == close(theirs[name], rolled), (mine["start"], name)
+    assert got["by"] == selectors.breakdowns(since=since, filters=filters)
+    by_model = selectors.latency_by_model(since=since, filters=filters)
+    assert [row["model"] for row in got["latency"]] == [row["model"] for row in by_model]
+    for mine, theirs in zip(got["latency"], by_model, strict=True):
+        assert mine["calls"] == theirs["calls"]
+        for name in latency:
+            assert mine[name] == close(theirs[name], rolled), (mine["model"], name)

@@ -121,9 +121,14 @@ class PercentileCont(Aggregate):
         super().__init__(expression, fraction=float(fraction), **extra)
 
 
-def series(*, since: datetime, hourly: bool = False, filters: Filters = NO_FILTERS) -> list[dict]:
+NO_LATENCY = {"p50": None, "p95": None, "ttft_p50": None}
+
+
+def series(
+    *, since: datetime, hourly: bool = False, filters: Filters = NO_FILTERS, latency: bool = True
+) -> list[dict]:
     """Per hour or per day from `since`: the summed figures of `summary`, and latency p50 and
-    p95 and time to first token p50 of successful provider calls."""
+    p95 and time to first token p50 of successful provider calls (None without `latency`)."""
     truncate = TruncHour if hourly else TruncDay
     if hourly:
         rolled, raw, through = None, filters.rows(in_period(since)), None
@@ -140,10 +145,9 @@ def series(*, since: datetime, hourly: bool = False, filters: Filters = NO_FILTE
         .order_by()
     ):
         sums[timezone.localtime(row.pop("bucket"))] = row
-    latency = _latency_series(since, hourly, filters, through)
-    no_latency = {"p50": None, "p95": None, "ttft_p50": None}
+    latency = _latency_series(since, hourly, filters, through) if latency else {}
     return [
-        {"start": moment, **_figures(sums.get(moment, {})), **latency.get(moment, no_latency)}
+        {"start": moment, **_figures(sums.get(moment, {})), **latency.get(moment, NO_LATENCY)}
         for moment in buckets(since=since, hourly=hourly)
     ]
 
@@ -224,6 +228,74 @@ def _latency_series(since, hourly, filters, through) -> dict:
             "ttft_p50": percentile(first, 0.5),
         }
     return out
+
+
+def dashboard(*, since: datetime, hourly: bool, filters: Filters = NO_FILTERS) -> dict:
+    """The dashboard's figures: `series` (the charts and, summed, the totals), `breakdowns` and
+    `latency_by_model`, with fewer reads of the raw rows (at 10,000,000 rows, today's 100,000
+    cost 40 to 80 ms a read): for a daily period with rolled-up days (and filters the latency
+    roll-ups keep), latency by model and the latency of the raw rows' days come from one count
+    of those rows by day, model and bucket (within 1%, as the rolled-up days), not from
+    percentile_cont per day and a count per model."""
+    if not hourly and filters.latency_rollups_ok:
+        rows = series(since=since, filters=filters, latency=False)
+        through, _ = rollups.split(since)
+        if through is not None:
+            latency, by_model = _daily_latency(since, through, filters)
+            for row in rows:
+                row.update(latency.get(row["start"], NO_LATENCY))
+            return {
+                "rows": rows,
+                "by": breakdowns(since=since, filters=filters),
+                "latency": [{"model": model, **figures} for model, figures in by_model.items()],
+            }
+    return {
+        "rows": series(since=since, hourly=hourly, filters=filters),
+        "by": breakdowns(since=since, filters=filters),
+        "latency": latency_by_model(since=since, filters=filters),
+    }
+
+
+def _daily_latency(since, through, filters) -> tuple[dict, dict]:
+    """`_latency_series` (per day) and `latency_by("model")` of a period with rolled-up days:
+    the roll-ups' histograms, and the raw rows after them counted by day, model and bucket."""
+    if filters.errors:  # no successful call is an error: nothing to read
+        return {}, {}
+    per_day = rolled_latencies(since, through, filters, "day")
+    per_model = rolled_latencies(since, through, filters, "model")
+    raw_since = _midnight(through) + timedelta(days=1)
+    successful = filters.rows(in_period(raw_since)).filter(cache_hit=False, is_error=False)
+    for index, duration in enumerate(["latency_ms", "time_to_first_token_ms"]):
+        for day, model, bucket, calls in (
+            successful.filter(**{f"{duration}__isnull": False})
+            .annotate(day=TruncDay("created_at"), bucket=histograms.bucket_sql(duration))
+            .values_list("day", "model", "bucket")
+            .annotate(calls=Count("id"))
+            .order_by()
+        ):
+            day = timezone.localtime(day).date()
+            for summed, key in [(per_day, day), (per_model, model)]:
+                if key not in summed:
+                    summed[key] = (histograms.Histogram(), histograms.Histogram())
+                summed[key][index].add(int(bucket), calls)
+    series = {
+        _midnight(day): {
+            "p50": latency.percentile(0.5),
+            "p95": latency.percentile(0.95),
+            "ttft_p50": first.percentile(0.5),
+        }
+        for day, (latency, first) in per_day.items()
+    }
+    by_model = {
+        model: {
+            "calls": latency.total,
+            "p50": latency.percentile(0.5),
+            "p95": latency.percentile(0.95),
+            "ttft_p50": first.percentile(0.5),
+        }
+        for model, (latency, first) in sorted(per_model.items())
+    }
+    return series, by_model
 
 
 def spend_per_day(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
