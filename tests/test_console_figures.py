@@ -417,3 +417,21 @@ def test_the_dashboard_reads_the_same_figures_fewer_times(case, source, period):
         assert mine["calls"] == theirs["calls"]
         for name in latency:
             assert mine[name] == close(theirs[name], rolled), (mine["model"], name)
+
+
+def test_the_dashboard_when_the_roll_ups_are_behind(world):
+    """Rolled up through four days ago: the raw rows' days are counted day by day."""
+    rollups.rollup(today=timezone.localdate() - timedelta(days=3))
+    since = selectors.period_start("30d")
+    for filters in (Filters(), Filters(model="gpt-4o", variant="test")):
+        got = selectors.dashboard(since=since, hourly=False, filters=filters)
+        rows = selectors.series(since=since, filters=filters)
+        for mine, theirs in zip(got["rows"], rows, strict=True):
+            for name in ("p50", "p95", "ttft_p50"):
+                assert mine[name] == close(theirs[name], True), (mine["start"], name)
+        by_model = selectors.latency_by_model(since=since, filters=filters)
+        assert [(r["model"], r["calls"]) for r in got["latency"]] == [
+            (r["model"], r["calls"]) for r in by_model
+        ]
+        for mine, theirs in zip(got["latency"], by_model, strict=True):
+            assert mine["p95"] == close(theirs["p95"], True)

@@ -12,12 +12,12 @@ from the raw rows.
 
 import math
 from collections import Counter
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.db import connection
 from django.db.models import Aggregate, Count, FloatField, Max, Min, Q, Sum
-from django.db.models.functions import TruncDay, TruncHour
+from django.db.models.functions import TruncDate, TruncDay, TruncHour
 from django.utils import timezone
 
 from iridium.ai.models import Generation, Span
@@ -265,15 +265,25 @@ def _daily_latency(since, through, filters) -> tuple[dict, dict]:
     per_model = rolled_latencies(since, through, filters, "model")
     raw_since = _midnight(through) + timedelta(days=1)
     successful = filters.rows(in_period(raw_since)).filter(cache_hit=False, is_error=False)
+    # The raw rows are today's unless the roll-ups are behind: then counted per day too.
+    one_day = raw_since.date() >= timezone.localdate()
     for index, duration in enumerate(["latency_ms", "time_to_first_token_ms"]):
-        for day, model, bucket, calls in (
-            successful.filter(**{f"{duration}__isnull": False})
-            .annotate(day=TruncDay("created_at"), bucket=histograms.bucket_sql(duration))
-            .values_list("day", "model", "bucket")
-            .annotate(calls=Count("id"))
-            .order_by()
-        ):
-            day = timezone.localtime(day).date()
+        counted = successful.filter(**{f"{duration}__isnull": False}).annotate(
+            bucket=histograms.bucket_sql(duration)
+        )
+        columns = ["model", "bucket"]
+        if not one_day:
+            counted = counted.annotate(day=TruncDate("created_at"))
+            columns.insert(0, "day")
+        for row in counted.values(*columns).annotate(calls=Count("id")).order_by():
+            day, model, bucket, calls = (
+                row.get("day", raw_since.date()),
+                row["model"],
+                row["bucket"],
+                row["calls"],
+            )
+            if isinstance(day, str):  # SQLite
+                day = date.fromisoformat(day)
             for summed, key in [(per_day, day), (per_model, model)]:
                 if key not in summed:
                     summed[key] = (histograms.Histogram(), histograms.Histogram())
