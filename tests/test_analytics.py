@@ -188,13 +188,15 @@ def test_latency_percentiles_match_sql(rows, since):
                 [since, model],
             )
         ]
-        # percentile_cont is the "inclusive" (linear interpolation) method.
+        # percentile_cont is the "inclusive" (linear interpolation) method. Rolled-up days come
+        # from histograms of 1% buckets: within 1% (docs/console.md); raw rows exact.
+        tolerance = 0.01 if rollups.rolled_through() else 1e-6
         assert got[model]["calls"] == len(latencies)
-        assert got[model]["p50"] == pytest.approx(statistics.median(latencies))
+        assert got[model]["p50"] == pytest.approx(statistics.median(latencies), rel=tolerance)
         assert got[model]["p95"] == pytest.approx(
-            statistics.quantiles(latencies, n=20, method="inclusive")[18]
+            statistics.quantiles(latencies, n=20, method="inclusive")[18], rel=tolerance
         )
-        assert got[model]["ttft_p50"] == pytest.approx(statistics.median(ttfts))
+        assert got[model]["ttft_p50"] == pytest.approx(statistics.median(ttfts), rel=tolerance)
 
 
 def test_spend_per_day_matches_sql(rows, since):

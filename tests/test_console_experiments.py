@@ -85,9 +85,12 @@ def test_variants_side_by_side(experiment, filtered, rolled_up):
                 [since, variant],
             )
         ]
-        assert row["p50"] == pytest.approx(statistics.median(latencies))
+        # Rolled-up days' latencies come from histograms of 1% buckets: within 1% of the
+        # exact figure (docs/console.md); without roll-ups, or filtered by user, exact.
+        tolerance = 0.01 if rolled_up and filters.latency_rollups_ok else 1e-6
+        assert row["p50"] == pytest.approx(statistics.median(latencies), rel=tolerance)
         assert row["p95"] == pytest.approx(
-            statistics.quantiles(latencies, n=20, method="inclusive")[18]
+            statistics.quantiles(latencies, n=20, method="inclusive")[18], rel=tolerance
         )
     assert got["test"]["models"] == ["gpt-4.1-mini"]
 

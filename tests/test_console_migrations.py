@@ -44,3 +44,63 @@ def test_the_analysts_group_is_made_and_earlier_rollups_are_forgotten(plans):
     assert not RollupMark.objects.exists() and not DailyUsage.objects.exists()
     executor = MigrationExecutor(connection)
     assert executor.migration_plan(executor.loader.graph.leaf_nodes()) == []
+
+
+def test_latency_rollups_counted_per_millisecond_become_buckets_and_keep_their_days(plans):
+    """0013: each day's histograms per millisecond become 1% buckets, summed over model,
+    feature and variant too (the raw rows may be gone: nothing is rolled up again)."""
+    from iridium.analytics import histograms
+    from iridium.analytics.models import DailyLatency
+
+    day = date(2026, 3, 1)
+    latencies = {"gpt-4o": [120, 130, 130, 900], "gpt-4o-mini": [80, 85, 2000]}
+    try:
+        old = migrate([("analytics", "0012_dailyusage_is_error")])
+        for model, values in latencies.items():
+            counts: dict = {}
+            for value in values:
+                counts[str(value)] = counts.get(str(value), 0) + 1
+            old.get_model("analytics", "DailyLatency").objects.create(
+                day=day, model=model, feature="chat", variant="test", latency=counts,
+                first_token={"40": len(values)},
+            )  # fmt: skip
+        old.get_model("analytics", "RollupMark").objects.create(rolled_through=day)
+    finally:
+        migrate(latest())
+    assert RollupMark.objects.get().rolled_through == day
+    rows = {
+        (r.model, r.by_model, r.by_feature, r.by_variant): r for r in DailyLatency.objects.all()
+    }
+    assert len(rows) == 2 * 4 + 4  # per model in 4 sets, every model summed in 4
+    everything = rows["", False, False, False]
+    assert (everything.feature, everything.variant) == ("", "")
+    summed = histograms.Histogram()
+    summed.add_packed(everything.latency)
+    values = sorted(v for found in latencies.values() for v in found)
+    assert summed.total == len(values)
+    assert summed.percentile(0.5) == pytest.approx(values[len(values) // 2], rel=0.01)
+    mini = histograms.Histogram()
+    mini.add_packed(rows["gpt-4o-mini", True, True, True].latency)
+    assert mini.percentile(0.0) == pytest.approx(80, rel=0.01)
+    assert mini.percentile(1.0) == pytest.approx(2000, rel=0.01)
+    assert rows["gpt-4o", True, False, False].first_token == [histograms.bucket(40), 4]
+
+
+def test_conversations_seen_twice_keep_their_latest_day(plans):
+    """0014: a combination found twice (two roll-ups at once) keeps one row, its latest day,
+    before the unique index that the roll-up upserts through."""
+    from iridium.analytics.models import ConversationSeenBy
+
+    try:
+        old = migrate([("analytics", "0013_dailylatency_log_buckets")])
+        seen_by = old.get_model("analytics", "ConversationSeenBy")
+        for last_day in (date(2026, 3, 1), date(2026, 3, 4), date(2026, 3, 2)):
+            seen_by.objects.create(feature="chat", key="conversation-1", model="gpt-4o",
+                                   last_day=last_day)  # fmt: skip
+        seen_by.objects.create(feature="chat", key="conversation-2", model="gpt-4o",
+                               last_day=date(2026, 3, 1))  # fmt: skip
+    finally:
+        migrate(latest())
+    assert sorted(ConversationSeenBy.objects.values_list("key", "last_day")) == [
+        ("conversation-1", date(2026, 3, 4)), ("conversation-2", date(2026, 3, 1))
+    ]  # fmt: skip

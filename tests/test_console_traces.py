@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from iridium.ai.models import Generation
-from iridium.analytics import selectors
+from iridium.analytics import rollups, selectors
 from iridium.analytics.filters import Filters
 from tests import factories
 
@@ -59,7 +59,10 @@ def many(make_user):
         ("errors", lambda p: Filters(errors=True), "is_error"),
     ],
 )
-def test_the_traces_list_and_its_filters(many, name, make, where):
+@pytest.mark.parametrize("rolled_up", [False, True], ids=["raw rows", "rolled up"])
+def test_the_traces_list_and_its_filters(many, name, make, where, rolled_up):
+    if rolled_up:  # with filters, only the rolled-up days with a row that passes them are read
+        rollups.rollup()
     since = selectors.period_start("7d")
     condition = where.format(alice=many["alice"].pk)
     wanted = {
@@ -81,7 +84,33 @@ def test_the_traces_list_and_its_filters(many, name, make, where):
             dec(cost), calls, errors, tokens)  # fmt: skip
 
 
-def test_the_traces_list_of_one_day(many, client, staff):
+@pytest.mark.parametrize("limit", [1, 4, 9])
+@pytest.mark.parametrize("rolled_up", [False, True], ids=["raw rows", "rolled up"])
+def test_the_newest_traces_first(many, limit, rolled_up):
+    """The list holds the traces of the newest rows that pass the filters, newest first, rolled
+    up or not."""
+    if rolled_up:
+        rollups.rollup()
+    since = selectors.period_start("7d")
+    for filters, condition in [(Filters(), "TRUE"), (Filters(errors=True), "is_error"),
+                               (Filters(user=many["bob"].pk, feature="chat"),
+                                f"user_id = {many['bob'].pk} AND feature = 'chat'")]:  # fmt: skip
+        wanted = []
+        for (trace_id,) in sql(
+            f"SELECT trace_id FROM {{table}} WHERE created_at >= %s AND {condition}"
+            " ORDER BY created_at DESC",
+            [since],
+        ):
+            if trace_id not in wanted:
+                wanted.append(trace_id)
+        got = selectors.traces(since=since, filters=filters, limit=limit)
+        assert [row["trace_id"] for row in got] == wanted[:limit], condition
+
+
+@pytest.mark.parametrize("rolled_up", [False, True], ids=["raw rows", "rolled up"])
+def test_the_traces_list_of_one_day(many, client, staff, rolled_up):
+    if rolled_up:
+        rollups.rollup()
     day = (timezone.localtime() - timedelta(days=2)).date()
     wanted = {
         trace_id

@@ -67,7 +67,7 @@ def variants(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
             .order_by()
         ):  # fmt: skip
             add(row)
-    latency = selectors.latency_by("variant", since=since, filters=filters)
+    latency = selectors.latency_by("variant", since=since, filters=filters, first_token=False)
     out = []
     for variant in sorted(found):
         row = found[variant]

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce
 
 
 class Console(models.Model):
@@ -136,18 +137,41 @@ class DailyUsage(models.Model):
 
 
 class DailyLatency(models.Model):
-    """Latencies of a day's successful provider calls of one model, feature and experiment
-    variant, counted per millisecond."""
+    """Latencies and times to first token of a day's successful provider calls, as histograms
+    of log-spaced buckets (iridium.analytics.histograms: within 1% of each duration).
+
+    Kept per model, feature and experiment variant, and summed over any of the three as well
+    (as SQL's GROUPING SETS; `by_model` false: every model summed, `model` empty), so that a
+    period's percentiles, with any of these filters, per day, per model or per variant, add up
+    at most a row per day and key shown.
+    """
 
     day = models.DateField(db_index=True)
     model = models.CharField(max_length=100)
     feature = models.CharField(max_length=50, blank=True, default="")
     variant = models.CharField(max_length=100, blank=True, default="")
-    latency = models.JSONField(default=dict, help_text="Milliseconds -> calls.")
-    first_token = models.JSONField(default=dict, help_text="Milliseconds -> calls.")
+    by_model = models.BooleanField(default=True, help_text="False: every model summed.")
+    by_feature = models.BooleanField(default=True, help_text="False: every feature summed.")
+    by_variant = models.BooleanField(default=True, help_text="False: every variant summed.")
+    latency = models.JSONField(
+        default=list, help_text="[first bucket, calls in it, in the next, ...] (histograms.pack)."
+    )
+    first_token = models.JSONField(default=list, help_text="As latency.")
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["by_model", "by_feature", "by_variant", "day"], name="dailylatency_kept"
+            )
+        ]
 
     def __str__(self):
-        return f"{self.day} {self.model} {self.feature} {self.variant}".rstrip()
+        kept = [
+            name if on else "*"
+            for name, on in [(self.model, self.by_model), (self.feature, self.by_feature),
+                             (self.variant, self.by_variant)]
+        ]  # fmt: skip
+        return f"{self.day} {' '.join(kept)}".rstrip()
 
 
 class RollupMark(models.Model):
@@ -183,6 +207,14 @@ class ConversationSeen(models.Model):
         return f"{self.feature} {self.key} {self.last_day}"
 
 
+UNIQUE_SEEN_BY = [
+    models.F("key"), models.F("feature"), models.F("model"),
+    Coalesce(models.F("plan"), models.Value(0)),
+    Coalesce(models.F("organization"), models.Value(0)),
+    Coalesce(models.F("user"), models.Value(0)), models.F("variant"), models.F("is_error"),
+]  # fmt: skip
+
+
 class ConversationSeenBy(models.Model):
     """ConversationSeen per model, plan, organization, user, experiment variant and whether the
     calls failed: what the console's filters select. A conversation has a row for each such
@@ -206,7 +238,13 @@ class ConversationSeenBy(models.Model):
     last_day = models.DateField()
 
     class Meta:
-        indexes = [models.Index(fields=["key"]), models.Index(fields=["last_day", "feature"])]
+        indexes = [models.Index(fields=["last_day", "feature"])]
+        constraints = [
+            # One row to a combination (no plan, organization or user as 0): the roll-up
+            # upserts a day's conversations through it, without reading the whole table. It
+            # serves the lookups by key too.
+            models.UniqueConstraint(*UNIQUE_SEEN_BY, name="conversationseenby_unique")
+        ]
 
     def __str__(self):
         return f"{self.feature} {self.key} {self.last_day}"

@@ -3,8 +3,8 @@ instead of millions. Complete days are summed by the periodic job `rollup_genera
 it works once a day, iridium.analytics.tasks); the console adds the raw rows of the days after
 the last rolled-up day, so every figure is exact."""
 
-from collections import Counter
 from datetime import date, datetime, timedelta
+from itertools import product
 
 from django.db import connection, transaction
 from django.db.models import Count, Max, Q, Sum, Value
@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from iridium.ai.models import Generation
 
+from . import histograms
 from .models import ConversationSeen, ConversationSeenBy, DailyLatency, DailyUsage, RollupMark
 
 KEEP_DAYS = 90
@@ -56,7 +57,11 @@ def rollup(*, days: int = KEEP_DAYS, today: date | None = None) -> int:
     ConversationSeen.objects.filter(last_day__gte=today - timedelta(days=days)).delete()
     ConversationSeenBy.objects.filter(last_day__gte=today - timedelta(days=days)).delete()
     for offset in range(days, 0, -1):
-        written += rollup_day(today - timedelta(days=offset))
+        written += rollup_day(today - timedelta(days=offset), see=False)
+    # The conversations of all these days at once, each with the last day it had a call: one
+    # pass instead of a day's update of every conversation seen again (which, over 90 days at
+    # once, left millions of dead row versions behind).
+    see_conversations(today - timedelta(days=days), today - timedelta(days=1))
     with transaction.atomic():
         RollupMark.objects.all().delete()
         RollupMark.objects.create(rolled_through=today - timedelta(days=1))
@@ -77,10 +82,11 @@ def rollup_new_days(*, today: date | None = None) -> int:
         return 0
     oldest = today - timedelta(days=KEEP_DAYS)
     day = oldest if through is None else max(through + timedelta(days=1), oldest)
-    written = 0
+    written, first = 0, day
     while day <= yesterday:
-        written += rollup_day(day)
+        written += rollup_day(day, see=False)
         day += timedelta(days=1)
+    see_conversations(first, yesterday)
     with transaction.atomic():
         RollupMark.objects.all().delete()
         RollupMark.objects.create(rolled_through=yesterday)
@@ -97,7 +103,9 @@ def _day_bounds(day: date) -> tuple[datetime, datetime]:
 
 
 @transaction.atomic
-def rollup_day(day: date) -> int:
+def rollup_day(day: date, *, see: bool = True) -> int:
+    """Roll up one complete day; with `see`, its conversations too (rollup and
+    rollup_new_days see those of all the days they roll up at once)."""
     start, end = _day_bounds(day)
     rows = Generation.objects.filter(created_at__gte=start, created_at__lt=end)
     DailyUsage.objects.filter(day=day).delete()
@@ -110,65 +118,82 @@ def rollup_day(day: date) -> int:
         for row in rows.values(*USAGE_KEYS).annotate(**USAGE_SUMS).order_by()
     ]
     DailyUsage.objects.bulk_create(usage, batch_size=1000)
-    latencies: dict[tuple[str, str, str], tuple[Counter, Counter]] = {}
-    successful = rows.filter(cache_hit=False, is_error=False)
-    for model, feature, variant, latency, first_token in successful.values_list(
-        "model", "feature", "variant", "latency_ms", "time_to_first_token_ms"
-    ).iterator(chunk_size=5000):
-        counts = latencies.setdefault((model, feature, variant), (Counter(), Counter()))
-        counts[0][str(round(latency))] += 1
-        if first_token is not None:
-            counts[1][str(round(first_token))] += 1
     DailyLatency.objects.bulk_create(
-        DailyLatency(
-            day=day,
-            model=model,
-            feature=feature,
-            variant=variant,
-            latency=dict(lat),
-            first_token=dict(ttft),
-        )
-        for (model, feature, variant), (lat, ttft) in latencies.items()
+        latency_rows(day, rows.filter(cache_hit=False, is_error=False)), batch_size=500
     )
-    _see_conversations(day, rows)
+    if see:
+        see_conversations(day, day)
     return len(usage)
 
 
-def _see_conversations(day: date, rows) -> None:
-    """Mark the conversations of `rows` (the day's) as last seen on `day`, unless seen later:
-    in the database, two statements a table (rows seen before moved to `day`, the others
-    added)."""
-    for model, names in [(ConversationSeenBy, SEEN_KEYS), (ConversationSeen, SEEN_KEYS[:2])]:
-        seen, params = (
-            rows.annotate(key=SESSION_OR_TRACE).values(*names).order_by().distinct()
+LATENCY_DIMENSIONS = ("model", "feature", "variant")
+
+
+def latency_rows(day: date, successful) -> list[DailyLatency]:
+    """The latency roll-up rows of a day's successful calls: a histogram per model, feature and
+    variant, counted by bucket in the database, and their sums over every subset of the three
+    (a CUBE: 8 grouping sets)."""
+    cube: dict[tuple, tuple[dict, dict]] = {}
+    for index, column in enumerate(("latency_ms", "time_to_first_token_ms")):
+        counted = (
+            successful.filter(**{f"{column}__isnull": False})
+            .annotate(bucket=histograms.bucket_sql(column))
+            .values_list(*LATENCY_DIMENSIONS, "bucket")
+            .annotate(calls=Count("id"))
+            .order_by()
+        )
+        for *values, bucket, calls in counted:
+            for kept in product((True, False), repeat=3):
+                key = (*(v if on else "" for v, on in zip(values, kept, strict=True)), *kept)
+                counts = cube.setdefault(key, ({}, {}))[index]
+                counts[int(bucket)] = counts.get(int(bucket), 0) + calls
+    return [
+        DailyLatency(
+            day=day, model=model, feature=feature, variant=variant, by_model=by_model,
+            by_feature=by_feature, by_variant=by_variant, latency=histograms.pack(latency),
+            first_token=histograms.pack(first_token),
+        )
+        for (model, feature, variant, by_model, by_feature, by_variant), (latency, first_token)
+        in cube.items()
+    ]  # fmt: skip
+
+
+def see_conversations(first: date, last: date) -> None:
+    """Mark the conversations of the days `first` to `last` as last seen on the last of those
+    days they had a call, unless seen later: one upsert a table, through its unique index
+    (ConversationSeen's key and feature, ConversationSeenBy's every column but the day), so
+    that it costs what those days' conversations cost, not a read of the whole table."""
+    start, _ = _day_bounds(first)
+    _, end = _day_bounds(last)
+    rows = Generation.objects.filter(created_at__gte=start, created_at__lt=end)
+    for model, names, conflict in [
+        (ConversationSeenBy, SEEN_KEYS, SEEN_BY_UNIQUE),
+        (ConversationSeen, SEEN_KEYS[:2], '"key", "feature"'),
+    ]:
+        found, params = (
+            rows.annotate(key=SESSION_OR_TRACE)
+            .values(*names)
+            .annotate(last_day=Max(TruncDate("created_at")))
+            .order_by()
         ).query.sql_with_params()
         table = model._meta.db_table
-        columns = ", ".join(f'"{name}"' for name in names)
-        with connection.cursor() as cursor:
+        columns = ", ".join(f'"{name}"' for name in [*names, "last_day"])
+        # WHERE TRUE: SQLite reads ON CONFLICT after a bare SELECT as a join's ON.
+        with connection.cursor() as cursor, transaction.atomic():
             cursor.execute(
-                f'UPDATE "{table}" SET "last_day" = %s WHERE "{table}"."last_day" < %s'
-                f" AND EXISTS (SELECT 1 FROM ({seen}) AS found WHERE {_same(table, names)})",
-                [day, day, *params],
-            )
-            cursor.execute(
-                f'INSERT INTO "{table}" ({columns}, "last_day") SELECT {columns}, %s'
-                f' FROM ({seen}) AS found WHERE NOT EXISTS (SELECT 1 FROM "{table}"'
-                f" WHERE {_same(table, names)})",
-                [day, *params],
+                f'INSERT INTO "{table}" ({columns}) SELECT {columns}'
+                f" FROM ({found}) AS found WHERE TRUE ON CONFLICT ({conflict})"
+                f' DO UPDATE SET "last_day" = excluded."last_day"'
+                f' WHERE "{table}"."last_day" < excluded."last_day"',
+                params,
             )
 
 
-def _same(table: str, names: list[str]) -> str:
-    """SQL: the row of `table` has the values of `found` in columns `names` (NULL, no plan,
-    organization or user, matches NULL)."""
-    out = []
-    for name in names:
-        ours, theirs = f'"{table}"."{name}"', f'found."{name}"'
-        if name.endswith("_id"):
-            out.append(f"({ours} = {theirs} OR ({ours} IS NULL AND {theirs} IS NULL))")
-        else:
-            out.append(f"{ours} = {theirs}")
-    return " AND ".join(out)
+# ConversationSeenBy's unique index (models.UNIQUE_SEEN_BY), as ON CONFLICT names it.
+SEEN_BY_UNIQUE = (
+    '"key", "feature", "model", (COALESCE("plan_id", 0)), (COALESCE("organization_id", 0)),'
+    ' (COALESCE("user_id", 0)), "variant", "is_error"'
+)
 
 
 def forget_conversations(keys: set[tuple[str, str]]) -> None:

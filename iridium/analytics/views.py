@@ -36,7 +36,8 @@ def _common(form, period) -> dict:
 def dashboard(request):
     form, period, since, filters = _filtered(request)
     hourly = period in HOURLY
-    rows = selectors.series(since=since, hourly=hourly, filters=filters)
+    figures = selectors.dashboard(since=since, hourly=hourly, filters=filters)
+    rows = figures["rows"]
     # Today is drawn as the whole day, the hours to come empty.
     axis = (
         selectors.buckets(since=since, hourly=True, until=since.replace(hour=23))
@@ -49,8 +50,8 @@ def dashboard(request):
         "summary": selectors.summary_of(rows),
         "charts": chart_list,
         "chart_data": chart_data,
-        "by": selectors.breakdowns(since=since, filters=filters),
-        "latency": selectors.latency_by_model(since=since, filters=filters),
+        "by": figures["by"],
+        "latency": figures["latency"],
     }
     return render(request, "analytics/dashboard.html", context)
 
