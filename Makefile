@@ -6,7 +6,7 @@ PORT ?= 8000
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 
-.PHONY: run test lint format check-migrations bench browser clean
+.PHONY: run test test-embedded lint format check-migrations bench browser clean
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -29,6 +29,15 @@ browser:
 
 test: .venv/.synced browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The tests where the set-ups differ, again on the embedded defaults `make run` serves (SQLite,
+# local-memory cache, in-memory channel layer): answers started and saved, the console's SQL.
+EMBEDDED_TESTS := tests/test_chat_consumer.py tests/test_chat_versions.py tests/test_support.py \
+	tests/test_codegen.py tests/test_progress.py tests/test_latency_histograms.py
+
+test-embedded: .venv/.synced
+	env -u DATABASE_URL -u REDIS_URL IRIDIUM_TEST_SETUP=embedded \
+	  $(PY) -m pytest -m "not postgresql" $(EMBEDDED_TESTS)
 
 lint: .venv/.synced
 	.venv/bin/ruff check .

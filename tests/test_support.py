@@ -404,6 +404,7 @@ def test_word_ranking_fallback(articles):
     assert ranked == [articles["reset"], articles["billing"]]
 
 
+@pytest.mark.postgresql
 def test_full_text_search_on_postgresql_stems_words(articles):
     require(connection.vendor == "postgresql", "PostgreSQL (full-text search)")
     # "passwords" and "resets" match "password" and "reset" through English stemming.
