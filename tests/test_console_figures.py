@@ -1,6 +1,7 @@
 """Every figure and chart series of the console against SQL written here, with each filter,
 read from the raw rows and from the daily roll-ups."""
 
+import io
 import json
 import re
 import statistics
@@ -8,6 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
@@ -17,6 +19,7 @@ from iridium.ai.models import Generation
 from iridium.analytics import charts, rollups, selectors
 from iridium.analytics.filters import NO_SUCH_USER, FilterForm, Filters
 from iridium.analytics.formatting import duration
+from iridium.analytics.models import DailyUsage
 from tests import factories
 
 TABLE = Generation._meta.db_table
@@ -435,3 +438,32 @@ def test_the_dashboard_when_the_roll_ups_are_behind(world):
         ]
         for mine, theirs in zip(got["latency"], by_model, strict=True):
             assert mine["p95"] == close(theirs["p95"], True)
+
+
+def test_rolling_up_the_last_days_again_keeps_the_earlier_ones(world):
+    """`rollup_generations --days 7` rebuilds the last seven days and keeps the roll-ups of the
+    days before (within the 90 kept): the console reads those days from them alone."""
+    rollups.rollup()
+    since = selectors.period_start("30d")
+    before = selectors.series(since=since, filters=Filters())
+    call_command("rollup_generations", "--days", "7", stdout=io.StringIO())
+    assert selectors.series(since=since, filters=Filters()) == before
+    assert DailyUsage.objects.filter(day__lt=timezone.localdate() - timedelta(days=7)).exists()
+
+
+def test_rolling_up_the_last_days_also_rolls_up_the_days_missing_before_them(world):
+    """Rolled up through eleven days ago, then `--days 7`: the days in between are rolled up
+    too, not left out of the console (which reads every day up to the mark from roll-ups)."""
+    since = selectors.period_start("30d")
+    raw = selectors.series(since=since, filters=Filters())  # nothing rolled up yet
+    rollups.rollup(today=timezone.localdate() - timedelta(days=10))
+    call_command("rollup_generations", "--days", "7", stdout=io.StringIO())
+    assert rollups.rolled_through() == timezone.localdate() - timedelta(days=1)
+    latency = ("p50", "p95", "ttft_p50")
+    got = selectors.series(since=since, filters=Filters())
+    assert [{k: v for k, v in row.items() if k not in latency} for row in got] == [
+        {k: v for k, v in row.items() if k not in latency} for row in raw
+    ]
+    for mine, theirs in zip(got, raw, strict=True):
+        for name in latency:
+            assert mine[name] == close(theirs[name], True), (mine["start"], name)

@@ -50,8 +50,14 @@ def rolled_through() -> date | None:
 
 
 def rollup(*, days: int = KEEP_DAYS, today: date | None = None) -> int:
-    """Rebuild the roll-ups of the last `days` complete days. Returns the rows written."""
+    """Rebuild the roll-ups of the last `days` complete days, keeping those of the days before
+    (up to KEEP_DAYS). Returns the rows written."""
     today = today or timezone.now().date()
+    # Days the roll-ups do not have yet are rolled up too, whatever `days` says: the console
+    # reads every day up to the mark from the roll-ups alone.
+    through = rolled_through()
+    first_missing = through + timedelta(days=1) if through else today - timedelta(days=KEEP_DAYS)
+    days = max(days, min((today - first_missing).days, KEEP_DAYS))
     written = 0
     # The conversations last seen in these days are seen again as each day is rolled up.
     ConversationSeen.objects.filter(last_day__gte=today - timedelta(days=days)).delete()
@@ -65,10 +71,13 @@ def rollup(*, days: int = KEEP_DAYS, today: date | None = None) -> int:
     with transaction.atomic():
         RollupMark.objects.all().delete()
         RollupMark.objects.create(rolled_through=today - timedelta(days=1))
-    DailyUsage.objects.filter(day__lt=today - timedelta(days=days)).delete()
-    DailyLatency.objects.filter(day__lt=today - timedelta(days=days)).delete()
-    ConversationSeen.objects.filter(last_day__lt=today - timedelta(days=days)).delete()
-    ConversationSeenBy.objects.filter(last_day__lt=today - timedelta(days=days)).delete()
+    # The days before those rebuilt keep their roll-ups (the console reads every day up to the
+    # mark from them alone); only those older than the days kept go.
+    oldest = today - timedelta(days=max(days, KEEP_DAYS))
+    DailyUsage.objects.filter(day__lt=oldest).delete()
+    DailyLatency.objects.filter(day__lt=oldest).delete()
+    ConversationSeen.objects.filter(last_day__lt=oldest).delete()
+    ConversationSeenBy.objects.filter(last_day__lt=oldest).delete()
     return written
 
 
