@@ -84,8 +84,8 @@ async def _send_to_other_workers(group: str, frame: dict) -> None:
 class _Membership:
     """The channels of other workers in each group this worker streams to, read from Redis by
     one task: every group due within half of MEMBERS_SECONDS is read in the same round (one
-    pipeline per shard), so that with hundreds of answers streaming the groups fall into step
-    and Redis is read a few times a second, not hundreds."""
+    script per shard, iridium.live.channels_redis), so that with hundreds of answers streaming
+    the groups fall into step and Redis is read a few times a second, not hundreds."""
 
     def __init__(self):
         self.known: dict[str, tuple[float, list[str]]] = {}  # group -> (read again at, channels)
