@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -329,6 +330,34 @@ async def test_daily_request_limit(ai_settings, user, plans, provider_calls):
         await ai.complete(ai.Request(user=user, feature="chat", messages=ask("4"), trace_id="b-1"))
     assert str(raised.value) == errors.DAILY_LIMIT_REACHED.format(limit=3)
     assert provider_calls() == 3 and len(await rows()) == 3
+
+
+async def test_cache_hits_are_requests_admitted_and_counted_in_one_step(
+    ai_settings, user, plans, provider_calls, monkeypatch
+):
+    free = plans["free"]
+    free.daily_request_limit = 3
+    await free.asave()
+    scripts = []
+    run_script = budgets.run_script
+
+    async def counted(client, script, keys, arguments):
+        scripts.append(script)
+        return await run_script(client, script, keys, arguments)
+
+    monkeypatch.setattr(budgets, "run_script", counted)
+    request = dict(user=user, feature="code-generation", messages=ask("cached"), cache=True)
+    first = await ai.complete(ai.Request(**request, trace_id="h-1"))
+    scripts.clear()
+    second = await ai.complete(ai.Request(**request, trace_id="h-2"))
+    assert second.from_cache and not first.from_cache
+    # One script admits and counts it (with Redis; the embedded set-up counts in memory).
+    assert len(scripts) == (1 if settings.REDIS_URL else 0)
+    assert (await ai.complete(ai.Request(**request, trace_id="h-3"))).from_cache
+    with pytest.raises(errors.LimitReached) as raised:
+        await ai.complete(ai.Request(**request, trace_id="h-4"))
+    assert str(raised.value) == errors.DAILY_LIMIT_REACHED.format(limit=3)
+    assert provider_calls() == 1
 
 
 async def test_a_failed_call_does_not_count_as_a_request(ai_settings, user, plans):

@@ -101,6 +101,7 @@ class Reservation:
     # The database store wrote the call's row, in flight, as part of the reservation.
     row_written: bool = False
     ended: bool = field(default=False)
+    holds: bool = True  # False: admitted and counted, nothing held (`admit_free`)
 
 
 def _periods(now: datetime) -> tuple[str, str]:
@@ -131,11 +132,18 @@ def subjects_of(caller: Caller) -> list[Subject]:
 
 
 async def reserve(
-    caller: Caller, *, span_id: str, first: bool, amount: Decimal | None, start_row=None
+    caller: Caller,
+    *,
+    span_id: str,
+    first: bool,
+    amount: Decimal | None,
+    start_row=None,
+    holds: bool = True,
 ) -> Reservation | None:
     """Admit a provider call holding `amount` (its most cost; None when the model has no price:
     nothing can be held), or raise `errors.LimitReached`. None for anonymous callers.
-    `start_row()` makes the call's generation row in flight, which the database store writes."""
+    `start_row()` makes the call's generation row in flight, which the database store writes.
+    Without `holds`, the call is admitted and counted but holds nothing (`admit_free`)."""
     if caller.user is None:
         return None
     now = datetime.now(UTC)
@@ -149,6 +157,7 @@ async def reserve(
         month=month,
         day=day,
         store=None,
+        holds=holds,
     )
     store = _store()
     if store is not None:
@@ -164,6 +173,16 @@ async def reserve(
     await _DatabaseStore().reserve(reservation, start_row)
     reservation.store = _DatabaseStore()
     return reservation
+
+
+async def admit_free(caller: Caller, *, span_id: str) -> None:
+    """Admit a request that costs nothing and ends at once (an answer from the cache), or raise
+    `errors.LimitReached`: checked as any answer's first call (the daily limit, answers in
+    flight, the budgets) and counted as a request, in one step; nothing is held, so there is
+    nothing to settle."""
+    reservation = await reserve(caller, span_id=span_id, first=True, amount=None, holds=False)
+    if reservation is not None:
+        reservation.ended = True
 
 
 async def settle(reservation: Reservation | None, cost: Decimal | None) -> None:
@@ -313,7 +332,7 @@ def _write_warnings(subject: Subject, crossed: list[int], after: int) -> None:
 _RESERVE = """
 -- KEYS[1]: the user's requests today; then per budget: its spend, its reservations.
 -- ARGV: now, span id, amount, expiry, first (1/0), daily limit, answers in flight (0: any),
---       day ttl, hold ttl, then each budget.
+--       day ttl, hold ttl, holds (1/0: admitted and counted only), then each budget.
 local now = tonumber(ARGV[1])
 local budgets = (#KEYS - 1) / 2
 for i = 1, budgets do
@@ -339,7 +358,7 @@ for i = 1, budgets do
     if i == 1 and first and tonumber(ARGV[7]) > 0 and live >= tonumber(ARGV[7]) then
         return {'in_flight', i}
     end
-    if tonumber(redis.call('GET', KEYS[2 * i])) + held >= tonumber(ARGV[9 + i]) then
+    if tonumber(redis.call('GET', KEYS[2 * i])) + held >= tonumber(ARGV[10 + i]) then
         return {'budget', i}
     end
 end
@@ -347,6 +366,7 @@ if first then
     redis.call('INCR', KEYS[1])
     redis.call('EXPIRE', KEYS[1], ARGV[8])
 end
+if ARGV[10] == '0' then return {'ok', 0} end
 for i = 1, budgets do
     redis.call('HSET', KEYS[2 * i + 1], ARGV[2], ARGV[3] .. ':' .. ARGV[4] .. ':' .. ARGV[5])
     redis.call('EXPIRE', KEYS[2 * i + 1], ARGV[9])
@@ -464,6 +484,7 @@ class _RedisStore:
             plan.max_answers_in_flight,
             DAY_TTL_SECONDS,
             HOLD_TTL_SECONDS,
+            1 if reservation.holds else 0,
             *(subject.budget_nanos for subject in reservation.subjects),
         ]
         for _ in range(1 + len(reservation.subjects) + 1):
@@ -637,7 +658,7 @@ class _LocalStore:
                 raise _refusal(reservation, "budget", index)
         if reservation.first:
             self.counters[day_key] = (self._get(day_key) + 1, self.counters[day_key][1])
-        for subject in reservation.subjects:
+        for subject in reservation.subjects if reservation.holds else ():
             self._live_holds(subject, reservation.month)[reservation.span_id] = (
                 reservation.amount,
                 time.monotonic() + HOLD_SECONDS,

@@ -185,8 +185,7 @@ async def _answer_from_cache(call: Call, cached: dict, created_at, started):
     span_id = new_span_id()
     call.span_ids.append(span_id)
     # A cached answer costs nothing, but is a request (the daily limit counts it).
-    reservation = await budgets.reserve(call.caller, span_id=span_id, first=True, amount=None)
-    await budgets.settle(reservation, None)
+    await budgets.admit_free(call.caller, span_id=span_id)
     text = cached["text"]
     if call.streaming:
         for piece in _pieces(text):
