@@ -83,12 +83,13 @@ def _request(creation: Creation, user, replay_session_id: str) -> ai.Request:
 
 @dataclass
 class Start:
-    """A new creation saved "being written", the form it came from, and its HTML as its page
-    shows it meanwhile, rendered in the thread that saved it (not on the event loop)."""
+    """A creation saved "being written", the form it came from, and its HTML as its page
+    shows it meanwhile, rendered in the thread that saved it (not on the event loop); None for
+    a new creation, whose page opens only once it has begun (`writer.start`)."""
 
     creation: Creation
     form: forms.Form | None = None
-    html: str = ""
+    html: str | None = None
 
 
 def written_again(creation: Creation) -> Start | None:

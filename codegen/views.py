@@ -6,10 +6,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from iridium import ai
-from iridium.infra.auth import load_user
 from iridium.infra.db import give_back_connection
 from iridium.live import runs
-from iridium.live.rendering import attach_feedback, message_html
+from iridium.live.rendering import attach_feedback
 
 from . import access, answers
 from .forms import CodeForm, ContentForm
@@ -45,7 +44,6 @@ async def create(request, kind):
     step off the event loop (`_new_creation`); this waits for the answer's first output."""
     if kind not in FORMS:
         raise Http404
-    await load_user(request)  # for `login_required` and the step below, without another read
     runs.refuse_if_draining()
     made = await sync_to_async(_new_creation)(request, kind)
     if not isinstance(made, answers.Start):
@@ -70,7 +68,7 @@ def _new_creation(request, kind) -> answers.Start | HttpResponse:
         status=Creation.Status.STREAMING,
         **form.cleaned_data,
     )
-    start = answers.Start(creation, form, html=message_html(creation))
+    start = answers.Start(creation, form)  # its page opens once the answer has begun
     give_back_connection()  # the answer needs one while this request waits for it
     return start
 

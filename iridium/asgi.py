@@ -5,11 +5,16 @@ Run with any ASGI server, e.g. `uvicorn iridium.asgi:application --workers 4`.
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "iridium.settings")
 # Django must be set up before anything imports models (the websocket routes do).
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
+
+from iridium.web.middleware import ASGIHandler  # noqa: E402
+
+# Django's ASGI handler (what `get_asgi_application` returns), with its middleware on the loop.
+django_asgi_app = ASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402

@@ -65,13 +65,14 @@ class Start:
     answer: TicketMessage
     thread: list[dict]
     first_response: bool
-    answer_html: str
+    answer_html: str | None  # None: no page can show it yet (`writer.start`)
 
 
-def prepare(ticket_id: int) -> Start | None:
+def prepare(ticket_id: int, *, shown: bool = True) -> Start | None:
     """A new answer and what the model is sent, written and read in one transaction (one trip
     to the database's thread); None when the assistant should not answer now (a person took
-    over, or an answer is being written here or by another worker)."""
+    over, or an answer is being written here or by another worker). Not `shown`: the ticket
+    is new, its page not open yet, and the answer's HTML is not rendered."""
     key = run_key(ticket_id)
 
     def write():
@@ -86,14 +87,14 @@ def prepare(ticket_id: int) -> Start | None:
             ticket=ticket, kind=TicketMessage.Kind.ASSISTANT, status=TicketMessage.Status.STREAMING
         )
         thread, first_response = _thread(ticket, answer)
-        return Start(ticket, answer, thread, first_response, answer_html="")
+        return Start(ticket, answer, thread, first_response, answer_html=None)
 
     answers = TicketMessage.objects.filter(ticket_id=ticket_id, kind=TicketMessage.Kind.ASSISTANT)
     try:
         start = TicketMessage.start_one_at_a_time(write, answers, key=key)
     except AnswerBeingWritten:
         return None
-    if start is not None:
+    if start is not None and shown:
         start.answer_html = message_html(start.answer)
     return start
 

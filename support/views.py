@@ -6,7 +6,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from iridium.accounts import audit
-from iridium.infra.auth import load_user
 from iridium.infra.db import give_back_connection
 from iridium.infra.text import query_text
 from iridium.live import fanout, protocol, runs
@@ -35,17 +34,17 @@ async def new(request):
     """File a ticket; the assistant starts answering it at once, in this server's event loop.
     What needs the database (the session and user, the form, the ticket and the answer's first
     row) is done in one step off the event loop (`_new_ticket`)."""
-    await load_user(request)  # for `login_required` and the step below, without another read
     # While this worker stops no answer starts: the ticket is answered when opened on another.
     made = await sync_to_async(_new_ticket)(request, answer=not runs.draining())
-    if not isinstance(made, Ticket):
+    if isinstance(made, HttpResponse):
         return made  # the log-in page, or the form and what is wrong with it
-    answers.begin(made.first_answer)
-    return redirect("support:ticket", pk=made.pk)
+    ticket, start = made
+    answers.begin(start)
+    return redirect("support:ticket", pk=ticket.pk)
 
 
 @login_required
-def _new_ticket(request, *, answer: bool) -> Ticket | HttpResponse:
+def _new_ticket(request, *, answer: bool) -> tuple[Ticket, answers.Start | None] | HttpResponse:
     form = TicketForm(request.POST)
     if form.is_valid():
         try:
@@ -53,9 +52,10 @@ def _new_ticket(request, *, answer: bool) -> Ticket | HttpResponse:
         except services.InvalidTicket as error:  # what the form does not check itself
             form.add_error(None, error.message)
         else:
-            ticket.first_answer = answers.prepare(ticket.pk) if answer else None
+            # Its page opens once the ticket is filed: nobody can watch the answer before.
+            start = answers.prepare(ticket.pk, shown=False) if answer else None
             give_back_connection()
-            return ticket
+            return ticket, start
     tickets = Ticket.objects.filter(user=request.user)
     return render(request, "support/index.html", {"tickets": tickets, "form": form}, status=400)
 

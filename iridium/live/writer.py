@@ -33,11 +33,14 @@ OnRefused = Callable[[ai.Refused], Awaitable[dict]]
 
 
 def start(
-    key: str, answer: StreamedAnswer, *, html: str, ask: Ask, on_refused: OnRefused
+    key: str, answer: StreamedAnswer, *, html: str | None, ask: Ask, on_refused: OnRefused
 ) -> runs.Run:
     """Write `answer` in a run of its own under `key`. `html` is the answer as its pages show
     it while it is written (`message_html(answer)`), rendered by the caller in the thread that
-    saved it: never on the event loop, where it would hold up other answers' tokens. `ask()`
+    saved it: never on the event loop, where it would hold up other answers' tokens. None when
+    no page can show it yet (its object was created with it, in this request): then no
+    `answer_started` frame goes out, and a page opened later gets the answer in its `ready`
+    frame. `ask()`
     builds the request (in the run, so its work is off the caller's path);
     `on_refused(refusal)` cleans up after a refusal and returns what to add to the `refused`
     frame."""
@@ -63,10 +66,16 @@ def start(
 
 
 async def write(
-    run: runs.Run, answer: StreamedAnswer, *, html: str, request: ai.Request, on_refused: OnRefused
+    run: runs.Run,
+    answer: StreamedAnswer,
+    *,
+    html: str | None,
+    request: ai.Request,
+    on_refused: OnRefused,
 ) -> None:
     """Stream `request` into `answer` (shown as `html` until it ends), however it ends."""
-    await run.send(protocol.answer_started(answer.pk, html))
+    if html is not None:
+        await run.send(protocol.answer_started(answer.pk, html))
     run.last_snapshot = time.monotonic()
     try:
         async with aclosing(ai.stream(request)) as events:
