@@ -96,7 +96,11 @@ def print_table(title, rows, headers):
 SERVER_CPUS = (
     {0} if os.environ.get("BENCH_PIN", "1") == "1" and (os.cpu_count() or 1) > 1 else set()
 )
-# BENCH_PROFILE=/tmp/server.prof runs the server under cProfile (read it with pstats).
+# BENCH_PROFILE=/tmp/server.prof runs the server under cProfile (read it with pstats);
+# BENCH_APP serves another ASGI application (a wrapper of Iridium's that traces its steps);
+# BENCH_WS picks uvicorn's websocket implementation (--ws; its default: auto).
+APP = os.environ.get("BENCH_APP", "iridium.asgi:application")
+WS = ["--ws", os.environ["BENCH_WS"]] if "BENCH_WS" in os.environ else []
 PROFILE = (
     ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if "BENCH_PROFILE" in os.environ else []
 )
@@ -133,9 +137,9 @@ def asgi_server():
     process and port. It reads its settings from this process's environment."""
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, *PROFILE, "-m", "uvicorn", "iridium.asgi:application",
+        [sys.executable, *PROFILE, "-m", "uvicorn", APP,
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-         "--no-access-log", "--ws-per-message-deflate", "false"],
+         "--no-access-log", "--ws-per-message-deflate", "false", *WS],
         cwd=ROOT,
         env=os.environ.copy(),
         preexec_fn=_server_preexec,
