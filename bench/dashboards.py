@@ -149,16 +149,23 @@ def main():
     from django.utils import timezone
 
     from iridium.ai.models import Generation
-    from iridium.analytics.rollups import rolled_through, rollup
+    from iridium.analytics.rollups import rolled_through, rollup, rollup_new_hours
 
-    # What the nightly `manage.py rollup_generations` does; the pages then read the roll-ups
-    # for complete days and the raw rows for today.
+    # What `manage.py rollup_generations` does, then the periodic job's hours; the pages then
+    # read the roll-ups for complete days, for today's complete hours, and the raw rows of the
+    # hour under way.
     started = time.perf_counter()
     yesterday = timezone.now().date() - timedelta(days=1)
     rolled_up = ROLLUP or rolled_through() != yesterday
     if rolled_up:
         rollup()
     rolled = time.perf_counter() - started
+    # The hours up to the one of the newest row: its hour is read raw, as the hour under way
+    # is when the job has just run (the fill's last hour is partly filled, as that one is).
+    started = time.perf_counter()
+    newest = Generation.objects.order_by("-created_at").values_list("created_at", flat=True)[0]
+    rollup_new_hours(now=newest)
+    hours = time.perf_counter() - started
     # As autovacuum leaves tables rewritten a minute ago: their statistics fresh (the planner
     # takes a table filled since its last ANALYZE for a near-empty one), and the row versions
     # that the roll-up's daily updates of the conversations seen leave behind cleared
@@ -167,11 +174,16 @@ def main():
     from django.db import connection
 
     with connection.cursor() as cursor:
-        for name in ("DailyUsage", "DailyLatency", "ConversationSeen", "ConversationSeenBy"):
+        for name in ("DailyUsage", "DailyLatency", "HourlyUsage", "HourlyLatency",
+                     "ConversationSeen", "ConversationSeenBy"):  # fmt: skip
             table = apps.get_model("analytics", name)._meta.db_table
             cursor.execute(f'VACUUM (ANALYZE) "{table}"')
 
     count = Generation.objects.count()
+    from iridium.analytics.rollups import parts
+    from iridium.analytics.selectors import period_start
+
+    raw = Generation.objects.filter(created_at__gte=parts(period_start("today")).raw_since).count()
     staff, _ = User.objects.get_or_create(
         username="bench-staff", defaults={"is_staff": True, "is_superuser": True}
     )
@@ -194,6 +206,7 @@ def main():
         f"bench.dashboards: {count} generation rows on PostgreSQL"
         f"{f' (filled in {filled:.0f} s)' if filled else ''}, "
         f"{f'rolled up in {rolled:.1f} s' if rolled_up else 'roll-ups kept'}, "
+        f"hours rolled up in {hours:.1f} s, {raw} raw rows after the roll-ups, "
         f"median of {REPEATS}, {machine()}",
         [[name, f"{ms:.1f}", f"{ms / baseline:.1f}x"] for name, ms in results],
         ["page", "ms", "vs baseline"],

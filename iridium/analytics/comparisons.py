@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.utils import timezone
 
 from . import rollups, selectors
 from .filters import NO_FILTERS, Filters
@@ -28,7 +29,7 @@ def register_outcomes(feature: str, outcomes: Outcomes) -> None:
 def variants(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
     """Each experiment variant in the period: requests, provider calls, spend, cost per call,
     error rate, latency p50 and p95 of successful calls, and the models it used. Complete days
-    come from the roll-ups, the days after from the raw rows, as on the dashboard."""
+    and hours come from the roll-ups, the rest from the raw rows, as on the dashboard."""
     rolled, raw, _ = selectors.period_parts(since, filters)
     raw = raw.exclude(variant="")
     found: dict[str, dict] = {}
@@ -56,9 +57,9 @@ def variants(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
         .order_by()
     ):
         add(row)
-    if rolled is not None:
+    for rows in rolled:
         for row in (
-            rolled.exclude(variant="")
+            rows.exclude(variant="")
             .values("variant", "model")
             .annotate(
                 requests=Sum("requests"), calls=Sum("calls"), errors=Sum("errors"),
@@ -82,22 +83,24 @@ def variants(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
 
 def per_feature(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
     """Per feature: spend, conversations, tickets or creations (`traces`: a session, or a
-    trace that stands alone) and cost per one. Complete days come from the roll-ups (spend from
-    DailyUsage, the conversations last seen from ConversationSeen), the days after from the raw
-    rows; a conversation seen in both counts once."""
-    rolled, raw, _ = selectors.period_parts(since, filters)
+    trace that stands alone) and cost per one. Complete days and hours come from the roll-ups
+    (spend from DailyUsage and HourlyUsage, the conversations last seen from ConversationSeen),
+    the rest from the raw rows; a conversation seen in both counts once. A period that does not
+    start at midnight (24 hours) reads the raw rows alone: the conversations seen keep their
+    last day, not hour."""
+    local = timezone.localtime(since)
+    at_midnight = local == local.replace(hour=0, minute=0, second=0, microsecond=0)
+    found = rollups.parts(since, rolled=at_midnight)
+    rolled = [filters.usage(rows) for rows in rollups.usage_of(found)]
+    raw = filters.rows(selectors.in_period(found.raw_since))
     spends: dict[str, Decimal] = {}
     traces: dict[str, int] = {}
-    at_midnight = since == since.replace(hour=0, minute=0, second=0, microsecond=0)
-    through, raw_since = rollups.split(since) if at_midnight else (None, since)
     sums = {"spend": Sum("total_cost_usd")}
-    if through is None:
+    if not found.rolled:
         sums["traces"] = Count(selectors.SESSION_OR_TRACE, distinct=True)
     else:
-        seen = rollups.seen(since.date(), filters)
-        raw_keys = filters.rows(selectors.in_period(raw_since)).annotate(
-            key=selectors.SESSION_OR_TRACE
-        )
+        seen = rollups.seen(local.date(), filters)
+        raw_keys = raw.annotate(key=selectors.SESSION_OR_TRACE)
         for row in (
             raw_keys.exclude(Exists(seen.filter(feature=OuterRef("feature"), key=OuterRef("key"))))
             .values("feature")
@@ -112,10 +115,10 @@ def per_feature(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]
             traces[row["feature"]] = traces.get(row["feature"], 0) + row["traces"]
     for row in raw.values("feature").annotate(**sums).order_by():
         spends[row["feature"]] = Decimal(row["spend"] or 0)
-        if through is None:
+        if not found.rolled:
             traces[row["feature"]] = row["traces"]
-    if rolled is not None:
-        for row in rolled.values("feature").annotate(spend=Sum("spend")).order_by():
+    for rows in rolled:
+        for row in rows.values("feature").annotate(spend=Sum("spend")).order_by():
             spends[row["feature"]] = spends.get(row["feature"], Decimal(0)) + Decimal(
                 row["spend"] or 0
             )

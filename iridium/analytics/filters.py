@@ -11,8 +11,7 @@ from django.utils import timezone
 from iridium.accounts.models import Organization, Plan, User
 from iridium.ai.models import Generation
 
-from . import rollups
-from .models import DailyUsage
+from .models import DailyUsage, HourlyUsage, RollupMark
 
 PERIODS = {"today": "Today", "24h": "24 hours", "7d": "7 days", "30d": "30 days",
            "90d": "90 days"}  # fmt: skip
@@ -57,7 +56,8 @@ class Filters:
         return queryset.filter(**self._lookups())
 
     def usage(self, queryset):
-        """DailyUsage rows that pass the filters (they keep whether the calls failed)."""
+        """DailyUsage or HourlyUsage rows that pass the filters (they keep whether the calls
+        failed)."""
         return queryset.filter(**self._lookups())
 
     def seen_lookups(self) -> dict:
@@ -66,7 +66,8 @@ class Filters:
         return self._lookups()
 
     def latency(self, queryset):
-        """DailyLatency rows that pass the filters (only when `latency_rollups_ok`)."""
+        """DailyLatency or HourlyLatency rows that pass the filters (only when
+        `latency_rollups_ok`)."""
         assert self.latency_rollups_ok
         return queryset.filter(**self._lookups())
 
@@ -80,22 +81,23 @@ CHOICES_SECONDS = 60
 
 
 def known_values(*, fresh: bool = False) -> dict[str, list[str]]:
-    """The features, models and variants seen in the last 90 days: from the roll-ups, and from
-    the rows of the days after them, in one pass over each. Kept for a minute."""
+    """The features, models and variants seen in the last 90 days: from the roll-ups (days and
+    hours), and from the rows after them, in one pass over each. Kept for a minute."""
     if not fresh:
         found = cache.get(CHOICES_CACHE_KEY)
         if found is not None:
             return found
-    mark = rollups.rolled_through()
+    mark = RollupMark.objects.first()
     values: dict[str, set] = {column: set() for column in CHOICE_COLUMNS}
-    since = (
-        datetime.combine(mark, time.min, tzinfo=timezone.get_current_timezone())
-        if mark
-        else timezone.now() - timedelta(days=90)
-    )
-    sources = [Generation.objects.filter(created_at__gte=since)]
+    since, sources = timezone.now() - timedelta(days=90), []
     if mark:
+        since = datetime.combine(mark.rolled_through, time.min,
+                                 tzinfo=timezone.get_current_timezone())  # fmt: skip
         sources.append(DailyUsage.objects.all())
+        if mark.hours_from is not None and mark.hours_from <= since < mark.rolled_until:
+            since = mark.rolled_until
+            sources.append(HourlyUsage.objects.all())
+    sources.append(Generation.objects.filter(created_at__gte=since))
     for source in sources:
         for row in source.values_list(*CHOICE_COLUMNS).order_by().distinct():
             for column, value in zip(CHOICE_COLUMNS, row, strict=True):

@@ -98,15 +98,11 @@ class FiredAlert(models.Model):
         return f"{self.rule}: {self.message[:60]}"
 
 
-class DailyUsage(models.Model):
-    """The generation record summed by UTC day, feature, model, plan, organization, user,
-    experiment variant and whether the calls failed (the console's "errors only").
+class Usage(models.Model):
+    """The generation record summed by feature, model, plan, organization, user, experiment
+    variant and whether the calls failed (the console's "errors only"): over a day
+    (DailyUsage) or an hour (HourlyUsage)."""
 
-    Written by `manage.py rollup_generations` for complete days; the console reads it for those
-    days and the raw rows for the days after, so its figures stay exact and fast.
-    """
-
-    day = models.DateField(db_index=True)
     feature = models.CharField(max_length=50)
     model = models.CharField(max_length=100)
     plan = models.ForeignKey(
@@ -132,21 +128,49 @@ class DailyUsage(models.Model):
     tokens_in = models.PositiveBigIntegerField(default=0, help_text="Input tokens.")
     tokens_out = models.PositiveBigIntegerField(default=0, help_text="Output tokens.")
 
+    class Meta:
+        abstract = True
+
+
+class DailyUsage(Usage):
+    """The generation record summed by UTC day (and the columns of Usage).
+
+    Written by `manage.py rollup_generations` for complete days; the console reads it for those
+    days, HourlyUsage for the complete hours after them and the raw rows after those, so its
+    figures stay exact and fast.
+    """
+
+    day = models.DateField(db_index=True)
+
     def __str__(self):
         return f"{self.day} {self.feature} {self.model}"
 
 
-class DailyLatency(models.Model):
-    """Latencies and times to first token of a day's successful provider calls, as histograms
-    of log-spaced buckets (iridium.analytics.histograms: within 1% of each duration).
+class HourlyUsage(Usage):
+    """The generation record summed by hour (and the columns of Usage), for the hours of
+    yesterday and today that are complete (RollupMark.hours_from to rolled_until): the console
+    reads them for today, the last 24 hours and the part of a longer period after its
+    rolled-up days. Written by the periodic job every hour; older hours are deleted (their days
+    are in DailyUsage)."""
+
+    hour = models.DateTimeField(db_index=True, help_text="The hour's start.")
+    day = models.DateField(help_text="The day of the hour.")
+
+    def __str__(self):
+        return f"{self.hour} {self.feature} {self.model}"
+
+
+class Latency(models.Model):
+    """Latencies and times to first token of successful provider calls, as histograms of
+    log-spaced buckets (iridium.analytics.histograms: within 1% of each duration), over a day
+    (DailyLatency) or an hour (HourlyLatency).
 
     Kept per model, feature and experiment variant, and summed over any of the three as well
     (as SQL's GROUPING SETS; `by_model` false: every model summed, `model` empty), so that a
     period's percentiles, with any of these filters, per day, per model or per variant, add up
-    at most a row per day and key shown.
+    at most a row per day (or hour) and key shown.
     """
 
-    day = models.DateField(db_index=True)
     model = models.CharField(max_length=100)
     feature = models.CharField(max_length=50, blank=True, default="")
     variant = models.CharField(max_length=100, blank=True, default="")
@@ -159,6 +183,23 @@ class DailyLatency(models.Model):
     first_token = models.JSONField(default=list, help_text="As latency.")
 
     class Meta:
+        abstract = True
+
+    def _kept(self) -> str:
+        kept = [
+            name if on else "*"
+            for name, on in [(self.model, self.by_model), (self.feature, self.by_feature),
+                             (self.variant, self.by_variant)]
+        ]  # fmt: skip
+        return " ".join(kept)
+
+
+class DailyLatency(Latency):
+    """A day's latency histograms (Latency)."""
+
+    day = models.DateField(db_index=True)
+
+    class Meta:
         indexes = [
             models.Index(
                 fields=["by_model", "by_feature", "by_variant", "day"], name="dailylatency_kept"
@@ -166,21 +207,37 @@ class DailyLatency(models.Model):
         ]
 
     def __str__(self):
-        kept = [
-            name if on else "*"
-            for name, on in [(self.model, self.by_model), (self.feature, self.by_feature),
-                             (self.variant, self.by_variant)]
-        ]  # fmt: skip
-        return f"{self.day} {' '.join(kept)}".rstrip()
+        return f"{self.day} {self._kept()}".rstrip()
+
+
+class HourlyLatency(Latency):
+    """An hour's latency histograms (Latency), kept as HourlyUsage is."""
+
+    hour = models.DateTimeField(help_text="The hour's start.")
+    day = models.DateField(help_text="The day of the hour.")
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["by_model", "by_feature", "by_variant", "hour"], name="hourlylatency_kept"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.hour} {self._kept()}".rstrip()
 
 
 class RollupMark(models.Model):
-    """The last complete day summed into the roll-ups (one row)."""
+    """How far the roll-ups go (one row): the last complete day in DailyUsage and
+    DailyLatency, and the complete hours in HourlyUsage and HourlyLatency (from `hours_from` to
+    `rolled_until`, none while either is empty)."""
 
     rolled_through = models.DateField()
+    hours_from = models.DateTimeField(null=True, blank=True)
+    rolled_until = models.DateTimeField(null=True, blank=True)
 
     def __str__(self):
-        return f"rolled up through {self.rolled_through}"
+        return f"rolled up through {self.rolled_through}, hours until {self.rolled_until}"
 
 
 class ConversationSeen(models.Model):

@@ -5,9 +5,10 @@ provider calls, "requests" both. Percentiles are continuous (PostgreSQL's percen
 computed the same way in Python on other databases).
 
 Every figure takes the console's filters (iridium.analytics.filters). Whole days before the
-last roll-up are read from the daily roll-ups (they keep feature, model, plan, organization,
-user, variant and whether the calls failed; latency when the filters allow it); the days after
-from the raw rows.
+last roll-up are read from the daily roll-ups, the complete hours after them from the hourly
+roll-ups (both keep feature, model, plan, organization, user, variant and whether the calls
+failed; latency when the filters allow it), the rest (the hour under way) from the raw rows
+(iridium.analytics.rollups.parts).
 """
 
 import math
@@ -24,7 +25,7 @@ from iridium.ai.models import Generation, Span
 
 from . import histograms, rollups
 from .filters import DEFAULT_PERIOD, NO_FILTERS, PERIODS, Filters
-from .models import DailyLatency
+from .models import DailyLatency, HourlyLatency
 
 __all__ = ["DEFAULT_PERIOD", "PERIODS"]
 
@@ -47,12 +48,13 @@ def in_period(since: datetime):
     return Generation.objects.filter(created_at__gte=since)
 
 
-def period_parts(since: datetime, filters: Filters):
-    """The period as (roll-up rows or None, raw rows), both filtered."""
-    at_midnight = since == since.replace(hour=0, minute=0, second=0, microsecond=0)
-    through, raw_since = rollups.split(since) if at_midnight else (None, since)
-    rolled = filters.usage(rollups.usage(since, through)) if through is not None else None
-    return rolled, filters.rows(in_period(raw_since)), through
+def period_parts(since: datetime, filters: Filters, *, days: bool = True):
+    """The period as (its roll-up rows: a list of the days' and the hours' querysets, its raw
+    rows, its rollups.Parts), all filtered. Without `days`, hours and raw rows only (an hourly
+    series)."""
+    found = rollups.parts(since, days=days)
+    rolled = [filters.usage(rows) for rows in rollups.usage_of(found)]
+    return rolled, filters.rows(in_period(found.raw_since)), found
 
 
 SUMMED = ["spend", "requests", "calls", "errors", "cache_hits", "saved", "unpriced", "estimated",
@@ -71,8 +73,8 @@ def _figures(sums: dict) -> dict:
 def summary(*, since: datetime, filters: Filters = NO_FILTERS) -> dict:
     rolled, raw, _ = period_parts(since, filters)
     figures = raw.aggregate(**rollups.USAGE_SUMS)
-    if rolled is not None:
-        summed = rolled.aggregate(**{k: Sum(k) for k in SUMMED})
+    for rows in rolled:
+        summed = rows.aggregate(**{k: Sum(k) for k in SUMMED})
         figures = {k: (figures[k] or 0) + (summed[k] or 0) for k in SUMMED}
     figures = _figures(figures)
     # Token estimates: counted tokens per estimated token (1.0 = perfect), over calls with both.
@@ -130,75 +132,128 @@ def series(
     """Per hour or per day from `since`: the summed figures of `summary`, and latency p50 and
     p95 and time to first token p50 of successful provider calls (None without `latency`)."""
     truncate = TruncHour if hourly else TruncDay
-    if hourly:
-        rolled, raw, through = None, filters.rows(in_period(since)), None
-    else:
-        rolled, raw, through = period_parts(since, filters)
+    rolled, raw, found = period_parts(since, filters, days=not hourly)
     sums: dict = {}
-    if rolled is not None:
-        for row in rolled.values("day").annotate(**{k: Sum(k) for k in SUMMED}).order_by():
-            sums[_midnight(row.pop("day"))] = row
+    column = "hour" if hourly else "day"
+    for rows in rolled:
+        for row in rows.values(column).annotate(**{k: Sum(k) for k in SUMMED}).order_by():
+            _add(sums, _moment(row.pop(column)), row)
     for row in (
         raw.annotate(bucket=truncate("created_at"))
         .values("bucket")
         .annotate(**rollups.USAGE_SUMS)
         .order_by()
     ):
-        sums[timezone.localtime(row.pop("bucket"))] = row
-    latency = _latency_series(since, hourly, filters, through) if latency else {}
+        _add(sums, timezone.localtime(row.pop("bucket")), row)
+    latency = _latency_series(found, hourly, filters) if latency else {}
     return [
         {"start": moment, **_figures(sums.get(moment, {})), **latency.get(moment, NO_LATENCY)}
         for moment in buckets(since=since, hourly=hourly)
     ]
 
 
+def _add(sums: dict, moment: datetime, row: dict) -> None:
+    into = sums.get(moment)
+    if into is None:
+        sums[moment] = row
+    else:
+        for key, value in row.items():
+            into[key] = (into.get(key) or 0) + (value or 0)
+
+
 def _midnight(day) -> datetime:
     return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
 
 
+def _moment(key) -> datetime:
+    """A roll-up row's day (its midnight) or hour, as the local moment a series bucket starts."""
+    if isinstance(key, datetime):
+        return timezone.localtime(key)
+    if isinstance(key, str):  # SQLite
+        key = date.fromisoformat(key)
+    return _midnight(key)
+
+
 def rolled_latencies(
-    since: datetime, through, filters: Filters, column: str, *, first_token: bool = True
+    found: rollups.Parts, filters: Filters, column: str, *, first_token: bool = True
 ) -> dict:
-    """The latency roll-ups of the days from `since` through `through` that pass `filters`,
-    summed by `column` ("day", "model", "feature" or "variant"): key -> (latency, first-token)
-    histograms. Reads the grouping set that keeps only the filtered columns and `column`: at
-    most a row per day and key (iridium.analytics.histograms: within 1%)."""
+    """The latency roll-ups of a period's rolled-up days and hours (`found`) that pass
+    `filters`, summed by `column` ("day", "hour", "model", "feature" or "variant"): key ->
+    (latency, first-token) histograms. Reads the grouping set that keeps only the filtered
+    columns and `column`: at most a row per day (or hour) and key (iridium.analytics.histograms:
+    within 1%)."""
     kept = {name: bool(getattr(filters, name)) or column == name
             for name in rollups.LATENCY_DIMENSIONS}  # fmt: skip
-    rows = filters.latency(
-        DailyLatency.objects.filter(
-            day__gte=since.date(), day__lte=through, by_model=kept["model"],
-            by_feature=kept["feature"], by_variant=kept["variant"],
+    grouping = {f"by_{name}": on for name, on in kept.items()}
+    sources = []
+    if found.through is not None:
+        assert column != "hour", "the day roll-ups have no hours"
+        sources.append(
+            DailyLatency.objects.filter(
+                day__gte=found.since.date(), day__lte=found.through, **grouping
+            )
         )
-    )  # fmt: skip
+    if found.hours is not None:
+        start, end = found.hours
+        sources.append(HourlyLatency.objects.filter(hour__gte=start, hour__lt=end, **grouping))
     out: dict = {}
-    for key, latency, first in rows.values_list(
-        column, "latency", "first_token" if first_token else "id"
-    ).order_by():
-        into = out.get(key)
-        if into is None:
-            into = out[key] = (histograms.Histogram(), histograms.Histogram())
-        into[0].add_packed(latency)
-        if first_token:
-            into[1].add_packed(first)
+    for rows in sources:
+        for key, latency, first in (
+            filters.latency(rows)
+            .values_list(column, "latency", "first_token" if first_token else "id")
+            .order_by()
+        ):
+            into = out.get(key)
+            if into is None:
+                into = out[key] = (histograms.Histogram(), histograms.Histogram())
+            into[0].add_packed(latency)
+            if first_token:
+                into[1].add_packed(first)
     return out
 
 
-def _latency_series(since, hourly, filters, through) -> dict:
+def _count_buckets(summed: dict, successful, key, *, first_token: bool = True) -> None:
+    """Count `successful` raw rows into `summed`'s histograms (key -> (latency, first token)),
+    by `key` (a column, or an expression annotated as "key") and bucket, in the database."""
+    if not isinstance(key, str):
+        successful, key = successful.annotate(key=key), "key"
+    for index, duration in enumerate(["latency_ms", "time_to_first_token_ms"][: 1 + first_token]):
+        for value, bucket, calls in (
+            successful.filter(**{f"{duration}__isnull": False})
+            .annotate(bucket=histograms.bucket_sql(duration))
+            .values_list(key, "bucket")
+            .annotate(calls=Count("id"))
+            .order_by()
+        ):
+            if value not in summed:
+                summed[value] = (histograms.Histogram(), histograms.Histogram())
+            summed[value][index].add(int(bucket), calls)
+
+
+def _latency_series(found: rollups.Parts, hourly: bool, filters: Filters) -> dict:
     if filters.errors:  # no successful call is an error: nothing to read
         return {}
     truncate = TruncHour if hourly else TruncDay
-    if through is not None and filters.latency_rollups_ok:
-        out = {}
-        for day, (latency, first) in rolled_latencies(since, through, filters, "day").items():
-            out[_midnight(day)] = {
+    out: dict = {}
+    raw_since = found.since
+    if found.rolled and filters.latency_rollups_ok:
+        summed = rolled_latencies(found, filters, "hour" if hourly else "day")
+        raw_since = found.raw_since
+        if found.hours is not None and not hourly:
+            # The day of the hours rolled up is theirs and the raw rows' after them: those
+            # rows are counted into the same buckets (within 1%, as the roll-ups).
+            successful = filters.rows(in_period(raw_since)).filter(cache_hit=False, is_error=False)
+            _count_buckets(summed, successful, TruncDate("created_at"))
+            raw_since = None
+        for key, (latency, first) in summed.items():
+            out[_moment(key)] = {
                 "p50": latency.percentile(0.5),
                 "p95": latency.percentile(0.95),
                 "ttft_p50": first.percentile(0.5),
             }
-        raw_since = _midnight(through) + timedelta(days=1)
-    else:
-        out, raw_since = {}, since
+        if raw_since is None:
+            return out
+    # The raw rows' own buckets (hours, or days after the rolled-up ones): exact.
     successful = filters.rows(in_period(raw_since)).filter(cache_hit=False, is_error=False)
     successful = successful.annotate(bucket=truncate("created_at"))
     if connection.vendor == "postgresql":
@@ -232,16 +287,15 @@ def _latency_series(since, hourly, filters, through) -> dict:
 
 def dashboard(*, since: datetime, hourly: bool, filters: Filters = NO_FILTERS) -> dict:
     """The dashboard's figures: `series` (the charts and, summed, the totals), `breakdowns` and
-    `latency_by_model`, with fewer reads of the raw rows (at 10,000,000 rows, today's 100,000
-    cost 40 to 80 ms a read): for a daily period with rolled-up days (and filters the latency
-    roll-ups keep), latency by model and the latency of the raw rows' days come from one count
-    of those rows by day, model and bucket (within 1%, as the rolled-up days), not from
-    percentile_cont per day and a count per model."""
+    `latency_by_model`, with fewer reads of the raw rows: for a daily period with roll-ups (and
+    filters the latency roll-ups keep), latency by model and the latency of the raw rows' days
+    come from one count of those rows by day, model and bucket (within 1%, as the rolled-up
+    days), not from percentile_cont per day and a count per model."""
     if not hourly and filters.latency_rollups_ok:
         rows = series(since=since, filters=filters, latency=False)
-        through, _ = rollups.split(since)
-        if through is not None:
-            latency, by_model = _daily_latency(since, through, filters)
+        found = rollups.parts(since)
+        if found.rolled:
+            latency, by_model = _daily_latency(found, filters)
             for row in rows:
                 row.update(latency.get(row["start"], NO_LATENCY))
             return {
@@ -256,17 +310,17 @@ def dashboard(*, since: datetime, hourly: bool, filters: Filters = NO_FILTERS) -
     }
 
 
-def _daily_latency(since, through, filters) -> tuple[dict, dict]:
-    """`_latency_series` (per day) and `latency_by("model")` of a period with rolled-up days:
-    the roll-ups' histograms, and the raw rows after them counted by day, model and bucket."""
+def _daily_latency(found: rollups.Parts, filters: Filters) -> tuple[dict, dict]:
+    """`_latency_series` (per day) and `latency_by("model")` of a period with roll-ups: their
+    histograms, and the raw rows after them counted by day, model and bucket."""
     if filters.errors:  # no successful call is an error: nothing to read
         return {}, {}
-    per_day = rolled_latencies(since, through, filters, "day")
-    per_model = rolled_latencies(since, through, filters, "model")
-    raw_since = _midnight(through) + timedelta(days=1)
+    per_day = rolled_latencies(found, filters, "day")
+    per_model = rolled_latencies(found, filters, "model")
+    raw_since = found.raw_since
     successful = filters.rows(in_period(raw_since)).filter(cache_hit=False, is_error=False)
     # The raw rows are today's unless the roll-ups are behind: then counted per day too.
-    one_day = raw_since.date() >= timezone.localdate()
+    one_day = timezone.localtime(raw_since).date() >= timezone.localdate()
     for index, duration in enumerate(["latency_ms", "time_to_first_token_ms"]):
         counted = successful.filter(**{f"{duration}__isnull": False}).annotate(
             bucket=histograms.bucket_sql(duration)
@@ -277,7 +331,7 @@ def _daily_latency(since, through, filters) -> tuple[dict, dict]:
             columns.insert(0, "day")
         for row in counted.values(*columns).annotate(calls=Count("id")).order_by():
             day, model, bucket, calls = (
-                row.get("day", raw_since.date()),
+                row.get("day", timezone.localtime(raw_since).date()),
                 row["model"],
                 row["bucket"],
                 row["calls"],
@@ -289,7 +343,7 @@ def _daily_latency(since, through, filters) -> tuple[dict, dict]:
                     summed[key] = (histograms.Histogram(), histograms.Histogram())
                 summed[key][index].add(int(bucket), calls)
     series = {
-        _midnight(day): {
+        _moment(day): {
             "p50": latency.percentile(0.5),
             "p95": latency.percentile(0.95),
             "ttft_p50": first.percentile(0.5),
@@ -323,9 +377,9 @@ def _groups(since: datetime, filters: Filters) -> list[dict]:
     one of the raw rows, from which every breakdown is summed."""
     rolled, raw, _ = period_parts(since, filters)
     groups = []
-    if rolled is not None:
+    for rows in rolled:
         groups += (
-            rolled.values(*GROUP_KEYS)
+            rows.values(*GROUP_KEYS)
             .annotate(spend=Sum("spend"), calls=Sum("calls"), requests=Sum("requests"))
             .order_by()
         )
@@ -384,7 +438,8 @@ def top_users(*, since: datetime, limit: int = 10, filters: Filters = NO_FILTERS
 
 def latency_by_model(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
     """p50 and p95 latency, and p50 time to first token, per model (successful provider calls):
-    within 1% where the period has rolled-up days (their histograms), exact otherwise."""
+    within 1% where the period has rolled-up days or hours (their histograms), exact
+    otherwise."""
     return [
         {"model": model, **figures}
         for model, figures in latency_by("model", since=since, filters=filters).items()
@@ -396,16 +451,14 @@ def latency_by(
 ) -> dict:
     """`latency_by_model`'s figures keyed by `column` ("model", "feature" or "variant": what
     the latency roll-ups keep), in the order of the keys. Exact from the raw rows; within 1%
-    (iridium.analytics.histograms) where the period has rolled-up days. Without `first_token`,
+    (iridium.analytics.histograms) where the period has rolled-up days or hours. Without
+    `first_token`,
     no ttft_p50 (one read fewer)."""
     if filters.errors:  # no successful call is an error: nothing to read
         return {}
-    at_midnight = since == since.replace(hour=0, minute=0, second=0, microsecond=0)
-    through, raw_since = (
-        rollups.split(since) if filters.latency_rollups_ok and at_midnight else (None, since)
-    )
-    successful = filters.rows(in_period(raw_since)).filter(cache_hit=False, is_error=False)
-    if through is None and connection.vendor == "postgresql":
+    found = rollups.parts(since, rolled=filters.latency_rollups_ok)
+    successful = filters.rows(in_period(found.raw_since)).filter(cache_hit=False, is_error=False)
+    if not found.rolled and connection.vendor == "postgresql":
         return {
             row.pop(column): row
             for row in successful.values(column)
@@ -417,7 +470,7 @@ def latency_by(
             )
             .order_by(column)
         }
-    if through is None:  # exact, from the raw rows
+    if not found.rolled:  # exact, from the raw rows
         latency: dict[str, list] = {}
         firsts: dict[str, list] = {}
         for key, value, ttft in successful.values_list(
@@ -435,20 +488,10 @@ def latency_by(
             }
             for key, values in sorted(latency.items())
         }
-    # Complete days from the roll-ups' histograms, the raw rows after them counted into the
-    # same buckets in the database.
-    summed = rolled_latencies(since, through, filters, column, first_token=first_token)
-    for index, duration in enumerate(["latency_ms", "time_to_first_token_ms"][: 1 + first_token]):
-        for key, bucket, calls in (
-            successful.filter(**{f"{duration}__isnull": False})
-            .annotate(bucket=histograms.bucket_sql(duration))
-            .values_list(column, "bucket")
-            .annotate(calls=Count("id"))
-            .order_by()
-        ):
-            if key not in summed:
-                summed[key] = (histograms.Histogram(), histograms.Histogram())
-            summed[key][index].add(int(bucket), calls)
+    # Rolled-up days and hours from the roll-ups' histograms, the raw rows after them counted
+    # into the same buckets in the database.
+    summed = rolled_latencies(found, filters, column, first_token=first_token)
+    _count_buckets(summed, successful, column, first_token=first_token)
     return {
         key: {
             "calls": latency.total,
@@ -624,7 +667,7 @@ def budgets(now: datetime | None = None) -> dict:
     month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     # Complete days from the roll-ups, the days after from the raw rows.
     rolled, raw, _ = period_parts(month, NO_FILTERS)
-    parts = [(raw, "total_cost_usd")] + ([(rolled, "spend")] if rolled is not None else [])
+    parts = [(raw, "total_cost_usd")] + [(rows, "spend") for rows in rolled]
     by_plan: Counter = Counter()
     by_organization: Counter = Counter()
     by_member: Counter = Counter()

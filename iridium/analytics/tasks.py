@@ -4,7 +4,7 @@ of settings.PERIODIC_JOBS (iridium.jobs)."""
 from django_tasks import task
 
 from .alerts import evaluate_all
-from .rollups import rollup_new_days
+from .rollups import rollup_new_days, rollup_new_hours
 
 
 @task()
@@ -15,6 +15,7 @@ def evaluate_alerts() -> int:
 
 @task()
 def rollup_generations() -> int:
-    """Roll up the complete days not rolled up yet (the console reads the raw rows of today
-    on top, so its figures are exact at any hour)."""
-    return rollup_new_days()
+    """Roll up the complete days not rolled up yet, then the complete hours of yesterday and
+    today (the console reads the raw rows of the hour under way on top, so its figures are
+    exact at any hour). The usage rows written."""
+    return rollup_new_days() + rollup_new_hours()
