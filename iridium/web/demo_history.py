@@ -249,6 +249,7 @@ def seed(*, now: datetime | None = None) -> int:
         Span.objects.bulk_create(history.spans, batch_size=1000)
         Feedback.objects.bulk_create(history.feedback, batch_size=1000)
     rollups.rollup()
+    rollups.rollup_new_hours()
     return len(history.generations)
 
 
