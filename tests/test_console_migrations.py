@@ -36,9 +36,11 @@ def test_the_analysts_group_is_made_and_earlier_rollups_are_forgotten(plans):
         group = Group.objects.get(name=access.ANALYSTS_GROUP)
         assert set(group.permissions.values_list("codename", flat=True)) == {"view_console"}
         # Days rolled up without tokens and variant are forgotten, to be rolled up again.
-        RollupMark.objects.create(rolled_through=date(2026, 3, 1))
-        old = migrate([("analytics", "0008_analysts_group")]).get_model("analytics", "DailyUsage")
-        old.objects.create(day=date(2026, 3, 1), feature="chat", model="gpt-4o")
+        old = migrate([("analytics", "0008_analysts_group")])
+        old.get_model("analytics", "RollupMark").objects.create(rolled_through=date(2026, 3, 1))
+        old.get_model("analytics", "DailyUsage").objects.create(
+            day=date(2026, 3, 1), feature="chat", model="gpt-4o"
+        )
     finally:
         migrate(latest())
     assert not RollupMark.objects.exists() and not DailyUsage.objects.exists()
