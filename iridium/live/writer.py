@@ -130,7 +130,11 @@ async def finish(run, answer, text, status, *, completion=None, error=""):
         answer.cost_usd = completion.cost.total_usd if completion.cost else None
         answer.from_cache = completion.from_cache
     # Rendering (pygments, the template) takes milliseconds of CPU: off the event loop, so that
-    # the other answers' tokens are not held up behind it, in the same hop as the save.
+    # the other answers' tokens are not held up behind it, in the same hop as the save. First
+    # one turn of the loop: what the answer's first output woke (the HTTP request that waits
+    # for it, with a cached answer in the same turn) answers before the render's thread
+    # competes with it for the interpreter.
+    await asyncio.sleep(0)
     html = await sync_to_async(_render_and_save)(run, answer)
     await run.send(protocol.answer_finished(answer.pk, answer.frame(), html))
 
