@@ -293,8 +293,15 @@ def test_conversations_per_feature_from_the_roll_ups(conversations, filtered):
     for days in (0, 1, 2, 3, 5, 9, 30):
         since = midnight - timedelta(days=days)
         assert got_per_feature(since, filters) == expected_per_feature(since, condition), days
-    since = selectors.period_start("24h")  # not at midnight: the raw rows
+    since = selectors.period_start("24h")  # not at midnight: no days, the raw rows
     assert got_per_feature(since, filters) == expected_per_feature(since, condition)
+    # With the hours rolled up: the conversations whose last call rolled up is in the period,
+    # and those of the raw rows after the hours.
+    rollups.rollup_new_hours()
+    assert rollups.parts(since).hours is not None
+    for since in [selectors.period_start("24h"), rollups.hour_start(timezone.now()),
+                  midnight - timedelta(hours=18), midnight + timedelta(hours=4)]:  # fmt: skip
+        assert got_per_feature(since, filters) == expected_per_feature(since, condition), since
 
 
 def test_the_roll_ups_keep_the_last_day_a_conversation_was_seen(conversations):
@@ -303,10 +310,18 @@ def test_the_roll_ups_keep_the_last_day_a_conversation_was_seen(conversations):
     seen = {key: day for key, day in ConversationSeen.objects.values_list("key", "last_day")}
     assert seen["two-days"] == (midnight - timedelta(days=2)).date()
     assert seen["into-today"] == (midnight - timedelta(days=1)).date()
+    last_call = dict(ConversationSeen.objects.values_list("key", "last_call_at"))
+    assert last_call["two-days"] == midnight - timedelta(days=2) + timedelta(hours=5)
     # Rolling up an earlier day again does not take a conversation back to it.
     rollups.rollup_day((midnight - timedelta(days=3)).date())
     assert ConversationSeen.objects.get(key="two-days").last_day == seen["two-days"]
     assert not ConversationSeenBy.objects.filter(last_day__gte=midnight.date()).exists()
+    assert ConversationSeen.objects.get(key="two-days").last_call_at == last_call["two-days"]
+    # The hours rolled up see today's call of "into-today".
+    rollups.rollup_new_hours()
+    found = ConversationSeen.objects.get(key="into-today")
+    assert (found.last_day, found.last_call_at) == (midnight.date(), midnight + timedelta(hours=5))
+    assert ConversationSeenBy.objects.get(key="into-today").last_call_at == found.last_call_at
 
 
 def test_the_periodic_job_rolls_up_conversations_day_by_day(conversations):
@@ -328,14 +343,16 @@ def test_the_periodic_job_rolls_up_conversations_day_by_day(conversations):
 
 def test_a_deleted_users_conversations_leave_the_roll_ups(conversations):
     rollups.rollup()
+    rollups.rollup_new_hours()
     alice = conversations["alice"]
     assert ConversationSeen.objects.filter(key="two-days").exists()
     pk = alice.pk
     alice.delete()
     assert not ConversationSeenBy.objects.filter(user_id=pk).exists()
     assert not ConversationSeen.objects.filter(key="two-days").exists()
-    for offset in (0, 2, 9):
-        since = conversations["midnight"] - timedelta(days=offset)
+    for since in [conversations["midnight"] - timedelta(days=offset) for offset in (0, 2, 9)] + [
+        selectors.period_start("24h")
+    ]:
         assert got_per_feature(since) == expected_per_feature(since)
         bob = conversations["bob"]
         assert got_per_feature(since, Filters(user=bob.pk)) == expected_per_feature(

@@ -106,3 +106,39 @@ def test_conversations_seen_twice_keep_their_latest_day(plans):
     assert sorted(ConversationSeenBy.objects.values_list("key", "last_day")) == [
         ("conversation-1", date(2026, 3, 4)), ("conversation-2", date(2026, 3, 1))
     ]  # fmt: skip
+
+
+def test_the_hours_are_rolled_up_again_to_see_the_conversations_last_calls(plans):
+    """0016: the conversations seen before it have no last call, so the hours' mark is cleared
+    (the hourly periods read the raw rows); the job's next run rolls up the hours again from
+    yesterday's midnight and gives the conversations of those hours their last call."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from iridium.analytics import rollups
+    from iridium.analytics.models import ConversationSeen
+    from tests import factories
+
+    now = timezone.now()
+    call = now - timedelta(hours=2)
+    factories.create_generations([{"created_at": call, "session_id": "s-1", "feature": "chat"}])
+    hour = rollups.hour_start(now)
+    try:
+        old = migrate([("analytics", "0015_hourly_rollups")])
+        old.get_model("analytics", "RollupMark").objects.create(
+            rolled_through=timezone.localdate(now) - timedelta(days=1),
+            hours_from=hour - timedelta(hours=3),
+            rolled_until=hour,
+        )
+        old.get_model("analytics", "ConversationSeen").objects.create(
+            feature="chat", key="s-1", last_day=timezone.localdate(call)
+        )
+    finally:
+        migrate(latest())
+    mark = RollupMark.objects.get()
+    assert (mark.hours_from, mark.rolled_until) == (None, None)
+    assert ConversationSeen.objects.get(key="s-1").last_call_at is None
+    assert rollups.parts(hour - timedelta(hours=3)).hours is None  # the raw rows, meanwhile
+    rollups.rollup_new_hours(now=now)
+    assert ConversationSeen.objects.get(key="s-1").last_call_at == call

@@ -283,7 +283,8 @@ def test_a_page_adds_the_current_hours_rows_to_the_rolled_up_hours(hours, client
 @pytest.mark.parametrize("back", [0, 4])
 def test_conversations_over_rolled_up_hours_count_once(hours, back):
     """A conversation with calls in rolled-up hours and in the raw rows after them counts
-    once; with each filter, for periods from today back to a week."""
+    once; with each filter, for periods from today back to a week, and from an hour (the last
+    24 hours)."""
     rollups.rollup()
     rollups.rollup_new_hours(now=hours["now"] - timedelta(hours=back))
     bob = hours["people"][1]
@@ -295,8 +296,11 @@ def test_conversations_over_rolled_up_hours_count_once(hours, back):
         "variant = 'control'": Filters(variant="control"),
     }
     midnight = selectors.period_start("today")
-    for days in (0, 1, 2, 6):
-        since = midnight - timedelta(days=days)
+    current = rollups.hour_start(timezone.now())
+    starts = [midnight - timedelta(days=days) for days in (0, 1, 2, 6)]
+    # Periods that start at an hour: the last 24 hours, and from other hours rolled up (or not).
+    starts += [selectors.period_start("24h")] + [current - timedelta(hours=h) for h in (2, 7, 30)]
+    for since in starts:
         for condition, filters in conditions.items():
             expected = {
                 feature: (Decimal(str(spend or 0)).quantize(Decimal("1e-10")), traces)
@@ -311,7 +315,7 @@ def test_conversations_over_rolled_up_hours_count_once(hours, back):
                 row["feature"]: (row["spend"].quantize(Decimal("1e-10")), row["traces"])
                 for row in comparisons.per_feature(since=since, filters=filters)
             }
-            assert got == expected, (days, condition)
+            assert got == expected, (since, condition)
 
 
 def test_rebuilding_the_days_keeps_the_conversations_seen_in_todays_hours(hours):
@@ -323,3 +327,41 @@ def test_rebuilding_the_days_keeps_the_conversations_seen_in_todays_hours(hours)
     before = comparisons.per_feature(since=since)
     rollups.rollup(days=3)
     assert norm(comparisons.per_feature(since=since)) == norm(before)
+
+
+@pytest.mark.parametrize("period", ["24h", "today"])
+def test_the_hourly_periods_read_the_hours_and_the_raw_rows_of_the_hour_under_way(hours, period):
+    """Once the hours are rolled up, the raw rows before the hour under way are not read by
+    any figure of the last 24 hours (or today) but the exact latencies of a plan, organization
+    or user: the figures stay the same when those rows are gone (conversations included)."""
+    rollups.rollup()
+    rollups.rollup_new_hours(now=hours["now"])
+    since = selectors.period_start(period)
+    current = rollups.hour_start(hours["now"])
+    assert rollups.parts(since).raw_since == current
+
+    def read(filters):
+        pages = {
+            "summary": selectors.summary(since=since, filters=filters),
+            "series": selectors.series(
+                since=since, hourly=True, filters=filters, latency=filters.latency_rollups_ok
+            ),
+            "by": selectors.breakdowns(since=since, filters=filters),
+            "features": comparisons.per_feature(since=since, filters=filters),
+            "variants": comparisons.variants(since=since, filters=filters),
+        }
+        if filters.latency_rollups_ok:
+            pages["latency"] = selectors.latency_by_model(since=since, filters=filters)
+            pages["dashboard"] = selectors.dashboard(since=since, hourly=True, filters=filters)
+        else:  # the latencies of a plan, organization or user are read from the raw rows
+            for row in pages["variants"]:
+                row.pop("p50"), row.pop("p95")
+        return norm(pages)
+
+    cases = filter_cases(hours)
+    before = {name: read(filters) for name, filters in cases.items()}
+    assert before["none"]["summary"]["requests"] > 0 and before["none"]["features"]
+    assert Generation.objects.filter(created_at__gte=current).exists()
+    Generation.objects.filter(created_at__lt=current).delete()
+    for name, filters in cases.items():
+        assert read(filters) == before[name], name

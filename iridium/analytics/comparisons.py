@@ -11,7 +11,6 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db.models import Count, Exists, OuterRef, Q, Sum
-from django.utils import timezone
 
 from . import rollups, selectors
 from .filters import NO_FILTERS, Filters
@@ -84,13 +83,11 @@ def variants(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
 def per_feature(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
     """Per feature: spend, conversations, tickets or creations (`traces`: a session, or a
     trace that stands alone) and cost per one. Complete days and hours come from the roll-ups
-    (spend from DailyUsage and HourlyUsage, the conversations last seen from ConversationSeen),
-    the rest from the raw rows; a conversation seen in both counts once. A period that does not
-    start at midnight (24 hours) reads the raw rows alone: the conversations seen keep their
-    last day, not hour."""
-    local = timezone.localtime(since)
-    at_midnight = local == local.replace(hour=0, minute=0, second=0, microsecond=0)
-    found = rollups.parts(since, rolled=at_midnight)
+    (spend from DailyUsage and HourlyUsage, the conversations last seen from ConversationSeen:
+    on the period's first day or later, or, for a period that starts at an hour (the last 24
+    hours), with their last call at that hour or later), the rest from the raw rows; a
+    conversation seen in both counts once."""
+    found = rollups.parts(since)
     rolled = [filters.usage(rows) for rows in rollups.usage_of(found)]
     raw = filters.rows(selectors.in_period(found.raw_since))
     spends: dict[str, Decimal] = {}
@@ -99,7 +96,7 @@ def per_feature(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]
     if not found.rolled:
         sums["traces"] = Count(selectors.SESSION_OR_TRACE, distinct=True)
     else:
-        seen = rollups.seen(local.date(), filters)
+        seen = rollups.seen(since, filters)
         raw_keys = raw.annotate(key=selectors.SESSION_OR_TRACE)
         for row in (
             raw_keys.exclude(Exists(seen.filter(feature=OuterRef("feature"), key=OuterRef("key"))))

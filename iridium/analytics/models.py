@@ -242,23 +242,31 @@ class RollupMark(models.Model):
 
 class ConversationSeen(models.Model):
     """Each conversation, ticket or creation of a feature (its session, or the trace of a call
-    that stands alone), and the last complete UTC day it had a call.
+    that stands alone), the last UTC day it had a call among the days and hours rolled up, and
+    the time of that call.
 
     Conversations span days, so a period's count cannot be summed from per-day counts; the
     conversations of a period that starts on day D are those last seen on D or after, plus those
-    of the raw rows after the roll-ups. Read when no filter applies; ConversationSeenBy when one
-    does. Written with the daily roll-ups.
+    of the raw rows after the roll-ups; of a period that starts at an hour (the last 24 hours),
+    those whose last call was at that hour or after, plus those of the raw rows. Read when no
+    filter applies; ConversationSeenBy when one does. Written with the day and hour roll-ups.
     """
 
     feature = models.CharField(max_length=50)
     key = models.CharField(max_length=200, help_text="The session id, or the trace id.")
     last_day = models.DateField()
+    last_call_at = models.DateTimeField(
+        null=True, blank=True, help_text="Its last call rolled up (none: seen before 0016)."
+    )
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["key", "feature"], name="conversationseen_unique")
         ]
-        indexes = [models.Index(fields=["last_day", "feature"])]
+        indexes = [
+            models.Index(fields=["last_day", "feature"]),
+            models.Index(fields=["last_call_at", "feature"], name="conversationseen_last_call"),
+        ]
 
     def __str__(self):
         return f"{self.feature} {self.key} {self.last_day}"
@@ -275,8 +283,8 @@ UNIQUE_SEEN_BY = [
 class ConversationSeenBy(models.Model):
     """ConversationSeen per model, plan, organization, user, experiment variant and whether the
     calls failed: what the console's filters select. A conversation has a row for each such
-    combination it had calls with, and the last complete day of those calls. Deleting a user
-    deletes their rows."""
+    combination it had calls with, and the last day (and call) of those calls rolled up.
+    Deleting a user deletes their rows."""
 
     feature = models.CharField(max_length=50)
     key = models.CharField(max_length=200, help_text="The session id, or the trace id.")
@@ -293,9 +301,15 @@ class ConversationSeenBy(models.Model):
     variant = models.CharField(max_length=100, blank=True, default="")
     is_error = models.BooleanField(default=False)
     last_day = models.DateField()
+    last_call_at = models.DateTimeField(
+        null=True, blank=True, help_text="Its last call rolled up (none: seen before 0016)."
+    )
 
     class Meta:
-        indexes = [models.Index(fields=["last_day", "feature"])]
+        indexes = [
+            models.Index(fields=["last_day", "feature"]),
+            models.Index(fields=["last_call_at", "feature"], name="conversationseenby_last_call"),
+        ]
         constraints = [
             # One row to a combination (no plan, organization or user as 0): the roll-up
             # upserts a day's conversations through it, without reading the whole table. It

@@ -274,7 +274,8 @@ def see_conversations(first: date, last: date) -> None:
 
 def see_between(start: datetime, end: datetime) -> None:
     """`see_conversations` of the calls from `start` to `end` (the hours rolled up: their
-    conversations are last seen on their day)."""
+    conversations are last seen on their day), each with its last call (`last_call_at`) too,
+    unless seen later."""
     rows = Generation.objects.filter(created_at__gte=start, created_at__lt=end)
     for model, names, conflict in [
         (ConversationSeenBy, SEEN_KEYS, SEEN_BY_UNIQUE),
@@ -283,18 +284,23 @@ def see_between(start: datetime, end: datetime) -> None:
         found, params = (
             rows.annotate(key=SESSION_OR_TRACE)
             .values(*names)
-            .annotate(last_day=Max(TruncDate("created_at")))
+            .annotate(last_day=Max(TruncDate("created_at")), last_call_at=Max("created_at"))
             .order_by()
         ).query.sql_with_params()
         table = model._meta.db_table
-        columns = ", ".join(f'"{name}"' for name in [*names, "last_day"])
-        # WHERE TRUE: SQLite reads ON CONFLICT after a bare SELECT as a join's ON.
+        columns = ", ".join(f'"{name}"' for name in [*names, "last_day", "last_call_at"])
+        # WHERE TRUE: SQLite reads ON CONFLICT after a bare SELECT as a join's ON. A row seen
+        # before migration 0016 has no last call: its day's calls give it one.
         with connection.cursor() as cursor, transaction.atomic():
             cursor.execute(
                 f'INSERT INTO "{table}" ({columns}) SELECT {columns}'
                 f" FROM ({found}) AS found WHERE TRUE ON CONFLICT ({conflict})"
-                f' DO UPDATE SET "last_day" = excluded."last_day"'
-                f' WHERE "{table}"."last_day" < excluded."last_day"',
+                f' DO UPDATE SET "last_day" = excluded."last_day",'
+                f' "last_call_at" = excluded."last_call_at"'
+                f' WHERE "{table}"."last_day" < excluded."last_day"'
+                f' OR ("{table}"."last_day" = excluded."last_day"'
+                f' AND ("{table}"."last_call_at" IS NULL'
+                f' OR "{table}"."last_call_at" < excluded."last_call_at"))',
                 params,
             )
 
@@ -320,20 +326,25 @@ def forget_conversations(keys: set[tuple[str, str]]) -> None:
             ConversationSeen(**row)
             for row in ConversationSeenBy.objects.filter(wanted)
             .values("feature", "key")
-            .annotate(last_day=Max("last_day"))
+            .annotate(last_day=Max("last_day"), last_call_at=Max("last_call_at"))
             .order_by()
         )
 
 
-def seen(since: date, filters):
-    """The rolled-up conversations last seen on `since` or later that pass `filters` (the
+def seen(since: datetime, filters):
+    """The rolled-up conversations with a call at `since` or later that pass `filters` (the
     errors filter included): ConversationSeen rows without filters, ConversationSeenBy rows
-    (several to a conversation) with them."""
+    (several to a conversation) with them. From midnight, those last seen on that day or
+    later; from another moment (the last 24 hours, whose hours are rolled up: each
+    conversation seen in them has its last call), those whose last call was then or later."""
     if not filters:
         rows = ConversationSeen.objects.all()
     else:
         rows = ConversationSeenBy.objects.filter(**filters.seen_lookups())
-    return rows.filter(last_day__gte=since)
+    local = timezone.localtime(since)
+    if local == local.replace(hour=0, minute=0, second=0, microsecond=0):
+        return rows.filter(last_day__gte=local.date())
+    return rows.filter(last_call_at__gte=since)
 
 
 @dataclass(frozen=True)
