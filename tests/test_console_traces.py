@@ -1,6 +1,7 @@
 """Traces: the list and its filters against SQL, one trace as a timeline and a transcript, and
 the links between a conversation, a ticket or a creation and its trace."""
 
+import itertools
 import re
 from datetime import timedelta
 from decimal import Decimal
@@ -14,6 +15,7 @@ from django.utils import timezone
 from iridium.ai.models import Generation
 from iridium.analytics import rollups, selectors
 from iridium.analytics.filters import Filters
+from iridium.analytics.models import DailyUsage, RollupMark
 from tests import factories
 
 TABLE = Generation._meta.db_table
@@ -59,11 +61,24 @@ def many(make_user):
         ("errors", lambda p: Filters(errors=True), "is_error"),
     ],
 )
-@pytest.mark.parametrize("rolled_up", [False, True], ids=["raw rows", "rolled up"])
+@pytest.mark.parametrize("rolled_up", ["raw rows", "days", "hours"])
 def test_the_traces_list_and_its_filters(many, name, make, where, rolled_up):
-    if rolled_up:  # with filters, only the rolled-up days with a row that passes them are read
+    # With filters, only the rolled-up days and hours with a row that passes them are read.
+    roll_up(rolled_up)
+    for period in ("7d", "24h"):
+        since = selectors.period_start(period)
+        check_traces(many, since, make, where)
+
+
+def roll_up(rolled_up):
+    if rolled_up != "raw rows":
         rollups.rollup()
-    since = selectors.period_start("7d")
+    if rolled_up == "hours":
+        rollups.rollup_new_hours()
+        assert rollups.parts(selectors.period_start("24h")).hours is not None
+
+
+def check_traces(many, since, make, where):
     condition = where.format(alice=many["alice"].pk)
     wanted = {
         trace_id
@@ -84,17 +99,49 @@ def test_the_traces_list_and_its_filters(many, name, make, where, rolled_up):
             dec(cost), calls, errors, tokens)  # fmt: skip
 
 
+def test_with_filters_the_list_reads_the_rolled_up_hours_and_days_that_have_a_row(many):
+    """The raw rows after the roll-ups (the hour under way), then only the rolled-up hours and
+    days with a row that passes the filters, newest first."""
+    roll_up("hours")
+    mark = RollupMark.objects.get()
+    # From the first day rolled up (before it, the raw rows are read: nothing says what is there).
+    since, _ = rollups._day_bounds(DailyUsage.objects.order_by("day").values_list("day").first()[0])
+    nothing = Filters(feature="no-such-feature")
+    assert selectors._trace_windows(since, None, nothing) == [(mark.rolled_until, None)]
+    errors = Generation.objects.filter(is_error=True, created_at__gte=since)
+    hours = sorted(
+        {rollups.hour_start(moment) for moment in errors.filter(
+            created_at__gte=mark.hours_from, created_at__lt=mark.rolled_until
+        ).values_list("created_at", flat=True)},
+        reverse=True,
+    )  # fmt: skip
+    days = sorted(
+        {timezone.localtime(moment).date() for moment in errors.filter(
+            created_at__lt=mark.hours_from).values_list("created_at", flat=True)},
+        reverse=True,
+    )  # fmt: skip
+    assert hours and days
+    assert selectors._trace_windows(since, None, Filters(errors=True)) == [
+        (mark.rolled_until, None),
+        *[(hour, hour + timedelta(hours=1)) for hour in hours],
+        *[rollups._day_bounds(day) for day in days],
+    ]
+
+
 @pytest.mark.parametrize("limit", [1, 4, 9])
-@pytest.mark.parametrize("rolled_up", [False, True], ids=["raw rows", "rolled up"])
+@pytest.mark.parametrize("rolled_up", ["raw rows", "days", "hours"])
 def test_the_newest_traces_first(many, limit, rolled_up):
     """The list holds the traces of the newest rows that pass the filters, newest first, rolled
     up or not."""
-    if rolled_up:
-        rollups.rollup()
-    since = selectors.period_start("7d")
-    for filters, condition in [(Filters(), "TRUE"), (Filters(errors=True), "is_error"),
-                               (Filters(user=many["bob"].pk, feature="chat"),
-                                f"user_id = {many['bob'].pk} AND feature = 'chat'")]:  # fmt: skip
+    roll_up(rolled_up)
+    bob = many["bob"].pk
+    cases = [
+        (Filters(), "TRUE"),
+        (Filters(errors=True), "is_error"),
+        (Filters(user=bob, feature="chat"), f"user_id = {bob} AND feature = 'chat'"),
+    ]
+    starts = [selectors.period_start("7d"), selectors.period_start("24h")]
+    for since, (filters, condition) in itertools.product(starts, cases):
         wanted = []
         for (trace_id,) in sql(
             f"SELECT trace_id FROM {{table}} WHERE created_at >= %s AND {condition}"
@@ -107,11 +154,11 @@ def test_the_newest_traces_first(many, limit, rolled_up):
         assert [row["trace_id"] for row in got] == wanted[:limit], condition
 
 
-@pytest.mark.parametrize("rolled_up", [False, True], ids=["raw rows", "rolled up"])
-def test_the_traces_list_of_one_day(many, client, staff, rolled_up):
-    if rolled_up:
-        rollups.rollup()
-    day = (timezone.localtime() - timedelta(days=2)).date()
+@pytest.mark.parametrize("rolled_up", ["raw rows", "days", "hours"])
+@pytest.mark.parametrize("days", [2, 1, 0])
+def test_the_traces_list_of_one_day(many, client, staff, rolled_up, days):
+    roll_up(rolled_up)
+    day = (timezone.localtime() - timedelta(days=days)).date()
     wanted = {
         trace_id
         for (trace_id,) in sql(

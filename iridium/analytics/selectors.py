@@ -577,35 +577,62 @@ def traces(
 
 def _trace_windows(since: datetime, until: datetime | None, filters: Filters) -> list[tuple]:
     """The parts of a period the trace list reads, newest first, as (start, end or None). With
-    filters, a rolled-up day without a call that passes them (DailyUsage keeps every filtered
-    column) is left out: a filter that matches few rows does not read the period's every row
-    looking for them. Without filters, or before the roll-ups, the period in one part."""
-    from .models import DailyUsage
+    filters, a rolled-up hour (HourlyUsage) or day (DailyUsage; both keep every filtered
+    column) without a call that passes them is left out: a filter that matches few rows does
+    not read the period's every row looking for them, and the raw rows read whole are those
+    after the roll-ups (the hour under way). Without filters, or before the roll-ups, the
+    period in one part."""
+    from .models import DailyUsage, HourlyUsage, RollupMark
 
-    mark = rollups.rolled_through()
+    mark = RollupMark.objects.first()
     if not filters or mark is None:
         return [(since, until)]
     rolled_from = DailyUsage.objects.aggregate(oldest=Min("day"))["oldest"]
-    after, _ = rollups._day_bounds(mark + timedelta(days=1))
+    _, after = rollups._day_bounds(mark.rolled_through)
+    # The hours when they go on from the days (yesterday's and today's, up to the hour under
+    # way); the days before them.
+    hours = None
+    if (
+        mark.hours_from is not None
+        and mark.rolled_until is not None
+        and (mark.hours_from <= after <= mark.rolled_until)
+    ):
+        hours = (mark.hours_from, mark.rolled_until)
+    raw_from, days_end = (hours[1], hours[0]) if hours else (after, after)
+
+    def clipped(start, end):
+        return max(start, since), min(end, until or end)
+
     windows = []
-    if until is None or until > after:
-        windows.append((max(since, after), until))
+    if until is None or until > raw_from:
+        windows.append((max(since, raw_from), until))
+    if hours is not None:
+        first, last = clipped(*hours)
+        rolled = HourlyUsage.objects.filter(hour__gt=first - timedelta(hours=1), hour__lt=last)
+        for hour in (
+            filters.usage(rolled).values_list("hour", flat=True).distinct().order_by("-hour")
+        ):
+            start, end = clipped(hour, rollups._next_hour(hour))
+            if start < end:
+                windows.append((start, end))
     if rolled_from is None:
-        return [*windows, (since, min(after, until or after))]
+        return [*windows, clipped(since, days_end)]
     days = (
-        filters.usage(DailyUsage.objects.filter(day__gte=since.date(), day__lte=mark))
+        filters.usage(
+            DailyUsage.objects.filter(day__gte=since.date(), day__lte=mark.rolled_through)
+        )
         .values_list("day", flat=True)
         .distinct()
         .order_by("-day")
     )
     for day in days:
         start, end = rollups._day_bounds(day)
-        start, end = max(start, since), min(end, until or end)
+        start, end = clipped(start, min(end, days_end))
         if start < end:
             windows.append((start, end))
     oldest, _ = rollups._day_bounds(rolled_from)
     if since < oldest:  # days the roll-ups no longer keep
-        windows.append((since, min(oldest, until or oldest)))
+        windows.append(clipped(since, oldest))
     return windows
 
 
