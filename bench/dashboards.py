@@ -191,7 +191,7 @@ def main():
     client.force_login(staff)
     pages = [("healthz (baseline)", "/healthz")]
     filtered = "&feature=chat&model=gpt-4o&errors=on"
-    for period in ("today", "7d", "30d", "90d"):
+    for period in ("today", "24h", "7d", "30d", "90d"):
         for name, path in (("dashboard", "/analytics/"), ("traces", "/analytics/traces/"),
                            ("experiments", "/analytics/experiments/")):  # fmt: skip
             pages.append((f"{name} {period}", f"{path}?period={period}"))
