@@ -180,23 +180,7 @@ def rollup_hour(hour: datetime) -> int:
     end = _next_hour(hour)
     day = timezone.localtime(hour).date()
     rows = Generation.objects.filter(created_at__gte=hour, created_at__lt=end)
-    HourlyUsage.objects.filter(hour=hour).delete()
-    HourlyLatency.objects.filter(hour=hour).delete()
-    usage = [
-        HourlyUsage(
-            hour=hour,
-            day=day,
-            **{k: (0 if v is None and k in USAGE_SUMS else v) for k, v in row.items()},
-        )
-        for row in rows.values(*USAGE_KEYS).annotate(**USAGE_SUMS).order_by()
-    ]
-    HourlyUsage.objects.bulk_create(usage, batch_size=1000)
-    HourlyLatency.objects.bulk_create(
-        latency_rows(rows.filter(cache_hit=False, is_error=False), HourlyLatency, hour=hour,
-                     day=day),
-        batch_size=500,
-    )  # fmt: skip
-    return len(usage)
+    return _sum_into(rows, HourlyUsage, HourlyLatency, {"hour": hour}, day=day)
 
 
 def _day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -210,22 +194,31 @@ def rollup_day(day: date, *, see: bool = True) -> int:
     rollup_new_days see those of all the days they roll up at once)."""
     start, end = _day_bounds(day)
     rows = Generation.objects.filter(created_at__gte=start, created_at__lt=end)
-    DailyUsage.objects.filter(day=day).delete()
-    DailyLatency.objects.filter(day=day).delete()
+    written = _sum_into(rows, DailyUsage, DailyLatency, {"day": day})
+    if see:
+        see_conversations(day, day)
+    return written
+
+
+def _sum_into(rows, usage_table, latency_table, at: dict, **also) -> int:
+    """Replace the roll-ups of one day or hour (`at`: its day or its hour; `also`: the other
+    columns its rows carry) in `usage_table` and `latency_table` by the sums of `rows`, the
+    generations of that day or hour. Returns the usage rows written."""
+    usage_table.objects.filter(**at).delete()
+    latency_table.objects.filter(**at).delete()
     usage = [
-        DailyUsage(
-            day=day,
+        usage_table(
+            **at,
+            **also,
             **{k: (0 if v is None and k in USAGE_SUMS else v) for k, v in row.items()},
         )
         for row in rows.values(*USAGE_KEYS).annotate(**USAGE_SUMS).order_by()
     ]
-    DailyUsage.objects.bulk_create(usage, batch_size=1000)
-    DailyLatency.objects.bulk_create(
-        latency_rows(rows.filter(cache_hit=False, is_error=False), DailyLatency, day=day),
+    usage_table.objects.bulk_create(usage, batch_size=1000)
+    latency_table.objects.bulk_create(
+        latency_rows(rows.filter(cache_hit=False, is_error=False), latency_table, **at, **also),
         batch_size=500,
     )
-    if see:
-        see_conversations(day, day)
     return len(usage)
 
 
