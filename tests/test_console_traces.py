@@ -67,7 +67,7 @@ def test_the_traces_list_and_its_filters(many, name, make, where, rolled_up):
     roll_up(rolled_up)
     for period in ("7d", "24h"):
         since = selectors.period_start(period)
-        check_traces(many, since, make, where)
+        assert check_traces(many, since, make, where), period  # the traces found, checked
 
 
 def roll_up(rolled_up):
@@ -97,6 +97,7 @@ def check_traces(many, since, make, where):
         )
         assert (dec(row["cost"]), row["calls"], row["errors"], row["input_tokens"]) == (
             dec(cost), calls, errors, tokens)  # fmt: skip
+    return wanted
 
 
 def test_with_filters_the_list_reads_the_rolled_up_hours_and_days_that_have_a_row(many):
