@@ -7,6 +7,9 @@ const NEAR_END_PX = 80;
 
 export function follower(jumpButton = document.createElement("button")) {
   let following = true;
+  // Where toEnd() last put the page. A scroll event arrives a frame after the scroll itself, so
+  // text that grows in between must not read a stale "following" and undo a scroll up.
+  let followedTop = 0;
 
   function distanceToEnd() {
     const page = document.scrollingElement;
@@ -17,6 +20,7 @@ export function follower(jumpButton = document.createElement("button")) {
     following = true;
     jumpButton.hidden = true;
     window.scrollTo({ top: document.scrollingElement.scrollHeight, behavior: "instant" });
+    followedTop = document.scrollingElement.scrollTop;
   }
 
   // The person scrolled (or the page did): follow again once they are back at the end.
@@ -37,6 +41,7 @@ export function follower(jumpButton = document.createElement("button")) {
   return {
     // New text arrived: keep it in view, or say there is more below.
     grew() {
+      if (following && document.scrollingElement.scrollTop < followedTop - 1) following = false;
       if (following) toEnd();
       else if (distanceToEnd() > NEAR_END_PX) jumpButton.hidden = false;
     },

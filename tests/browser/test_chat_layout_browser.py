@@ -98,3 +98,30 @@ def test_scrolling_up_stops_the_follow_and_jump_to_latest_brings_it_back(
     newest_is_above_the_composer(page)
     assert re.search(r"word\d+", answer.locator(".answer-body").inner_text())
     page.context.close()
+
+
+def test_text_that_arrives_before_the_scroll_event_does_not_undo_a_scroll_up(
+    live_url, ai_settings, user, long_conversation, browser
+):
+    # A scroll event is dispatched a frame after the scroll. Text arriving in between (a token's
+    # render) must see that the person left the end, not a stale "following", and stay put.
+    page = new_page(browser, size=SIZES["desktop"])
+    log_in(page, live_url, user)
+    page.goto(f"{live_url}/chat/{long_conversation.pk}/")
+    found = page.evaluate(
+        """async () => {
+          const { follower } = await import('/static/js/follow.js');
+          const button = document.createElement('button');
+          button.hidden = true;
+          const follow = follower(button);
+          follow.toEnd();
+          const end = document.scrollingElement.scrollTop;
+          window.scrollTo({ top: 0, behavior: 'instant' });
+          follow.grew();  // in the same task: no scroll event has run yet
+          return { end, top: document.scrollingElement.scrollTop, shown: !button.hidden };
+        }"""
+    )
+    assert found["end"] > 0, found  # the page is long enough to scroll
+    assert found["top"] == 0, found  # the view stayed where the person went
+    assert found["shown"], found  # and "Jump to latest" is offered
+    page.context.close()
