@@ -120,6 +120,28 @@ def create_generations(specs: Iterable[dict]) -> list[Generation]:
     return Generation.objects.bulk_create([generation(**spec) for spec in specs])
 
 
+def varied_call(index: int, person: User, **fields) -> dict:
+    """The spec of a call (for `create_generations`) whose feature, model, variant, cost,
+    latency, first token, error and cache hit vary with `index`, so that rows made for
+    `range(n)` cover every filter and figure of the console; `fields` add to it or override."""
+    return {
+        "user": person,
+        "plan": person.plan,
+        "feature": ["chat", "customer-support", "code-generation"][index % 3],
+        "model": ["gpt-4o-mini", "gpt-4o"][(index // 2) % 2],
+        "variant": ["", "control", "test"][(index // 3) % 3],
+        "total_cost_usd": None if index % 17 == 0 else Decimal(index % 13) / 1000,
+        "latency_ms": float(100 + (index * 37) % 900),
+        "time_to_first_token_ms": None if index % 4 == 0 else float(10 + index % 50),
+        "is_error": index % 11 == 0,
+        "cache_hit": index % 9 == 0,
+        "saved_cost_usd": Decimal("0.002") if index % 9 == 0 else None,
+        "input_tokens": 100 + index,
+        "output_tokens": 20 + index % 30,
+        **fields,
+    }
+
+
 def span(**overrides) -> Span:
     """A saved span (a tool run) of a chat trace, made now, with a span id of its own."""
     fields = {

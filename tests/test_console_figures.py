@@ -53,24 +53,13 @@ def world(make_user, plans):
         if index < 24:  # today, spread over the hours that have passed
             when = now - timedelta(minutes=(index * 37) % (now.hour * 60 + now.minute + 1))
         specs.append(
-            {
-                "created_at": when,
-                "user": person,
-                "plan": person.plan,
-                "organization": organization if person == carol else None,
-                "feature": ["chat", "customer-support", "code-generation"][index % 3],
-                "model": ["gpt-4o-mini", "gpt-4o"][(index // 2) % 2],
-                "variant": ["", "control", "test"][(index // 3) % 3],
-                "total_cost_usd": None if index % 17 == 0 else Decimal(index % 13) / 1000,
-                "latency_ms": float(100 + (index * 37) % 900),
-                "time_to_first_token_ms": None if index % 4 == 0 else float(10 + index % 50),
-                "is_error": index % 11 == 0,
-                "cache_hit": index % 9 == 0,
-                "saved_cost_usd": Decimal("0.002") if index % 9 == 0 else None,
-                "input_tokens": 100 + index,
-                "output_tokens": 20 + index % 30,
-                "trace_id": f"conversation-{index % 40}",
-            }
+            factories.varied_call(
+                index,
+                person,
+                created_at=when,
+                organization=organization if person == carol else None,
+                trace_id=f"conversation-{index % 40}",
+            )
         )
     factories.create_generations(specs)
     return {"alice": alice, "bob": bob, "carol": carol, "organization": organization}

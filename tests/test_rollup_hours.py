@@ -43,26 +43,15 @@ def hours(make_user):
     for index in range(3 * 24 * 60 // 13):
         person = people[index % 3]
         specs.append(
-            {
-                "created_at": now - timedelta(minutes=1 + 13 * index),
-                "user": person,
-                "plan": person.plan,
-                "organization": organization if index % 3 == 2 else None,
-                "feature": ["chat", "customer-support", "code-generation"][index % 3],
-                "model": ["gpt-4o-mini", "gpt-4o"][(index // 2) % 2],
-                "variant": ["", "control", "test"][(index // 3) % 3],
-                "total_cost_usd": None if index % 17 == 0 else Decimal(index % 13) / 1000,
-                "latency_ms": float(100 + (index * 37) % 900),
-                "time_to_first_token_ms": None if index % 4 == 0 else float(10 + index % 50),
-                "is_error": index % 11 == 0,
-                "cache_hit": index % 9 == 0,
-                "saved_cost_usd": Decimal("0.002") if index % 9 == 0 else None,
-                "input_tokens": 100 + index,
-                "output_tokens": 20 + index % 30,
-                "estimated_input_tokens": 90 + index % 20,
-                "session_id": f"conversation-{index % 7}" if index % 2 else "",
-                "trace_id": f"trace-{index // 3}",
-            }
+            factories.varied_call(
+                index,
+                person,
+                created_at=now - timedelta(minutes=1 + 13 * index),
+                organization=organization if index % 3 == 2 else None,
+                estimated_input_tokens=90 + index % 20,
+                session_id=f"conversation-{index % 7}" if index % 2 else "",
+                trace_id=f"trace-{index // 3}",
+            )
         )
     factories.create_generations(specs)
     return {"people": people, "organization": organization, "now": now}

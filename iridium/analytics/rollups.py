@@ -334,10 +334,15 @@ def seen(since: datetime, filters):
         rows = ConversationSeen.objects.all()
     else:
         rows = ConversationSeenBy.objects.filter(**filters.seen_lookups())
-    local = timezone.localtime(since)
-    if local == local.replace(hour=0, minute=0, second=0, microsecond=0):
-        return rows.filter(last_day__gte=local.date())
+    if at_midnight(since):
+        return rows.filter(last_day__gte=timezone.localtime(since).date())
     return rows.filter(last_call_at__gte=since)
+
+
+def at_midnight(moment: datetime) -> bool:
+    """Whether `moment` is a local day's start (where a period can begin with whole days)."""
+    local = timezone.localtime(moment)
+    return local == local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 @dataclass(frozen=True)
@@ -365,9 +370,7 @@ def parts(since: datetime, *, days: bool = True, rolled: bool = True) -> Parts:
     through, moment = None, since
     if mark is None:
         return Parts(since, None, None, since)
-    local = timezone.localtime(since)
-    at_midnight = local == local.replace(hour=0, minute=0, second=0, microsecond=0)
-    if days and at_midnight and mark.rolled_through >= local.date():
+    if days and at_midnight(since) and mark.rolled_through >= timezone.localtime(since).date():
         through = mark.rolled_through
         _, moment = _day_bounds(through)
     hours = None
@@ -379,16 +382,6 @@ def parts(since: datetime, *, days: bool = True, rolled: bool = True) -> Parts:
     ):
         hours, moment = (moment, mark.rolled_until), mark.rolled_until
     return Parts(since, through, hours, moment)
-
-
-def split(since: datetime) -> tuple[date | None, datetime]:
-    """The period as roll-up days (through the returned date, or None) and what comes after
-    them (from the returned moment)."""
-    found = parts(since)
-    if found.through is None:
-        return None, since
-    _, after = _day_bounds(found.through)
-    return found.through, after
 
 
 def usage(since: datetime, through: date):
