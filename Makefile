@@ -34,7 +34,7 @@ test: .venv/.synced browser
 # local-memory cache, in-memory channel layer): answers started and saved, the console's SQL.
 EMBEDDED_TESTS := tests/test_chat_consumer.py tests/test_chat_versions.py tests/test_support.py \
 	tests/test_codegen.py tests/test_progress.py tests/test_latency_histograms.py \
-	tests/test_rollup_hours.py tests/test_middleware.py
+	tests/test_rollup_hours.py tests/test_middleware.py tests/test_console_migrations.py
 
 test-embedded: .venv/.synced
 	env -u DATABASE_URL -u REDIS_URL IRIDIUM_TEST_SETUP=embedded \

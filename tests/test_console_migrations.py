@@ -142,3 +142,72 @@ def test_the_hours_are_rolled_up_again_to_see_the_conversations_last_calls(plans
     assert rollups.parts(hour - timedelta(hours=3)).hours is None  # the raw rows, meanwhile
     rollups.rollup_new_hours(now=now)
     assert ConversationSeen.objects.get(key="s-1").last_call_at == call
+
+
+def test_the_latency_rollups_gain_their_rows_per_plan_where_the_raw_rows_are_kept(plans):
+    """0017: the rows rolled up before it are sums over every plan; the rows per plan are
+    made from the raw rows of each day and hour rolled up, as the roll-up makes them now. A
+    day whose raw rows are gone keeps its sums and gains nothing."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from iridium.accounts.models import Plan
+    from iridium.ai.models import Generation
+    from iridium.analytics import rollups
+    from iridium.analytics.models import DailyLatency, HourlyLatency
+    from tests import factories
+
+    now = timezone.now()
+    yesterday = timezone.localdate(now) - timedelta(days=1)
+    purged = yesterday - timedelta(days=5)
+    hour = rollups.hour_start(now) - timedelta(hours=1)
+    free, pro = Plan.objects.get(slug="free"), Plan.objects.get(slug="pro")
+    midnight, _ = rollups._day_bounds(yesterday)
+    specs = [
+        {
+            "created_at": when + timedelta(minutes=index),
+            "plan": [free, pro, None][index % 3],
+            "model": ["gpt-4o", "gpt-4o-mini"][index % 2],
+            "latency_ms": float(100 + 37 * index),
+            "time_to_first_token_ms": None if index % 4 == 0 else float(20 + index),
+        }
+        for when in (midnight + timedelta(hours=12), hour)
+        for index in range(12)
+    ]
+    factories.create_generations(specs)
+    try:
+        old = migrate([("analytics", "0016_conversationseen_last_call")])
+        for day in (yesterday, purged):
+            old.get_model("analytics", "DailyLatency").objects.create(
+                day=day, model="", by_model=False, by_feature=False, by_variant=False,
+                latency=[100, 1], first_token=[],
+            )  # fmt: skip
+        old.get_model("analytics", "HourlyLatency").objects.create(
+            hour=hour, day=timezone.localdate(hour), model="", by_model=False, by_feature=False,
+            by_variant=False, latency=[100, 1], first_token=[],
+        )  # fmt: skip
+    finally:
+        migrate(latest())
+
+    def kept(rows):
+        return sorted(
+            (r.model, r.feature, r.variant, r.plan_id or 0, r.by_model, r.by_feature, r.by_variant,
+             r.latency, r.first_token)
+            for r in rows
+        )  # fmt: skip
+
+    successful = Generation.objects.filter(cache_hit=False, is_error=False)
+    start, end = rollups._day_bounds(yesterday)
+    day_rows = successful.filter(created_at__gte=start, created_at__lt=end)
+    wanted = [r for r in rollups.latency_rows(day_rows, DailyLatency, day=yesterday) if r.by_plan]
+    # (2 models, and all) x (2 plans and none) x (feature and variant, each kept or summed)
+    assert len(wanted) == 3 * 3 * 4
+    assert kept(DailyLatency.objects.filter(day=yesterday, by_plan=True)) == kept(wanted)
+    hour_rows = successful.filter(created_at__gte=hour, created_at__lt=hour + timedelta(hours=1))
+    wanted = [r for r in rollups.latency_rows(hour_rows, HourlyLatency, hour=hour) if r.by_plan]
+    assert kept(HourlyLatency.objects.filter(hour=hour, by_plan=True)) == kept(wanted)
+    # The sums made before stay as they were, the purged day's too, and gain nothing.
+    assert DailyLatency.objects.filter(by_plan=False).count() == 2
+    assert not DailyLatency.objects.filter(day=purged, by_plan=True).exists()
+    assert HourlyLatency.objects.get(by_plan=False).latency == [100, 1]

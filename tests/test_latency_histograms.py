@@ -5,6 +5,7 @@ buckets (counted in the database) the same as Python's."""
 import random
 import statistics
 from datetime import timedelta
+from itertools import product
 
 import pytest
 from django.utils import timezone
@@ -65,13 +66,14 @@ def test_packing():
 
 @pytest.mark.django_db
 def test_the_rollup_counts_the_buckets_python_does_in_every_grouping_set(make_user):
-    user = make_user("alice")
+    people = [make_user("alice", plan="free"), make_user("bob", plan="pro")]
     yesterday = timezone.now() - timedelta(days=1)
     rng = random.Random(3)
     specs = [
         {
             "created_at": yesterday.replace(hour=12) + timedelta(seconds=index),
-            "user": user,
+            "user": people[index % 7 % 2],
+            "plan": people[index % 7 % 2].plan,
             "feature": ["chat", "code-generation"][index % 2],
             "model": ["gpt-4o", "gpt-4o-mini", "gpt-4.1"][index % 3],
             "variant": ["", "control"][index % 2 == 0 and index % 5 == 0],
@@ -83,10 +85,12 @@ def test_the_rollup_counts_the_buckets_python_does_in_every_grouping_set(make_us
     factories.create_generations(specs)
     rollups.rollup()
     rows = list(DailyLatency.objects.all())
-    # 3 models x 2 features x (1 or 2 variants): the base rows and their sums.
-    assert {(r.by_model, r.by_feature, r.by_variant) for r in rows} == {
-        (m, f, v) for m in (True, False) for f in (True, False) for v in (True, False)
-    }
+    # 3 models x 2 features x (1 or 2 variants) x 2 plans: the base rows and their sums.
+    assert {(r.by_model, r.by_feature, r.by_variant, r.by_plan) for r in rows} == set(
+        product((True, False), repeat=4)
+    )
+    assert {r.plan_id for r in rows if r.by_plan} == {person.plan_id for person in people}
+    assert {r.plan_id for r in rows if not r.by_plan} == {None}
     for row in rows:
         wanted = [
             spec
@@ -94,6 +98,7 @@ def test_the_rollup_counts_the_buckets_python_does_in_every_grouping_set(make_us
             if (not row.by_model or spec["model"] == row.model)
             and (not row.by_feature or spec["feature"] == row.feature)
             and (not row.by_variant or spec["variant"] == row.variant)
+            and (not row.by_plan or spec["plan"].pk == row.plan_id)
         ]
         for column, stored in [("latency_ms", row.latency), ("time_to_first_token_ms",
                                                               row.first_token)]:  # fmt: skip

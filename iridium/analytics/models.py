@@ -165,18 +165,24 @@ class Latency(models.Model):
     log-spaced buckets (iridium.analytics.histograms: within 1% of each duration), over a day
     (DailyLatency) or an hour (HourlyLatency).
 
-    Kept per model, feature and experiment variant, and summed over any of the three as well
-    (as SQL's GROUPING SETS; `by_model` false: every model summed, `model` empty), so that a
-    period's percentiles, with any of these filters, per day, per model or per variant, add up
-    at most a row per day (or hour) and key shown.
+    Kept per model, feature, experiment variant and plan, and summed over any of the four as
+    well (as SQL's GROUPING SETS; `by_model` false: every model summed, `model` empty), so that
+    a period's percentiles, with any of these filters, per day, per model or per variant, add
+    up at most a row per day (or hour) and key shown. One person's or one organization's calls
+    are few enough to be read raw, through an index that holds what the percentiles need
+    (iridium.ai.models.Generation).
     """
 
     model = models.CharField(max_length=100)
     feature = models.CharField(max_length=50, blank=True, default="")
     variant = models.CharField(max_length=100, blank=True, default="")
+    plan = models.ForeignKey(
+        "accounts.Plan", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     by_model = models.BooleanField(default=True, help_text="False: every model summed.")
     by_feature = models.BooleanField(default=True, help_text="False: every feature summed.")
     by_variant = models.BooleanField(default=True, help_text="False: every variant summed.")
+    by_plan = models.BooleanField(default=True, help_text="False: every plan summed.")
     latency = models.JSONField(
         default=list, help_text="[first bucket, calls in it, in the next, ...] (histograms.pack)."
     )
@@ -189,7 +195,8 @@ class Latency(models.Model):
         kept = [
             name if on else "*"
             for name, on in [(self.model, self.by_model), (self.feature, self.by_feature),
-                             (self.variant, self.by_variant)]
+                             (self.variant, self.by_variant),
+                             (f"plan {self.plan_id or '-'}", self.by_plan)]
         ]  # fmt: skip
         return " ".join(kept)
 
@@ -202,7 +209,8 @@ class DailyLatency(Latency):
     class Meta:
         indexes = [
             models.Index(
-                fields=["by_model", "by_feature", "by_variant", "day"], name="dailylatency_kept"
+                fields=["by_model", "by_feature", "by_variant", "by_plan", "day"],
+                name="dailylatency_kept_plan",
             )
         ]
 
@@ -219,7 +227,8 @@ class HourlyLatency(Latency):
     class Meta:
         indexes = [
             models.Index(
-                fields=["by_model", "by_feature", "by_variant", "hour"], name="hourlylatency_kept"
+                fields=["by_model", "by_feature", "by_variant", "by_plan", "hour"],
+                name="hourlylatency_kept_plan",
             )
         ]
 

@@ -222,37 +222,43 @@ def _sum_into(rows, usage_table, latency_table, at: dict, **also) -> int:
     return len(usage)
 
 
-LATENCY_DIMENSIONS = ("model", "feature", "variant")
+LATENCY_DIMENSIONS = ("model", "feature", "variant", "plan")
+LATENCY_COLUMNS = ("model", "feature", "variant", "plan_id")
+LATENCY_EMPTY = ("", "", "", None)  # a dimension summed over
 
 
 def latency_rows(successful, table=DailyLatency, **when) -> list:
     """The latency roll-up rows (`table`: DailyLatency or HourlyLatency, with `when`: their day
-    or hour) of a day's or an hour's successful calls: a histogram per model, feature and
-    variant, counted by bucket in the database, and their sums over every subset of the three
-    (a CUBE: 8 grouping sets)."""
+    or hour) of a day's or an hour's successful calls: a histogram per model, feature, variant
+    and plan, counted by bucket in the database, and their sums over every subset of the four
+    (a CUBE: 16 grouping sets)."""
     cube: dict[tuple, tuple[dict, dict]] = {}
+    sets = list(product((True, False), repeat=len(LATENCY_COLUMNS)))
     for index, column in enumerate(("latency_ms", "time_to_first_token_ms")):
         counted = (
             successful.filter(**{f"{column}__isnull": False})
             .annotate(bucket=histograms.bucket_sql(column))
-            .values_list(*LATENCY_DIMENSIONS, "bucket")
+            .values_list(*LATENCY_COLUMNS, "bucket")
             .annotate(calls=Count("id"))
             .order_by()
         )
         for *values, bucket, calls in counted:
-            for kept in product((True, False), repeat=3):
-                key = (*(v if on else "" for v, on in zip(values, kept, strict=True)), *kept)
+            for kept in sets:
+                summed = zip(values, kept, LATENCY_EMPTY, strict=True)
+                key = (*(value if on else empty for value, on, empty in summed), *kept)
                 counts = cube.setdefault(key, ({}, {}))[index]
                 counts[int(bucket)] = counts.get(int(bucket), 0) + calls
+    width = len(LATENCY_COLUMNS)
     return [
         table(
-            **when, model=name, feature=feature, variant=variant, by_model=by_model,
-            by_feature=by_feature, by_variant=by_variant, latency=histograms.pack(latency),
+            **when,
+            **dict(zip(LATENCY_COLUMNS, key[:width], strict=True)),
+            **{f"by_{name}": on for name, on in zip(LATENCY_DIMENSIONS, key[width:], strict=True)},
+            latency=histograms.pack(latency),
             first_token=histograms.pack(first_token),
         )
-        for (name, feature, variant, by_model, by_feature, by_variant), (latency, first_token)
-        in cube.items()
-    ]  # fmt: skip
+        for key, (latency, first_token) in cube.items()
+    ]
 
 
 def see_conversations(first: date, last: date) -> None:

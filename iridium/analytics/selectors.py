@@ -222,7 +222,7 @@ def _count_buckets(summed: dict, successful, key, *, first_token: bool = True) -
             successful.filter(**{f"{duration}__isnull": False})
             .annotate(bucket=histograms.bucket_sql(duration))
             .values_list(key, "bucket")
-            .annotate(calls=Count("id"))
+            .annotate(calls=Count("*"))
             .order_by()
         ):
             if value not in summed:
@@ -329,7 +329,7 @@ def _daily_latency(found: rollups.Parts, filters: Filters) -> tuple[dict, dict]:
         if not one_day:
             counted = counted.annotate(day=TruncDate("created_at"))
             columns.insert(0, "day")
-        for row in counted.values(*columns).annotate(calls=Count("id")).order_by():
+        for row in counted.values(*columns).annotate(calls=Count("*")).order_by():
             day, model, bucket, calls = (
                 row.get("day", timezone.localtime(raw_since).date()),
                 row["model"],
@@ -463,7 +463,7 @@ def latency_by(
             row.pop(column): row
             for row in successful.values(column)
             .annotate(
-                calls=Count("id"),
+                calls=Count("*"),
                 p50=PercentileCont("latency_ms", 0.5),
                 p95=PercentileCont("latency_ms", 0.95),
                 ttft_p50=PercentileCont("time_to_first_token_ms", 0.5),
