@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, Sum
 
 from . import rollups, selectors
@@ -80,6 +81,21 @@ def variants(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
     return out
 
 
+def _conversations(seen, *, several: bool) -> list[tuple[str, int]]:
+    """(feature, conversations) of the ConversationSeen(By) rows `seen`. ConversationSeen has
+    one row to a conversation, ConversationSeenBy `several`: those are counted as distinct
+    (feature, key) pairs first, by hashing, where COUNT(DISTINCT) would sort every row."""
+    if not several:
+        return list(seen.values_list("feature").annotate(Count("key")).order_by())
+    pairs, params = seen.values("feature", "key").distinct().order_by().query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT pairs.feature, COUNT(*) FROM ({pairs}) AS pairs GROUP BY pairs.feature",
+            params,
+        )
+        return cursor.fetchall()
+
+
 def per_feature(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]:
     """Per feature: spend, conversations, tickets or creations (`traces`: a session, or a
     trace that stands alone) and cost per one. Complete days and hours come from the roll-ups
@@ -105,11 +121,8 @@ def per_feature(*, since: datetime, filters: Filters = NO_FILTERS) -> list[dict]
             .order_by()
         ):
             traces[row["feature"]] = row["traces"]
-        # ConversationSeen has one row to a conversation, ConversationSeenBy several.
-        for row in (
-            seen.values("feature").annotate(traces=Count("key", distinct=bool(filters))).order_by()
-        ):
-            traces[row["feature"]] = traces.get(row["feature"], 0) + row["traces"]
+        for feature, count in _conversations(seen, several=bool(filters)):
+            traces[feature] = traces.get(feature, 0) + count
     for row in raw.values("feature").annotate(**sums).order_by():
         spends[row["feature"]] = Decimal(row["spend"] or 0)
         if not found.rolled:
