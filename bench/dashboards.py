@@ -10,8 +10,8 @@ fill is generated inside PostgreSQL (INSERT ... SELECT over generate_series, in 
 day as the periodic `rollup_generations` does, renders every console page for each period,
 without filters, with three (feature, model, errors only), with one person's calls and with
 one plan's, several times through Django's test client as a superuser, and reports the median
-time of each. The baseline in the same run is `/healthz` (one trivial query). The last line: `rows=<n> slowest_page_ms=<x> slowest_page=<name>`; the target is
-every page under 300 ms.
+time of each. The baseline in the same run is `/healthz` (one trivial query). The last line:
+`rows=<n> slowest_page_ms=<x> slowest_page=<name>`; the target is every page under 300 ms.
 
 BENCH_ROLLUP=0 keeps the roll-ups a run before made (they must be through yesterday), to
 measure the pages again without the roll-up of the 90 days; BENCH_REPEATS (5) renders of each
