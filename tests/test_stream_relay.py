@@ -13,7 +13,7 @@ from django.conf import settings
 from django.test import override_settings
 
 from chat.models import Conversation
-from iridium.live import fanout
+from iridium.live import fanout, protocol
 from tests.conftest import require
 from tests.helpers.sockets import frames_until, idle, open_socket
 
@@ -166,3 +166,35 @@ async def test_a_quiet_socket_stays_open(redis_layer, ai_settings, user):
     assert frames[-1]["message"]["status"] == "complete"
     await idle("chat", conversation.pk)
     await socket.disconnect()
+
+
+async def test_an_answers_last_frame_reaches_other_workers_once_redis_is_back(
+    private_redis, monkeypatch
+):
+    """An answer that ends while Redis is away: its last frame is held back, and goes to the
+    sockets of other workers that are in the group once Redis can be read again (as a socket
+    rejoins when Redis comes back), once to each, so no tab shows it as still being written."""
+    monkeypatch.setattr(fanout, "RETRY_SECONDS", 0.3)
+    config = {"hosts": [{"address": private_redis.url, "socket_timeout": 0.5}]}
+    layers = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": config}}
+    group = "chat-held"
+    finished = protocol.answer_finished(7, {"id": 7, "status": "complete"}, "<p>Done</p>")
+    with override_settings(CHANNEL_LAYERS=layers):
+        fanout._memberships.clear()
+        other_worker = RedisChannelLayer(**config)
+        channel = await other_worker.new_channel()
+        private_redis.kill()
+        await fanout.group_send(group, {"type": "delta", "offset": 0, "text": "x"})
+        await fanout.group_send(group, finished)  # Redis still away: held back
+        assert group in fanout._memberships.get().held
+        private_redis.start()
+        await other_worker.group_add(group, channel)
+        message = await asyncio.wait_for(other_worker.receive(channel), 10)
+        assert message == {"type": "stream.frame", "frame": finished}
+        # Once: the rounds that read the group again while the frame is held send it no more.
+        await asyncio.sleep(fanout.MEMBERS_SECONDS * 3)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(other_worker.receive(channel), 0.5)
+        await other_worker.group_discard(group, channel)
+        await other_worker.flush()
+        fanout._memberships.clear()

@@ -15,7 +15,7 @@ from django.conf import settings
 
 from iridium.infra.loops import PerLoop
 
-from . import channels_redis
+from . import channels_redis, protocol
 
 logger = logging.getLogger(__name__)
 
@@ -64,11 +64,17 @@ FORGET_SECONDS = 5.0
 # When Redis cannot be read, other workers are not tried again for this long: the answer streams
 # on to this worker's sockets without waiting for Redis at every frame.
 RETRY_SECONDS = 5.0
+# An answer's last frame that could not go to other workers is held back for this long and goes
+# to the members found once Redis can be read again (their sockets rejoin as it comes back), so
+# that a tab on another worker does not show the answer as still being written.
+HOLD_SECONDS = 15.0
 
 
 async def _send_to_other_workers(group: str, frame: dict) -> None:
     layer = get_channel_layer()
     memberships = _memberships.get()
+    if frame.get("type") == protocol.ANSWER_FINISHED:
+        memberships.hold_if_unreachable(group, frame)
     for channel in await memberships.others(layer, group):
         try:
             async with asyncio.timeout(settings.REDIS_TIMEOUT):
@@ -78,6 +84,8 @@ async def _send_to_other_workers(group: str, frame: dict) -> None:
         except Exception as error:  # Redis gone: not tried again for RETRY_SECONDS
             warn_now_and_then(f"could not relay a frame to another worker: {error!r}")
             memberships.skip(group)
+            if frame.get("type") == protocol.ANSWER_FINISHED:
+                memberships.hold_if_unreachable(group, frame)
             return
 
 
@@ -94,6 +102,9 @@ class _Membership:
         self.wake = asyncio.Event()
         self.layer = None
         self.reading: asyncio.Task | None = None
+        self.unreachable: set[str] = set()  # groups whose members could not be read last time
+        # group -> (last frame, hold until, channels it went to), see HOLD_SECONDS
+        self.held: dict[str, tuple[dict, float, set[str]]] = {}
 
     async def others(self, layer, group: str) -> list[str]:
         self.used[group] = time.monotonic()
@@ -112,14 +123,42 @@ class _Membership:
     def skip(self, group: str) -> None:
         """Other workers are unreachable for now: this group's frames stay here a while."""
         self.known[group] = (time.monotonic() + RETRY_SECONDS, [])
+        self.unreachable.add(group)
+
+    def hold_if_unreachable(self, group: str, frame: dict) -> None:
+        """Keep an answer's last frame for the other workers' sockets until Redis is back."""
+        if group in self.unreachable:
+            self.held[group] = (frame, time.monotonic() + HOLD_SECONDS, set())
+
+    async def _deliver_held(self, found: dict[str, list[str]]) -> None:
+        now = time.monotonic()
+        for group in [g for g in self.held if g in found and g not in self.unreachable]:
+            frame, _, sent = self.held[group]
+            for channel in set(found[group]) - sent:
+                try:
+                    async with asyncio.timeout(settings.REDIS_TIMEOUT):
+                        await self.layer.send(channel, {"type": "stream.frame", "frame": frame})
+                    sent.add(channel)
+                except ChannelFull:
+                    sent.add(channel)
+                except Exception as error:
+                    warn_now_and_then(f"could not relay a frame to another worker: {error!r}")
+                    self.skip(group)
+                    break
+        for group in [g for g, (_, until, _) in self.held.items() if until < now]:
+            del self.held[group]
 
     async def _read_while_used(self) -> None:
         while True:
             await asyncio.sleep(0)  # the other answers of this turn of the loop join the round
             now = time.monotonic()
-            for group in [g for g, last in self.used.items() if now - last > FORGET_SECONDS]:
+            forgotten = [g for g, last in self.used.items() if now - last > FORGET_SECONDS]
+            for group in forgotten:
+                if group in self.held:  # read on while its last frame waits for other workers
+                    continue
                 del self.used[group]
                 self.known.pop(group, None)
+                self.unreachable.discard(group)
             if not self.used and not self.waiting:
                 return
             soon = now + MEMBERS_SECONDS / 2
@@ -131,6 +170,8 @@ class _Membership:
                 for group, future in waiting.items():
                     if not future.done():
                         future.set_result(found.get(group, []))
+                if self.held:
+                    await self._deliver_held(found)
             self.wake.clear()
             if self.waiting:
                 continue
@@ -149,10 +190,12 @@ class _Membership:
                 for group in groups
             }
             until = time.monotonic() + MEMBERS_SECONDS
+            self.unreachable.difference_update(groups)
         except Exception as error:  # the answers stream on to this worker's sockets
             warn_now_and_then(f"could not read which workers watch a stream: {error!r}")
             others = {group: [] for group in groups}
             until = time.monotonic() + RETRY_SECONDS
+            self.unreachable.update(groups)
         for group in groups:
             self.known[group] = (until, others[group])
         return others
