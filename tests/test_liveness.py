@@ -9,6 +9,7 @@ last test runs two production workers.
 
 import asyncio
 import json
+import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -211,3 +212,37 @@ async def test_an_answer_waiting_for_its_first_token_is_neither_interrupted_nor_
     assert not event["properties"]["$ai_is_error"]
     await tab_a.close()
     await tab_b.close()
+
+
+def test_recovery_never_deadlocks_with_a_statement_that_locks_every_table(django_db_blocker):
+    """Every worker reads its candidates every few seconds. A read that joined tables took their
+    locks one by one and, about once in fifteen flushes, deadlocked with the test suite's flush
+    (one TRUNCATE of every table, which locks them in turn), failing a test's teardown. Each
+    read now holds one table's lock at a time; the tables it reads are locked here as TRUNCATE
+    locks them, the people's before the calls'."""
+    from django.db import connection, transaction
+
+    from iridium.accounts.models import Organization, Plan, User
+
+    require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL)")
+    tables = ", ".join(m._meta.db_table for m in (User, Organization, Plan, Generation))
+    failures, done = [], threading.Event()
+
+    def recover_again_and_again():
+        while not done.is_set():
+            try:
+                asyncio.run(recover_interrupted_calls())
+            except Exception as error:  # any failure is the finding
+                failures.append(error)
+        connection.close()
+
+    reader = threading.Thread(target=recover_again_and_again)
+    reader.start()
+    try:
+        for _ in range(300):
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")
+    finally:
+        done.set()
+        reader.join()
+    assert failures == []

@@ -136,7 +136,11 @@ async def recover_interrupted_calls() -> int:
 def _claim() -> list[tuple[Generation, GenerationRecord]]:
     now = timezone.now()
     stale = now - timedelta(seconds=settings.AI_CALL_STALE_SECONDS)
-    candidates = Generation.objects.filter(in_flight=True, heartbeat_at__lt=stale).select_related(
+    # The candidates are read from their one table, and their people and plans by one query
+    # each after: a read that joins tables takes their locks one by one, which can deadlock with
+    # a statement that locks several tables in turn (the test suite's flush TRUNCATEs them all),
+    # and this read runs every few seconds on every worker.
+    candidates = Generation.objects.filter(in_flight=True, heartbeat_at__lt=stale).prefetch_related(
         "user__plan", "user__organization__plan", "plan"
     )[:BATCH]
     claimed = []
