@@ -76,17 +76,25 @@ async def _send_to_other_workers(group: str, frame: dict) -> None:
     if frame.get("type") == protocol.ANSWER_FINISHED:
         memberships.hold_if_unreachable(group, frame)
     for channel in await memberships.others(layer, group):
-        try:
-            async with asyncio.timeout(settings.REDIS_TIMEOUT):
-                await layer.send(channel, {"type": "stream.frame", "frame": frame})
-        except ChannelFull:  # that socket does not keep up: it catches up from a snapshot
-            continue
-        except Exception as error:  # Redis gone: not tried again for RETRY_SECONDS
-            warn_now_and_then(f"could not relay a frame to another worker: {error!r}")
+        if not await _relay(layer, channel, frame):  # Redis gone: not tried for RETRY_SECONDS
             memberships.skip(group)
             if frame.get("type") == protocol.ANSWER_FINISHED:
                 memberships.hold_if_unreachable(group, frame)
             return
+
+
+async def _relay(layer, channel: str, frame: dict) -> bool:
+    """Send `frame` to a socket of another worker; False if Redis could not take it. A socket
+    whose channel is full does not keep up: it catches up from a snapshot."""
+    try:
+        async with asyncio.timeout(settings.REDIS_TIMEOUT):
+            await layer.send(channel, {"type": "stream.frame", "frame": frame})
+    except ChannelFull:
+        return True
+    except Exception as error:
+        warn_now_and_then(f"could not relay a frame to another worker: {error!r}")
+        return False
+    return True
 
 
 class _Membership:
@@ -135,16 +143,10 @@ class _Membership:
         for group in [g for g in self.held if g in found and g not in self.unreachable]:
             frame, _, sent = self.held[group]
             for channel in set(found[group]) - sent:
-                try:
-                    async with asyncio.timeout(settings.REDIS_TIMEOUT):
-                        await self.layer.send(channel, {"type": "stream.frame", "frame": frame})
-                    sent.add(channel)
-                except ChannelFull:
-                    sent.add(channel)
-                except Exception as error:
-                    warn_now_and_then(f"could not relay a frame to another worker: {error!r}")
+                if not await _relay(self.layer, channel, frame):
                     self.skip(group)
                     break
+                sent.add(channel)
         for group in [g for g, (_, until, _) in self.held.items() if until < now]:
             del self.held[group]
 
