@@ -144,10 +144,14 @@ def test_the_hours_are_rolled_up_again_to_see_the_conversations_last_calls(plans
     assert ConversationSeen.objects.get(key="s-1").last_call_at == call
 
 
-def test_the_latency_rollups_gain_their_rows_per_plan_where_the_raw_rows_are_kept(plans):
-    """0017: the rows rolled up before it are sums over every plan; the rows per plan are
-    made from the raw rows of each day and hour rolled up, as the roll-up makes them now. A
-    day whose raw rows are gone keeps its sums and gains nothing."""
+def test_the_latency_rollups_gain_their_rows_per_plan_and_organization_from_the_raw_rows(
+    plans, organization
+):
+    """0017 and 0019: the rows rolled up before them are sums over every plan and organization;
+    the rows per plan (0017) and per organization (0019) are made from the raw rows of each day
+    and hour rolled up, as the roll-up makes them now. A day whose raw rows are gone keeps its
+    sums and gains nothing. Backwards, 0019 deletes the rows per organization only, and 0018
+    drops its columns."""
     from datetime import timedelta
 
     from django.utils import timezone
@@ -168,6 +172,7 @@ def test_the_latency_rollups_gain_their_rows_per_plan_where_the_raw_rows_are_kep
         {
             "created_at": when + timedelta(minutes=index),
             "plan": [free, pro, None][index % 3],
+            "organization": [organization, None][index // 2 % 2],
             "model": ["gpt-4o", "gpt-4o-mini"][index % 2],
             "latency_ms": float(100 + 37 * index),
             "time_to_first_token_ms": None if index % 4 == 0 else float(20 + index),
@@ -192,22 +197,42 @@ def test_the_latency_rollups_gain_their_rows_per_plan_where_the_raw_rows_are_kep
 
     def kept(rows):
         return sorted(
-            (r.model, r.feature, r.variant, r.plan_id or 0, r.by_model, r.by_feature, r.by_variant,
-             r.latency, r.first_token)
+            (r.model, r.feature, r.variant, r.plan_id or 0, r.organization_id or 0, r.by_model,
+             r.by_feature, r.by_variant, r.by_plan, r.by_organization, r.latency, r.first_token)
             for r in rows
         )  # fmt: skip
 
     successful = Generation.objects.filter(cache_hit=False, is_error=False)
     start, end = rollups._day_bounds(yesterday)
     day_rows = successful.filter(created_at__gte=start, created_at__lt=end)
-    wanted = [r for r in rollups.latency_rows(day_rows, DailyLatency, day=yesterday) if r.by_plan]
-    # (2 models, and all) x (2 plans and none) x (feature and variant, each kept or summed)
-    assert len(wanted) == 3 * 3 * 4
-    assert kept(DailyLatency.objects.filter(day=yesterday, by_plan=True)) == kept(wanted)
     hour_rows = successful.filter(created_at__gte=hour, created_at__lt=hour + timedelta(hours=1))
-    wanted = [r for r in rollups.latency_rows(hour_rows, HourlyLatency, hour=hour) if r.by_plan]
-    assert kept(HourlyLatency.objects.filter(hour=hour, by_plan=True)) == kept(wanted)
+    for made_by, plan_rows, organization_rows, size in [
+        ("0017", {"by_plan": True, "by_organization": False}, None, 3 * 3 * 4),
+        # (2 models, and all) x (2 plans and none, and all) x (feature and variant, each kept
+        # or summed) x (an organization and none)
+        ("0019", None, {"by_organization": True}, 3 * 4 * 4 * 2),
+    ]:
+        wanted_here = plan_rows or organization_rows
+        for table, rows, when in [(DailyLatency, day_rows, {"day": yesterday}),
+                                  (HourlyLatency, hour_rows, {"hour": hour})]:  # fmt: skip
+            wanted = [
+                r
+                for r in rollups.latency_rows(rows, table, **when)
+                if all(getattr(r, name) == on for name, on in wanted_here.items())
+            ]
+            if table is DailyLatency:
+                assert len(wanted) == size, made_by
+            assert kept(table.objects.filter(**when, **wanted_here)) == kept(wanted), made_by
     # The sums made before stay as they were, the purged day's too, and gain nothing.
-    assert DailyLatency.objects.filter(by_plan=False).count() == 2
-    assert not DailyLatency.objects.filter(day=purged, by_plan=True).exists()
-    assert HourlyLatency.objects.get(by_plan=False).latency == [100, 1]
+    summed = {"by_plan": False, "by_organization": False}
+    assert DailyLatency.objects.filter(**summed).count() == 2
+    assert not DailyLatency.objects.filter(day=purged).exclude(**summed).exists()
+    assert HourlyLatency.objects.get(**summed).latency == [100, 1]
+    try:
+        migrate([("analytics", "0018_latency_rollups_keep_organization")])
+        assert not DailyLatency.objects.filter(by_organization=True).exists()
+        assert DailyLatency.objects.filter(by_plan=True).count() == 3 * 3 * 4
+        before = migrate([("analytics", "0017_latency_rollups_keep_plan")])
+        assert before.get_model("analytics", "DailyLatency").objects.count() == 3 * 3 * 4 + 2
+    finally:
+        migrate(latest())

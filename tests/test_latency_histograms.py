@@ -65,15 +65,20 @@ def test_packing():
 
 
 @pytest.mark.django_db
-def test_the_rollup_counts_the_buckets_python_does_in_every_grouping_set(make_user):
-    people = [make_user("alice", plan="free"), make_user("bob", plan="pro")]
+def test_the_rollup_counts_the_buckets_python_does_in_every_grouping_set(make_user, organization):
+    people = [
+        make_user("alice", plan="free", organization=organization),
+        make_user("bob", plan="pro"),
+        make_user("carol", plan="pro", organization=organization),
+    ]
     yesterday = timezone.now() - timedelta(days=1)
     rng = random.Random(3)
     specs = [
         {
             "created_at": yesterday.replace(hour=12) + timedelta(seconds=index),
-            "user": people[index % 7 % 2],
-            "plan": people[index % 7 % 2].plan,
+            "user": people[index % 7 % 3],
+            "plan": people[index % 7 % 3].plan,
+            "organization": people[index % 7 % 3].organization,
             "feature": ["chat", "code-generation"][index % 2],
             "model": ["gpt-4o", "gpt-4o-mini", "gpt-4.1"][index % 3],
             "variant": ["", "control"][index % 2 == 0 and index % 5 == 0],
@@ -85,12 +90,16 @@ def test_the_rollup_counts_the_buckets_python_does_in_every_grouping_set(make_us
     factories.create_generations(specs)
     rollups.rollup()
     rows = list(DailyLatency.objects.all())
-    # 3 models x 2 features x (1 or 2 variants) x 2 plans: the base rows and their sums.
-    assert {(r.by_model, r.by_feature, r.by_variant, r.by_plan) for r in rows} == set(
-        product((True, False), repeat=4)
+    # 3 models x 2 features x (1 or 2 variants) x 2 plans x (an organization and none): the
+    # base rows and their sums.
+    kept = ("by_model", "by_feature", "by_variant", "by_plan", "by_organization")
+    assert {tuple(getattr(r, name) for name in kept) for r in rows} == set(
+        product((True, False), repeat=5)
     )
     assert {r.plan_id for r in rows if r.by_plan} == {person.plan_id for person in people}
     assert {r.plan_id for r in rows if not r.by_plan} == {None}
+    assert {r.organization_id for r in rows if r.by_organization} == {organization.pk, None}
+    assert {r.organization_id for r in rows if not r.by_organization} == {None}
     for row in rows:
         wanted = [
             spec
@@ -99,6 +108,10 @@ def test_the_rollup_counts_the_buckets_python_does_in_every_grouping_set(make_us
             and (not row.by_feature or spec["feature"] == row.feature)
             and (not row.by_variant or spec["variant"] == row.variant)
             and (not row.by_plan or spec["plan"].pk == row.plan_id)
+            and (
+                not row.by_organization
+                or getattr(spec["organization"], "pk", None) == row.organization_id
+            )
         ]
         for column, stored in [("latency_ms", row.latency), ("time_to_first_token_ms",
                                                               row.first_token)]:  # fmt: skip

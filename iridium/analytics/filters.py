@@ -35,9 +35,9 @@ class Filters:
 
     @property
     def latency_rollups_ok(self) -> bool:
-        """The latency roll-ups are kept per model, feature, variant and plan (of successful
-        calls: errors only leaves none); one organization's or person's calls are read raw."""
-        return not (self.organization or self.user or self.errors)
+        """The latency roll-ups are kept per model, feature, variant, plan and organization (of
+        successful calls: errors only leaves none); one person's calls are read raw."""
+        return not (self.user or self.errors)
 
     def _lookups(self, *, errors: bool = True) -> dict:
         lookups = {}

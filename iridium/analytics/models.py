@@ -165,12 +165,12 @@ class Latency(models.Model):
     log-spaced buckets (iridium.analytics.histograms: within 1% of each duration), over a day
     (DailyLatency) or an hour (HourlyLatency).
 
-    Kept per model, feature, experiment variant and plan, and summed over any of the four as
-    well (as SQL's GROUPING SETS; `by_model` false: every model summed, `model` empty), so that
-    a period's percentiles, with any of these filters, per day, per model or per variant, add
-    up at most a row per day (or hour) and key shown. One person's or one organization's calls
-    are few enough to be read raw, through an index that holds what the percentiles need
-    (iridium.ai.models.Generation).
+    Kept per model, feature, experiment variant, plan and organization, and summed over any of
+    the five as well (as SQL's GROUPING SETS; `by_model` false: every model summed, `model`
+    empty), so that a period's percentiles, with any of these filters, per day, per model or per
+    variant, add up at most a row per day (or hour) and key shown. One person's calls are few
+    enough to be read raw, through an index that holds what the percentiles need
+    (iridium.ai.models.Generation); an organization's may be a tenth of all.
     """
 
     model = models.CharField(max_length=100)
@@ -179,10 +179,17 @@ class Latency(models.Model):
     plan = models.ForeignKey(
         "accounts.Plan", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )  # fmt: skip
     by_model = models.BooleanField(default=True, help_text="False: every model summed.")
     by_feature = models.BooleanField(default=True, help_text="False: every feature summed.")
     by_variant = models.BooleanField(default=True, help_text="False: every variant summed.")
     by_plan = models.BooleanField(default=True, help_text="False: every plan summed.")
+    by_organization = models.BooleanField(
+        default=True, help_text="False: every organization summed."
+    )
     latency = models.JSONField(
         default=list, help_text="[first bucket, calls in it, in the next, ...] (histograms.pack)."
     )
@@ -196,7 +203,9 @@ class Latency(models.Model):
             name if on else "*"
             for name, on in [(self.model, self.by_model), (self.feature, self.by_feature),
                              (self.variant, self.by_variant),
-                             (f"plan {self.plan_id or '-'}", self.by_plan)]
+                             (f"plan {self.plan_id or '-'}", self.by_plan),
+                             (f"organization {self.organization_id or '-'}",
+                              self.by_organization)]
         ]  # fmt: skip
         return " ".join(kept)
 
@@ -209,8 +218,15 @@ class DailyLatency(Latency):
     class Meta:
         indexes = [
             models.Index(
-                fields=["by_model", "by_feature", "by_variant", "by_plan", "day"],
-                name="dailylatency_kept_plan",
+                fields=[
+                    "by_model",
+                    "by_feature",
+                    "by_variant",
+                    "by_plan",
+                    "by_organization",
+                    "day",
+                ],
+                name="dailylatency_kept_org",
             )
         ]
 
@@ -227,8 +243,15 @@ class HourlyLatency(Latency):
     class Meta:
         indexes = [
             models.Index(
-                fields=["by_model", "by_feature", "by_variant", "by_plan", "hour"],
-                name="hourlylatency_kept_plan",
+                fields=[
+                    "by_model",
+                    "by_feature",
+                    "by_variant",
+                    "by_plan",
+                    "by_organization",
+                    "hour",
+                ],
+                name="hourlylatency_kept_org",
             )
         ]
 

@@ -222,16 +222,16 @@ def _sum_into(rows, usage_table, latency_table, at: dict, **also) -> int:
     return len(usage)
 
 
-LATENCY_DIMENSIONS = ("model", "feature", "variant", "plan")
-LATENCY_COLUMNS = ("model", "feature", "variant", "plan_id")
-LATENCY_EMPTY = ("", "", "", None)  # a dimension summed over
+LATENCY_DIMENSIONS = ("model", "feature", "variant", "plan", "organization")
+LATENCY_COLUMNS = ("model", "feature", "variant", "plan_id", "organization_id")
+LATENCY_EMPTY = ("", "", "", None, None)  # a dimension summed over
 
 
 def latency_rows(successful, table=DailyLatency, **when) -> list:
     """The latency roll-up rows (`table`: DailyLatency or HourlyLatency, with `when`: their day
-    or hour) of a day's or an hour's successful calls: a histogram per model, feature, variant
-    and plan, counted by bucket in the database, and their sums over every subset of the four
-    (a CUBE: 16 grouping sets)."""
+    or hour) of a day's or an hour's successful calls: a histogram per model, feature, variant,
+    plan and organization, counted by bucket in the database, and their sums over every subset
+    of the five (a CUBE: 32 grouping sets)."""
     cube: dict[tuple, tuple[dict, dict]] = {}
     sets = list(product((True, False), repeat=len(LATENCY_COLUMNS)))
     for index, column in enumerate(("latency_ms", "time_to_first_token_ms")):
