@@ -215,8 +215,9 @@ def main():
     # from the roll-ups, which keep the plan.
     by_user = "&user=bench-user-1"
     by_plan = "&plan=free"
-    # One organization's: a tenth of the rows, read raw through the covering index on
-    # (organization, created_at).
+    # One organization's: a tenth of the rows, read from the roll-ups, which keep the
+    # organization too (the raw rows of the hour under way through the covering index on
+    # (organization, created_at)).
     by_organization = "&organization=bench-org-0"
     for period in ("today", "24h", "7d", "30d", "90d"):
         for name, path in (("dashboard", "/analytics/"), ("traces", "/analytics/traces/"),
