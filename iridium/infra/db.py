@@ -39,6 +39,11 @@ def pooled() -> bool:
     return bool(connection.settings_dict.get("OPTIONS", {}).get("pool"))
 
 
+def on_a_file() -> bool:
+    """The database is a file (SQLite): no server can end its connections under us."""
+    return connection.vendor == "sqlite"
+
+
 async def on_kept_connection_async(write, *args):
     """`on_kept_connection` in asgiref's thread for synchronous work (where the async ORM runs)."""
     return await sync_to_async(on_kept_connection)(write, *args)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import orjson
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -35,6 +36,7 @@ from django.db.models import QuerySet
 
 from iridium import ai
 from iridium.ai import feedback as ai_feedback
+from iridium.infra.db import on_a_file
 from iridium.infra.errors import DomainError, NotAllowed
 
 from . import fanout, protocol, runs
@@ -78,6 +80,18 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
             return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS).decode()
         except TypeError:
             return json.dumps(content)
+
+    async def dispatch(self, message):
+        """Channels closes the database connection of asgiref's thread before each message a
+        socket takes (so that a connection a server ended is not used again). A file's (SQLite,
+        the embedded set-up) cannot be ended under us, and opening it again (its PRAGMAs) was a
+        tenth of an answer's start: it is kept, as answers keep it (iridium.infra.db)."""
+        if not on_a_file():
+            return await super().dispatch(message)
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
