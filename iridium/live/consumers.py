@@ -81,12 +81,18 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
         except TypeError:
             return json.dumps(content)
 
+    # Messages whose handlers touch no database (see dispatch).
+    without_database: ClassVar[frozenset[str]] = frozenset()
+
     async def dispatch(self, message):
-        """Channels closes the database connection of asgiref's thread before each message a
-        socket takes (so that a connection a server ended is not used again). A file's (SQLite,
-        the embedded set-up) cannot be ended under us, and opening it again (its PRAGMAs) was a
-        tenth of an answer's start: it is kept, as answers keep it (iridium.infra.db)."""
-        if not on_a_file():
+        """Channels runs close_old_connections() in asgiref's database thread before each
+        message a socket takes, so that a connection a server ended is not used again: a thread
+        hop each time, all through one thread. Skipped for messages that touch no database
+        (`without_database`: a token relayed by another worker is one), and where the database
+        is a file (SQLite, the embedded set-up): no server ends its connection, and opening it
+        again (its PRAGMAs) was a tenth of an answer's start, so it is kept, as answers keep it
+        (iridium.infra.db)."""
+        if message["type"] not in self.without_database and not on_a_file():
             return await super().dispatch(message)
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
@@ -129,6 +135,7 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
 
 class StreamConsumer(FrameConsumer):
     target: ClassVar[Target]
+    without_database = frozenset({"stream.frame"})  # a frame relayed by another worker
     # Frame type -> name of the method taking the validated frame (stop and feedback are the
     # base's).
     handlers: ClassVar[dict[str, str]] = {}
@@ -263,15 +270,6 @@ class StreamConsumer(FrameConsumer):
                     self.joined = False
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, LAYER_RETRY_SECONDS[1])
-
-    async def dispatch(self, message):
-        # Channels runs close_old_connections() in the database thread before every handler:
-        # a thread hop per token per socket, all through one thread. Relayed frames touch no
-        # database, so they skip it.
-        if message["type"] == "stream.frame":
-            await self.stream_frame(message)
-            return
-        await super().dispatch(message)
 
     async def stream_frame(self, event):
         await self.send_json(event["frame"])
