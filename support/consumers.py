@@ -1,6 +1,6 @@
 from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
 
+from iridium.infra.db import socket_database_call
 from iridium.infra.errors import Busy, NotAllowed
 from iridium.live import fanout, protocol
 from iridium.live.consumers import StreamConsumer
@@ -27,7 +27,7 @@ class TicketConsumer(StreamConsumer):
         def visible():
             return access.tickets_for(user).filter(pk=object_id).first()
 
-        return await database_sync_to_async(visible)()
+        return await socket_database_call(visible)
 
     def answers(self):
         return TicketMessage.objects.filter(ticket=self.object, kind=TicketMessage.Kind.ASSISTANT)
@@ -36,8 +36,7 @@ class TicketConsumer(StreamConsumer):
         # A ticket nobody has answered yet (filed from a chat, say) gets its first answer now,
         # when its owner opens it.
         owner = self.user.pk == self.object.user_id
-        pending = database_sync_to_async(answers.pending_first_response)
-        if owner and await pending(self.object):
+        if owner and await socket_database_call(answers.pending_first_response, self.object):
             await answers.start_answer(self.object_id)
 
     async def on_send(self, frame):
@@ -50,7 +49,7 @@ class TicketConsumer(StreamConsumer):
             {
                 "type": protocol.USER_MESSAGE,
                 "message": message.frame(),
-                "html": await database_sync_to_async(message_html)(message),
+                "html": await socket_database_call(message_html, message),
             },
         )
         if message.kind == TicketMessage.Kind.CUSTOMER:

@@ -3,6 +3,7 @@ with answers from the demo provider through the real openai SDK."""
 
 import asyncio
 import json
+import threading
 from datetime import timedelta
 from decimal import Decimal
 
@@ -18,7 +19,7 @@ from iridium.live import protocol
 from iridium.live.models import interrupted_after
 from support.models import Article, Ticket
 from tests import factories
-from tests.helpers.sockets import frames_until, idle, open_socket
+from tests.helpers.sockets import frames_until, idle, open_socket, session_cookie
 
 
 @pytest.fixture
@@ -281,6 +282,49 @@ async def test_limits_are_said_plainly_and_the_text_is_given_back(socket, conver
     assert await sync_to_async(messages_of)(conversation) == []
     await conversation.arefresh_from_db()
     assert conversation.title == "New conversation"
+
+
+async def ask_once(user, conversation, text, cookie):
+    """A socket opened, one answer written over it to its end, the socket closed."""
+    communicator, connected, _ = await open_socket(user, "chat", conversation.pk, cookie=cookie)
+    assert connected
+    assert (await communicator.receive_json_from())["type"] == "ready"
+    await communicator.send_json_to({"type": "send", "content": text})
+    await frames_until(communicator, "answer_finished")
+    await idle("chat", conversation.pk)
+    await communicator.disconnect()
+
+
+async def test_a_socket_keeps_the_database_connection_where_the_database_is_a_file(
+    ai_settings, user, conversation
+):
+    """Channels closes the connection of asgiref's database thread around each message and
+    each read of the socket's user. On SQLite (a file: no server ends its connections) the
+    sockets keep it, so a second socket's connection and answer open none; on PostgreSQL it
+    is handed back to the pool at each message and taken again."""
+    from django.db import connection
+    from django.db.backends.signals import connection_created
+
+    # Signed in before (the test client's log-in closes the thread's connection, as a request
+    # does).
+    cookie = await sync_to_async(session_cookie)(user)
+    await ask_once(user, conversation, "First question", cookie)
+    database_thread = await sync_to_async(threading.get_ident)()
+    opened = []
+
+    def count(sender, connection, **kwargs):
+        if threading.get_ident() == database_thread:
+            opened.append(connection.alias)
+
+    connection_created.connect(count)
+    try:
+        await ask_once(user, conversation, "Second question", cookie)
+    finally:
+        connection_created.disconnect(count)
+    if connection.vendor == "sqlite":
+        assert opened == []
+    else:
+        assert len(opened) >= 1, opened
 
 
 # --- Tools ------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ is made again, once, on a fresh connection.
 """
 
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.db import InterfaceError, OperationalError, connection
 
 
@@ -42,6 +43,17 @@ def pooled() -> bool:
 def on_a_file() -> bool:
     """The database is a file (SQLite): no server can end its connections under us."""
     return connection.vendor == "sqlite"
+
+
+async def socket_database_call(func, *args):
+    """`func(*args)` in asgiref's database thread, for a socket: as Channels'
+    `database_sync_to_async`, which closes that thread's connection before and after (so that
+    one a server ended is not used again, and a pooled one goes back to the pool), except where
+    the database is a file: there the connection is kept, as answers keep it (opening SQLite
+    again runs its PRAGMAs and registers Django's functions)."""
+    if on_a_file():
+        return await sync_to_async(func)(*args)
+    return await database_sync_to_async(func)(*args)
 
 
 async def on_kept_connection_async(write, *args):

@@ -29,14 +29,14 @@ from typing import ClassVar
 
 import orjson
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.db.models import QuerySet
 
 from iridium import ai
 from iridium.ai import feedback as ai_feedback
-from iridium.infra.db import on_a_file
+from iridium.infra.db import on_a_file, socket_database_call
 from iridium.infra.errors import DomainError, NotAllowed
 
 from . import fanout, protocol, runs
@@ -98,6 +98,16 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
+
+    async def websocket_disconnect(self, message):
+        """Channels' own, which closes the connection after `disconnect` as `dispatch` does
+        before each message: kept where the database is a file."""
+        if not on_a_file():
+            return await super().websocket_disconnect(message)
+        for group in self.groups:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        await self.disconnect(message["code"])
+        raise StopConsumer()
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
@@ -199,7 +209,7 @@ class StreamConsumer(FrameConsumer):
 
     async def _in_progress(self) -> dict | None:
         """The answer being written (its text so far, its message rendered), if any."""
-        return await database_sync_to_async(self._answer_in_progress)()
+        return await socket_database_call(self._answer_in_progress)
 
     def _answer_in_progress(self) -> dict | None:
         answers = self.answers()
@@ -291,7 +301,7 @@ class StreamConsumer(FrameConsumer):
     async def on_feedback(self, frame):
         """Thumbs up or down (and a comment) on a finished answer, by the person it was for."""
         message_id, rating, comment = protocol.feedback(frame)
-        await database_sync_to_async(self._give_feedback)(message_id, rating, comment)
+        await socket_database_call(self._give_feedback, message_id, rating, comment)
         await self.send_json(protocol.feedback_saved(message_id, rating, comment))
 
     def _give_feedback(self, message_id: int, rating: str, comment: str) -> None:

@@ -7,12 +7,14 @@ CSRF check applies to forms) or from an origin listed in CSRF_TRUSTED_ORIGINS. C
 AllowedHostsOriginValidator compares host names only, so a page on another port or over plain
 http of the same host would pass it."""
 
-from channels.auth import AuthMiddleware
+from channels.auth import AuthMiddleware, get_user
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.security.websocket import WebsocketDenier
 from channels.sessions import CookieMiddleware, InstanceSessionWrapper, SessionMiddleware
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
+
+from iridium.infra.db import socket_database_call
 
 # No page opens an unknown path, so this code is not part of the page's protocol.
 CLOSE_NOT_FOUND = 4404
@@ -75,9 +77,17 @@ class SocketSessionMiddleware(SessionMiddleware):
         return await self.inner(wrapper.scope, receive, send)
 
 
+class SocketAuthMiddleware(AuthMiddleware):
+    """Channels' `AuthMiddleware`, its read of the user made as the sockets' other reads are
+    (`iridium.infra.db.socket_database_call`)."""
+
+    async def resolve_scope(self, scope):
+        scope["user"]._wrapped = await socket_database_call(get_user.func, scope)
+
+
 def socket_auth(inner):
     """Channels' `AuthMiddlewareStack` (cookies, session, user in the scope) for sockets."""
-    return CookieMiddleware(SocketSessionMiddleware(AuthMiddleware(inner)))
+    return CookieMiddleware(SocketSessionMiddleware(SocketAuthMiddleware(inner)))
 
 
 class NoSuchSocket(AsyncWebsocketConsumer):

@@ -35,13 +35,14 @@ def session_cookie(user) -> str:
     return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
 
 
-async def open_socket(user, kind: str, object_id: int, *, origin: bytes = ORIGIN):
-    """Connect to the socket of object `object_id` of `kind` as `user` (None: anonymous).
-    Returns the communicator, whether it was accepted, and the close code if not."""
+async def open_socket(user, kind: str, object_id: int, *, origin: bytes = ORIGIN, cookie=None):
+    """Connect to the socket of object `object_id` of `kind` as `user` (None: anonymous), with
+    a session of its own unless `cookie` (session_cookie's) is given. Returns the communicator,
+    whether it was accepted, and the close code if not."""
     path, _ = SOCKETS[kind]
     headers = [(b"origin", origin), (b"host", b"127.0.0.1")]
     if user is not None:
-        cookie = await sync_to_async(session_cookie)(user)
+        cookie = cookie or await sync_to_async(session_cookie)(user)
         headers.append((b"cookie", cookie.encode()))
     communicator = WebsocketCommunicator(application, path.format(object_id), headers)
     connected, code = await communicator.connect(timeout=5)
