@@ -3,6 +3,7 @@ channels through channels-redis only when they are in the group, and this worker
 while Redis is unreachable; a quiet socket stays open."""
 
 import asyncio
+import json
 import logging
 import time
 
@@ -123,7 +124,8 @@ async def test_this_workers_sockets_get_frames_while_redis_is_unreachable(
     received = []
 
     class Socket:  # the one thing a local socket must do
-        async def send_json(self, frame):
+        async def send_encoded(self, frame, text):
+            assert json.loads(text) == frame
             received.append(frame)
 
     unreachable = {

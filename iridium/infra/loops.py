@@ -16,9 +16,10 @@ class PerLoop(Generic[T]):
             weakref.WeakKeyDictionary()
         )
 
-    def get(self) -> T:
-        """The running loop's object, made on first use."""
-        loop = asyncio.get_running_loop()
+    def get(self, loop: asyncio.AbstractEventLoop | None = None) -> T:
+        """The running loop's object (`loop`'s, when the caller has it at hand), made on first
+        use."""
+        loop = loop or asyncio.get_running_loop()
         found = self._by_loop.get(loop)
         if found is None:
             found = self._by_loop[loop] = self._factory()

@@ -22,12 +22,10 @@ views use), the object's answers, and its handlers for frames. The base:
 """
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass
 from typing import ClassVar
 
-import orjson
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -73,13 +71,7 @@ class FrameConsumer(AsyncJsonWebsocketConsumer):
 
     @classmethod
     async def encode_json(cls, content) -> str:
-        """A frame as JSON text: orjson, several times faster than the standard library at
-        each of a stream's frames; the standard library for what orjson refuses (a lone
-        surrogate in a text)."""
-        try:
-            return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS).decode()
-        except TypeError:
-            return json.dumps(content)
+        return protocol.encode(content)
 
     # Messages whose handlers touch no database (see dispatch).
     without_database: ClassVar[frozenset[str]] = frozenset()
@@ -206,6 +198,16 @@ class StreamConsumer(FrameConsumer):
             held.append(content)
             return
         await super().send_json(content, close=close)
+
+    async def send_encoded(self, frame: dict, text: str) -> None:
+        """`frame`, already encoded as `text` (once for all of its group's sockets), straight
+        to the socket: a stream's tokens skip Channels' layers of `send_json` (a frame held
+        until `ready` has gone is kept as it is)."""
+        held = getattr(self, "_held", None)
+        if held is not None:
+            held.append(frame)
+            return
+        await self.base_send({"type": "websocket.send", "text": text})
 
     async def _in_progress(self) -> dict | None:
         """The answer being written (its text so far, its message rendered), if any."""

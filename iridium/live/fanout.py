@@ -40,16 +40,21 @@ def single_process() -> bool:
     return isinstance(get_channel_layer(), InMemoryChannelLayer)
 
 
-async def group_send(group: str, frame: dict) -> None:
-    """Send `frame` to every socket watching `group`: this worker's directly, other workers'
-    through the channel layer (channels-redis), only when there are any."""
-    for consumer in list(_local_sockets.get(group, ())):
-        try:
-            await consumer.send_json(frame)
-        except Exception:  # a socket that has gone: it unsubscribes when it disconnects
-            logger.debug("could not send a frame to a closed socket", exc_info=True)
+async def group_send(group: str, frame: dict, loop=None) -> None:
+    """Send `frame` to every socket watching `group`: this worker's directly (encoded once),
+    other workers' through the channel layer (channels-redis), only when there are any.
+    `loop`, the running event loop, when the caller knows it: on Python 3.11 asking for it
+    costs a system call (`getpid`), at every token of every answer."""
+    sockets = _local_sockets.get(group)
+    if sockets:
+        text = protocol.encode(frame)
+        for consumer in list(sockets):
+            try:
+                await consumer.send_encoded(frame, text)
+            except Exception:  # a socket that has gone: it unsubscribes when it disconnects
+                logger.debug("could not send a frame to a closed socket", exc_info=True)
     if not single_process():
-        await _send_to_other_workers(group, frame)
+        await _send_to_other_workers(group, frame, loop)
 
 
 # Sockets join the channel layer's group too, so that other workers can reach them; frames go
@@ -70,9 +75,9 @@ RETRY_SECONDS = 5.0
 HOLD_SECONDS = 15.0
 
 
-async def _send_to_other_workers(group: str, frame: dict) -> None:
+async def _send_to_other_workers(group: str, frame: dict, loop=None) -> None:
     layer = get_channel_layer()
-    memberships = _memberships.get()
+    memberships = _memberships.get(loop)
     if frame.get("type") == protocol.ANSWER_FINISHED:
         memberships.hold_if_unreachable(group, frame)
     for channel in await memberships.others(layer, group):

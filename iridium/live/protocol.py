@@ -50,6 +50,8 @@ To the page:
 
 import json
 
+import orjson
+
 from iridium import ai
 from iridium.infra.errors import DomainError
 from iridium.infra.text import TextRejected, check_text
@@ -133,6 +135,16 @@ class TooLong(FrameRejected):
 
 class InvalidText(FrameRejected):
     code = "invalid_text"
+
+
+def encode(frame: dict) -> str:
+    """A frame as JSON text: orjson, several times faster than the standard library at each
+    of a stream's frames; the standard library for what orjson refuses (a lone surrogate in a
+    text)."""
+    try:
+        return orjson.dumps(frame, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(frame)
 
 
 def parse(raw: str, *, max_chars: int) -> dict:

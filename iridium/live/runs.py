@@ -57,7 +57,7 @@ class Run:
     async def send(self, frame: dict) -> None:
         if frame["type"] != protocol.ANSWER_STARTED and not self.first_output.done():
             self.first_output.set_result(None)
-        await fanout.group_send(self.key, frame)
+        await fanout.group_send(self.key, frame, self.first_output.get_loop())
 
     async def started(self, timeout: float) -> None:
         """Wait until the answer has produced something (a token, a tool, its end) or `timeout`
@@ -111,6 +111,10 @@ def start(run: Run, produce: Callable[[Run], Awaitable[None]]) -> Run:
             _runs.pop(run.key, None)
             if watching:
                 watching.forget(run)
+            # A stop request this run heard of is taken away; one it never heard of (left as it
+            # ended) names this answer only and expires by itself: no round trip to Redis at
+            # the end of every answer for it.
+            if watching and run.stop_requested:
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(settings.REDIS_TIMEOUT):
                         await async_client(settings.REDIS_URL).delete(
