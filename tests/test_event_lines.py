@@ -60,9 +60,7 @@ STREAM = (
 
 
 @pytest.mark.parametrize("encoding", [None, "gzip"])
-def test_a_streamed_answer_reads_the_same_with_or_without_a_content_encoding(
-    settings, encoding
-):
+def test_a_streamed_answer_reads_the_same_with_or_without_a_content_encoding(settings, encoding):
     """An answer sent plainly is read raw (one generator fewer per token); one sent gzipped
     (an upstream or a proxy may) is decoded: the same lines either way, through the real SDK
     over loopback HTTP."""
