@@ -327,8 +327,9 @@ def test_rebuilding_the_days_keeps_the_conversations_seen_in_todays_hours(hours)
 @pytest.mark.parametrize("period", ["24h", "today"])
 def test_the_hourly_periods_read_the_hours_and_the_raw_rows_of_the_hour_under_way(hours, period):
     """Once the hours are rolled up, the raw rows before the hour under way are not read by
-    any figure of the last 24 hours (or today) but the exact latencies of a plan, organization
-    or user: the figures stay the same when those rows are gone (conversations included)."""
+    any figure of the last 24 hours (or today) but the exact latencies of a user's or of
+    errors only (`Filters.latency_rollups_ok`): the figures stay the same when those rows are
+    gone (conversations included)."""
     rollups.rollup()
     rollups.rollup_new_hours(now=hours["now"])
     since = selectors.period_start(period)
@@ -348,7 +349,7 @@ def test_the_hourly_periods_read_the_hours_and_the_raw_rows_of_the_hour_under_wa
         if filters.latency_rollups_ok:
             pages["latency"] = selectors.latency_by_model(since=since, filters=filters)
             pages["dashboard"] = selectors.dashboard(since=since, hourly=True, filters=filters)
-        else:  # the latencies of a plan, organization or user are read from the raw rows
+        else:  # the latencies of a user, or of errors only, are read from the raw rows
             for row in pages["variants"]:
                 row.pop("p50"), row.pop("p95")
         return norm(pages)
