@@ -172,17 +172,21 @@ def test_the_hours_rolled_up_to_any_hour_give_the_raw_rows_figures(hours, back):
 
 def test_the_hourly_parts(hours):
     """Today: the hours from midnight to the mark, then raw rows; 7 days: the days, the hours
-    after them, the raw rows; 24 hours: hours only (yesterday's are kept)."""
+    after them, the raw rows; 24 hours: hours only (yesterday's are kept). In today's first
+    hour no hour of today is complete: today and the 7 days have none, only raw rows."""
     rollups.rollup()
     rollups.rollup_new_hours(now=hours["now"])
     current = rollups.hour_start(hours["now"])
-    today = rollups.parts(selectors.period_start("today"))
+    midnight = selectors.period_start("today")
+    todays_hours = None if current == midnight else (midnight, current)
+    today = rollups.parts(midnight)
     assert today.through is None
-    assert today.hours == (selectors.period_start("today"), current)
+    assert today.hours == todays_hours
     assert today.raw_since == current
     week = rollups.parts(selectors.period_start("7d"))
     assert week.through == timezone.localdate() - timedelta(days=1)
-    assert week.hours == (selectors.period_start("today"), current)
+    assert week.hours == todays_hours
+    assert week.raw_since == current
     last_day = rollups.parts(selectors.period_start("24h"))
     assert last_day.through is None and last_day.hours[0] == selectors.period_start("24h")
 
